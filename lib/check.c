@@ -1,0 +1,358 @@
+/* check.c - verification of a store: packs against the index, snapshots
+ * against the chunks they need, and (with read_data) every stored byte. */
+#include "config.h"
+
+#include "buf.h"
+#include "codec.h"
+#include "idset.h"
+#include "index.h"
+#include "pack.h"
+#include "pool.h"
+#include "store_internal.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <time.h>
+
+struct footer_ent {
+	struct lb_pack_id pack;
+	struct lb_pack_entry e;
+};
+
+struct ck {
+	struct lb_store *s;
+	lb_problem_fn problem;
+	void *arg;
+	struct lb_check_result *res;
+	pthread_mutex_t mu;
+	struct lb_pack_id *packs;
+	size_t npacks, cappacks;
+	struct footer_ent *fe;
+	size_t nfe, capfe;
+	struct lb_idset *bad;     /* damaged or missing chunks */
+};
+
+static void report(struct ck *c, const char *kind, const char *fmt, ...) LB_PRINTF(3, 4);
+static void report(struct ck *c, const char *kind, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&c->mu);
+	c->res->errors++;
+	if (c->problem)
+		c->problem(c->arg, kind, line);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int mark_bad(struct ck *c, const struct lb_id *id)
+{
+	pthread_mutex_lock(&c->mu);
+	int r = lb_idset_add(c->bad, id);
+	pthread_mutex_unlock(&c->mu);
+	return r < 0 ? r : 0;
+}
+
+static int list_pack_cb(void *arg, const char *name, uint64_t size)
+{
+	struct ck *c = arg;
+	struct lb_pack_id id;
+	(void)size;
+	if (lb_pack_parse_name(name, &id) < 0) {
+		report(c, "pack", "%s: unexpected object in packs/", name);
+		return 0;
+	}
+	int r = lb_grow(&c->packs, &c->cappacks, c->npacks + 1, sizeof(*c->packs));
+	if (r < 0)
+		return r;
+	c->packs[c->npacks++] = id;
+	return 0;
+}
+
+static int fe_cmp(const void *a, const void *b)
+{
+	const struct footer_ent *x = a, *y = b;
+	int r = lb_id_cmp(&x->e.id, &y->e.id);
+	if (r)
+		return r;
+	r = memcmp(x->pack.b, y->pack.b, LB_PACK_ID_LEN);
+	if (r)
+		return r;
+	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
+}
+
+static int pack_id_cmp(const void *a, const void *b) { return memcmp(a, b, LB_PACK_ID_LEN); }
+
+struct idx_walk {
+	struct ck *c;
+	uint64_t indexed_in_pack; /* index entries whose pack exists */
+	struct lb_idset *used_packs;
+};
+
+static int index_entry_cb(void *arg, const struct lb_pack_id *pack, const struct lb_pack_entry *e)
+{
+	struct idx_walk *w = arg;
+	struct ck *c = w->c;
+	char hex[LB_ID_HEX], pname[96];
+	lb_pack_name(pack, pname, sizeof(pname));
+	if (!bsearch(pack, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp)) {
+		report(c, "index", "chunk %s: index names pack %s, which is missing",
+		       lb_id_hex(&e->id, hex), pname);
+		return mark_bad(c, &e->id);
+	}
+	struct footer_ent key = { .pack = *pack, .e = *e };
+	struct footer_ent *f = bsearch(&key, c->fe, c->nfe, sizeof(*c->fe), fe_cmp);
+	if (!f || f->e.stored != e->stored || f->e.raw != e->raw || f->e.codec != e->codec ||
+	    f->e.type != e->type) {
+		report(c, "index", "chunk %s: index entry (pack %s offset %u) does not match the pack footer",
+		       lb_id_hex(&e->id, hex), pname, e->offset);
+		return mark_bad(c, &e->id);
+	}
+	/* Mark the pack as referenced by the index (keyed by a padded id). */
+	struct lb_id pk = { { 0 } };
+	memcpy(pk.b, pack->b, LB_PACK_ID_LEN);
+	return lb_idset_add(w->used_packs, &pk) < 0 ? -ENOMEM : 0;
+}
+
+static int check_structure(struct ck *c)
+{
+	struct lb_backend *be = c->s->be;
+	int r = be->ops->list(be, "packs", list_pack_cb, c);
+	if (r < 0)
+		return r;
+	qsort(c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp);
+	c->res->packs = c->npacks;
+	for (size_t i = 0; i < c->npacks; i++) {
+		struct lb_pack_entry *es;
+		size_t n;
+		r = lb_pack_read_footer(be, &c->packs[i], &es, &n);
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+			c->res->torn_packs++;
+			report(c, "pack", "%s", lb_error_detail());
+			continue;
+		}
+		if (r < 0)
+			return r;
+		r = lb_grow(&c->fe, &c->capfe, c->nfe + n, sizeof(*c->fe));
+		if (r < 0) {
+			free(es);
+			return r;
+		}
+		for (size_t k = 0; k < n; k++)
+			c->fe[c->nfe++] = (struct footer_ent){ .pack = c->packs[i], .e = es[k] };
+		free(es);
+	}
+	qsort(c->fe, c->nfe, sizeof(*c->fe), fe_cmp);
+	struct idx_walk w = { .c = c, .used_packs = lb_idset_new() };
+	if (!w.used_packs)
+		return -ENOMEM;
+	r = lb_index_foreach(c->s->idx, index_entry_cb, &w);
+	c->res->chunks = lb_index_entries(c->s->idx);
+	for (size_t i = 0; r == 0 && i < c->npacks; i++) {
+		struct lb_id pk = { { 0 } };
+		memcpy(pk.b, c->packs[i].b, LB_PACK_ID_LEN);
+		if (!lb_idset_has(w.used_packs, &pk))
+			c->res->unindexed_packs++; /* left by an interrupted backup */
+	}
+	lb_idset_free(w.used_packs);
+	return r;
+}
+
+/* ---- read-data ------------------------------------------------------------ */
+
+struct verify_ctx {
+	struct ck *c;
+	const struct lb_pack_id *pack;
+	uint8_t *raw;
+	size_t cap;
+};
+
+static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_t *payload)
+{
+	struct verify_ctx *v = arg;
+	struct ck *c = v->c;
+	char hex[LB_ID_HEX], pname[96];
+	lb_pack_name(v->pack, pname, sizeof(pname));
+	if (!payload) {
+		report(c, "chunk", "chunk %s in pack %s at offset %u: checksum mismatch",
+		       lb_id_hex(&e->id, hex), pname, e->offset);
+		return mark_bad(c, &e->id);
+	}
+	if (e->raw > v->cap) {
+		uint8_t *nb = realloc(v->raw, e->raw);
+		if (!nb)
+			return -ENOMEM;
+		v->raw = nb;
+		v->cap = e->raw;
+	}
+	int r = lb_decompress(e->codec, payload, e->stored, v->raw, e->raw);
+	struct lb_id got;
+	if (r == 0) {
+		lb_sha256(v->raw, e->raw, &got);
+		if (lb_id_cmp(&got, &e->id) != 0)
+			r = -EBADMSG;
+	}
+	if (r < 0) {
+		report(c, "chunk", "chunk %s in pack %s at offset %u: content does not match its id",
+		       lb_id_hex(&e->id, hex), pname, e->offset);
+		return mark_bad(c, &e->id);
+	}
+	return 0;
+}
+
+struct verify_job {
+	struct ck *c;
+	int err;
+};
+
+static void verify_pack_job(void *arg, size_t i)
+{
+	struct verify_job *j = arg;
+	struct ck *c = j->c;
+	struct verify_ctx v = { .c = c, .pack = &c->packs[i] };
+	int r = lb_pack_verify(c->s->be, &c->packs[i], verify_blob_cb, &v);
+	free(v.raw);
+	if (r == -EBADMSG) {
+		/* Damage outside any blob (trailer, footer, file checksum) is
+		 * reported here; blob damage was reported by the callback. */
+		const char *d = lb_error_detail();
+		if (strstr(d, "checksum mismatch") && strstr(d, "chunk "))
+			return;
+		report(c, "pack", "%s", d);
+		/* A pack whose footer is unreadable: every chunk the index
+		 * places in it is damaged. */
+		for (size_t k = 0; k < c->nfe; k++)
+			if (memcmp(c->fe[k].pack.b, c->packs[i].b, LB_PACK_ID_LEN) == 0)
+				mark_bad(c, &c->fe[k].e.id);
+		return;
+	}
+	if (r < 0) {
+		pthread_mutex_lock(&c->mu);
+		if (!j->err)
+			j->err = r;
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	uint64_t size;
+	char name[96];
+	lb_pack_name(&c->packs[i], name, sizeof(name));
+	if (c->s->be->ops->stat(c->s->be, name, &size) == 0) {
+		pthread_mutex_lock(&c->mu);
+		c->res->bytes_read += size;
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/* ---- snapshots -------------------------------------------------------------- */
+
+static void snap_label(const struct lb_snapshot *snap, char *buf, size_t len)
+{
+	char hex[LB_SNAP_HEX], when[32];
+	time_t t = (time_t)(snap->time_ns / 1000000000LL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(buf, len, "%s (%s/%s %s)", lb_snap_id_hex(snap->id, hex), snap->tenant, snap->dataset, when);
+}
+
+/* Walks every snapshot; with trace set, reports files using bad chunks,
+ * otherwise checks that every referenced chunk is indexed. */
+static int walk_snapshots(struct ck *c, int trace)
+{
+	struct lb_snapshot **list;
+	size_t n;
+	int r = lb_store_list_snapshots(c->s, NULL, NULL, &list, &n);
+	if (r < 0)
+		return r;
+	if (!trace)
+		c->res->snapshots = n;
+	for (size_t i = 0; i < n; i++) {
+		struct lb_snapshot *snap = list[i];
+		char label[256];
+		snap_label(snap, label, sizeof(label));
+		int snap_bad = 0;
+		for (size_t t = 0; t < snap->ntree; t++) {
+			if (trace ? lb_idset_has(c->bad, &snap->tree[t].id) : 0)
+				snap_bad = 1;
+		}
+		struct lb_mreader *mr = lb_store_tree_reader(c->s, snap);
+		if (!mr) {
+			r = -ENOMEM;
+			break;
+		}
+		struct lb_entry e;
+		int rr;
+		while ((rr = lb_mreader_next(mr, &e)) == 1) {
+			if (!trace && e.type == LB_FT_REG)
+				c->res->files++;
+			int file_bad = 0;
+			for (size_t k = 0; k < e.nchunks; k++) {
+				const struct lb_id *id = &e.chunks[k].id;
+				if (trace) {
+					if (lb_idset_has(c->bad, id))
+						file_bad = 1;
+					continue;
+				}
+				struct lb_pack_id pid;
+				struct lb_pack_entry pe;
+				if (!lb_index_lookup(c->s->idx, id, &pid, &pe) || pe.raw != e.chunks[k].size) {
+					char hex[LB_ID_HEX];
+					if (!lb_idset_has(c->bad, id))
+						report(c, "chunk", "chunk %s is missing from the store",
+						       lb_id_hex(id, hex));
+					mark_bad(c, id);
+				}
+			}
+			if (file_bad)
+				report(c, "file", "snapshot %s: file %s is damaged", label, e.path);
+			lb_entry_clear(&e);
+		}
+		lb_mreader_free(mr);
+		if (rr < 0) {
+			if (!trace || !snap_bad)
+				report(c, "snapshot", "snapshot %s: manifest unreadable: %s", label, lb_error_detail());
+			else
+				report(c, "snapshot", "snapshot %s: manifest is damaged; its files cannot all be listed", label);
+		}
+	}
+	lb_snapshot_list_free(list, n);
+	return r;
+}
+
+int lb_store_check(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
+		   struct lb_check_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	struct ck c = { .s = s, .problem = problem, .arg = arg, .res = res };
+	pthread_mutex_init(&c.mu, NULL);
+	c.bad = lb_idset_new();
+	int r = c.bad ? 0 : -ENOMEM;
+	/* Make every chunk of finished backups visible before looking. */
+	if (r == 0)
+		r = lb_store_flush(s);
+	char **damaged;
+	size_t nd = lb_store_damaged_heads(s, &damaged);
+	for (size_t i = 0; r == 0 && i < nd; i++)
+		report(&c, "snapshot", "snapshot head %s is damaged", damaged[i]);
+	if (r == 0)
+		r = check_structure(&c);
+	if (r == 0 && read_data) {
+		struct verify_job j = { .c = &c };
+		r = lb_pool_run(lb_store_pool(s), c.npacks, verify_pack_job, &j);
+		if (r == 0)
+			r = j.err;
+	}
+	if (r == 0)
+		r = walk_snapshots(&c, 0);
+	if (r == 0 && lb_idset_count(c.bad) > 0)
+		r = walk_snapshots(&c, 1);
+	lb_idset_free(c.bad);
+	free(c.packs);
+	free(c.fe);
+	pthread_mutex_destroy(&c.mu);
+	if (r < 0)
+		return r;
+	return res->errors ? -EBADMSG : 0;
+}

@@ -1,0 +1,106 @@
+/* codec.c - zstd per chunk with thread-local contexts. */
+#include "config.h"
+
+#include "codec.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <zstd.h>
+
+struct tls_codec {
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	void *buf;
+	size_t cap;
+	int level;
+};
+
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void tls_free(void *p)
+{
+	struct tls_codec *t = p;
+	if (!t)
+		return;
+	ZSTD_freeCCtx(t->cctx);
+	ZSTD_freeDCtx(t->dctx);
+	free(t->buf);
+	free(t);
+}
+
+static void key_init(void) { pthread_key_create(&key, tls_free); }
+
+static struct tls_codec *tls_get(void)
+{
+	pthread_once(&key_once, key_init);
+	struct tls_codec *t = pthread_getspecific(key);
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->cctx = ZSTD_createCCtx();
+	t->dctx = ZSTD_createDCtx();
+	t->level = -1000;
+	if (!t->cctx || !t->dctx) {
+		tls_free(t);
+		return NULL;
+	}
+	pthread_setspecific(key, t);
+	return t;
+}
+
+int lb_compress(int level, const void *src, size_t len, const void **out, size_t *outlen)
+{
+	struct tls_codec *t = tls_get();
+	if (!t)
+		return -ENOMEM;
+	size_t bound = ZSTD_compressBound(len);
+	if (bound > t->cap) {
+		void *nb = realloc(t->buf, bound);
+		if (!nb)
+			return -ENOMEM;
+		t->buf = nb;
+		t->cap = bound;
+	}
+	if (t->level != level) {
+		ZSTD_CCtx_reset(t->cctx, ZSTD_reset_session_and_parameters);
+		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_compressionLevel, level);
+		/* The chunk id already protects the content; no frame checksum. */
+		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_checksumFlag, 0);
+		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_contentSizeFlag, 1);
+		t->level = level;
+	}
+	size_t n = ZSTD_compress2(t->cctx, t->buf, t->cap, src, len);
+	if (ZSTD_isError(n) || n >= len) {
+		*out = src;
+		*outlen = len;
+		return LB_CODEC_RAW;
+	}
+	*out = t->buf;
+	*outlen = n;
+	return LB_CODEC_ZSTD;
+}
+
+int lb_decompress(int codec, const void *src, size_t srclen, void *dst, size_t raw_len)
+{
+	switch (codec) {
+	case LB_CODEC_RAW:
+		if (srclen != raw_len)
+			return -EBADMSG;
+		memcpy(dst, src, raw_len);
+		return 0;
+	case LB_CODEC_ZSTD: {
+		struct tls_codec *t = tls_get();
+		if (!t)
+			return -ENOMEM;
+		size_t n = ZSTD_decompressDCtx(t->dctx, dst, raw_len, src, srclen);
+		if (ZSTD_isError(n) || n != raw_len)
+			return -EBADMSG;
+		return 0;
+	}
+	default:
+		return -ENOTSUP;
+	}
+}

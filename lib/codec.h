@@ -1,0 +1,29 @@
+/* codec.h - per-chunk compression with zstd.
+ *
+ * Each thread gets its own contexts and output buffer (created on first use,
+ * freed when the thread exits), so compressing a chunk allocates nothing. */
+#ifndef LB_CODEC_H
+#define LB_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Codec numbers as stored in blob headers (doc/FORMAT.md). */
+enum {
+	LB_CODEC_RAW = 0,        /* payload is the plaintext */
+	LB_CODEC_ZSTD = 1,       /* one zstd frame */
+	LB_CODEC_ZSTD_DELTA = 2, /* zstd frame against base chunks (reserved) */
+};
+
+/* Compresses src at the given zstd level.  On success sets *out to the stored
+ * payload (a thread-local buffer valid until this thread's next call, or src
+ * itself when compression does not shrink the chunk) and returns the codec
+ * (LB_CODEC_RAW or LB_CODEC_ZSTD); returns -ENOMEM on failure. */
+int lb_compress(int level, const void *src, size_t len, const void **out, size_t *outlen);
+
+/* Decodes a payload into dst, which must hold exactly raw_len bytes.
+ * Returns 0, -EBADMSG when the payload is corrupt or decodes to another
+ * length, or -ENOTSUP for an unknown codec. */
+int lb_decompress(int codec, const void *src, size_t srclen, void *dst, size_t raw_len);
+
+#endif

@@ -1,0 +1,56 @@
+/* index.h - the chunk index: chunk id -> (pack, offset, sizes, codec).
+ *
+ * The index is a short list of immutable sorted runs.  Every commit that
+ * sealed packs writes one more run; when there are too many they are merged
+ * into one.  Opening reads the runs (48 bytes per chunk, no hashing of the
+ * packs); a damaged or lost index is rebuilt from the pack footers alone.
+ * Lookups may run on many threads while one thread adds a run. */
+#ifndef LB_INDEX_H
+#define LB_INDEX_H
+
+#include "backend.h"
+#include "pack.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lb_index;
+
+/* One sealed pack's entries, as handed to lb_index_add(). */
+struct lb_index_pack {
+	struct lb_pack_id id;
+	const struct lb_pack_entry *entries;
+	size_t n;
+};
+
+/* Loads every run under "index/".  Superseded runs left by an interrupted
+ * merge are deleted.  -EBADMSG with a detail when a run is damaged. */
+int lb_index_open(struct lb_backend *be, struct lb_index **out);
+void lb_index_free(struct lb_index *idx);
+
+/* Finds id; returns 1 and fills *pack and *e, or 0 when absent. */
+int lb_index_lookup(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack,
+		    struct lb_pack_entry *e);
+
+/* Durably writes a run holding the entries of the given sealed packs and
+ * makes it visible to lookups. */
+int lb_index_add(struct lb_index *idx, const struct lb_index_pack *packs, size_t npacks);
+
+/* Merges all runs into one (dropping duplicate ids); no-op for one run. */
+int lb_index_compact(struct lb_index *idx);
+
+/* Number of distinct-run entries, runs, and bytes of memory held. */
+uint64_t lb_index_entries(struct lb_index *idx);
+size_t lb_index_nruns(struct lb_index *idx);
+uint64_t lb_index_memory(struct lb_index *idx);
+
+/* Calls cb for every entry (duplicates across runs included). */
+typedef int (*lb_index_cb)(void *arg, const struct lb_pack_id *pack, const struct lb_pack_entry *e);
+int lb_index_foreach(struct lb_index *idx, lb_index_cb cb, void *arg);
+
+/* Rebuilds the index from the footers of every sealed pack in the store:
+ * writes one new run superseding all existing ones, then deletes them.
+ * Packs that are torn or damaged are skipped and counted in *bad_packs. */
+int lb_index_rebuild(struct lb_backend *be, uint64_t *packs, uint64_t *chunks, uint64_t *bad_packs);
+
+#endif

@@ -1,0 +1,150 @@
+/* store.h - the store: packs, index, snapshots and the backup and read
+ * paths over them.
+ *
+ * One process owns a store at a time (an exclusive lock; a second opener is
+ * told "store in use by pid N").  Inside it, several backups may stream at
+ * once: chunks are hashed and compressed on a shared thread pool, appended
+ * to shared pack writers, and found by later chunks (of any backup) while
+ * their pack is still open, so concurrent backups never store a chunk twice.
+ *
+ * Commit protocol of a backup: its data and tree blobs are appended to packs
+ * -> every open pack is sealed (fsync, rename, fsync dir) -> an index run
+ * naming them is written the same way -> the snapshot head is published
+ * atomically.  Only the head makes a snapshot exist; a crash at any step
+ * leaves the last committed state, plus unreferenced packs for a later GC. */
+#ifndef LB_STORE_H
+#define LB_STORE_H
+
+#include "backend.h"
+#include "manifest.h"
+#include "snapshot.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lb_store;
+
+struct lb_store_params {
+	uint32_t chunk_min, chunk_avg, chunk_max;
+	int zstd_level;     /* 1..19 */
+	uint32_t pack_size; /* packs are sealed once they pass this size */
+};
+
+/* The defaults for new stores (chosen by measurement: doc/CHUNKING.md). */
+void lb_store_params_default(struct lb_store_params *p);
+
+/* Creates a new, empty store at path (the directory may exist but must not
+ * hold a store).  -EEXIST when a store is already there. */
+int lb_store_create(const char *path, const struct lb_store_params *p);
+
+/* Opens a store, taking its lock and starting `threads` pool workers
+ * (0 picks the number of CPUs).  Errors: -ENOENT (not a store),
+ * -EPROTONOSUPPORT (newer format), -EBUSY (in use, detail names the pid),
+ * -EBADMSG (damaged config or index). */
+int lb_store_open(const char *path, unsigned threads, struct lb_store **out);
+/* Closes the store; uncommitted backups must be freed first. */
+void lb_store_close(struct lb_store *s);
+
+const struct lb_store_params *lb_store_get_params(const struct lb_store *s);
+struct lb_backend *lb_store_backend(struct lb_store *s);
+struct lb_index *lb_store_index(struct lb_store *s);
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* Copies the list of snapshots (of one tenant, or all when tenant is NULL;
+ * of one dataset when dataset is not NULL) sorted by time, oldest first.
+ * Free with lb_snapshot_list_free. */
+int lb_store_list_snapshots(struct lb_store *s, const char *tenant, const char *dataset,
+			    struct lb_snapshot ***out, size_t *n);
+void lb_snapshot_list_free(struct lb_snapshot **list, size_t n);
+
+/* Resolves a snapshot name within tenant (NULL: any tenant): a unique prefix
+ * of its hex id (at least 4 digits), "DATASET@latest" or "DATASET@YYYY-MM-DD"
+ * (the newest of that UTC day), optionally prefixed with "TENANT/".
+ * Returns 0 and a copy in *out, -ENOENT, or -EEXIST when a prefix is
+ * ambiguous. */
+int lb_store_find_snapshot(struct lb_store *s, const char *tenant, const char *name,
+			   struct lb_snapshot **out);
+
+/* Number of heads that failed to load at open (damaged), for check. */
+size_t lb_store_damaged_heads(struct lb_store *s, char ***names);
+
+/* ---- backup --------------------------------------------------------------- */
+
+struct lb_backup;
+
+struct lb_backup_stats {
+	uint64_t files;        /* regular files */
+	uint64_t entries;      /* every path */
+	uint64_t logical;      /* file bytes read */
+	uint64_t chunks;       /* data chunks referenced */
+	uint64_t new_chunks;   /* chunks (data and tree) stored by this backup */
+	uint64_t new_stored;   /* their stored bytes */
+	uint64_t reused_files; /* files referenced from a previous snapshot */
+};
+
+/* Starts a backup of tenant/dataset.  Names must pass lb_name_valid. */
+int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset, const char *host,
+		    struct lb_backup **out);
+/* Adds an entry that carries no new data: a directory, symlink, device,
+ * fifo, hardlink, or a regular file whose chunks are already stored (e->chunks
+ * listed; each must exist in the store, else -ENOENT). */
+int lb_backup_add(struct lb_backup *b, const struct lb_entry *e);
+/* Starts a regular file; its data follows with file_write and ends with
+ * file_end.  e->chunks must be empty. */
+int lb_backup_file_begin(struct lb_backup *b, const struct lb_entry *e);
+int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len);
+int lb_backup_file_end(struct lb_backup *b);
+/* Adds a tag to the snapshot. */
+int lb_backup_tag(struct lb_backup *b, const char *tag);
+/* Overrides the snapshot time (default: lb_now_ns() at begin). */
+void lb_backup_set_time(struct lb_backup *b, int64_t time_ns);
+const struct lb_backup_stats *lb_backup_get_stats(const struct lb_backup *b);
+/* Commits: stores the manifest, seals packs, writes the index run and the
+ * head.  On success *out (if not NULL) receives a copy of the new snapshot.
+ * After any failure nothing of this backup is visible. */
+int lb_backup_commit(struct lb_backup *b, struct lb_snapshot **out);
+/* Frees a backup; one not committed is abandoned (its blobs become garbage). */
+void lb_backup_free(struct lb_backup *b);
+
+/* ---- reading --------------------------------------------------------------- */
+
+/* Reads one chunk (data or tree) into buf, which holds exactly size bytes,
+ * verifying its SHA-256.  -EBADMSG with a detail naming pack and offset when
+ * it is corrupt or missing. */
+int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf, uint32_t size);
+
+/* Streams a regular file's data in order: sink(arg, data, len) is called for
+ * consecutive pieces of the chunk stream (extents back to back).  Chunks are
+ * fetched and verified in parallel ahead of the sink. */
+typedef int (*lb_sink_fn)(void *arg, const void *data, size_t len);
+int lb_store_read_file(struct lb_store *s, const struct lb_entry *e, lb_sink_fn sink, void *arg);
+
+/* A reader over the snapshot's manifest (free with lb_mreader_free). */
+struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap);
+/* Looks up one path in a snapshot: 1 found, 0 absent, or -errno. */
+int lb_store_lookup(struct lb_store *s, const struct lb_snapshot *snap, const char *path, struct lb_entry *e);
+
+/* ---- verification ------------------------------------------------------------ */
+
+struct lb_check_result {
+	uint64_t packs, chunks, snapshots, files;
+	uint64_t bytes_read;      /* pack bytes read with read_data */
+	uint64_t errors;          /* problems reported */
+	uint64_t unindexed_packs; /* sealed packs no index run names (garbage) */
+	uint64_t torn_packs;      /* packs never sealed or with damaged trailers */
+};
+
+/* A problem found by check: kind is one of "pack", "index", "chunk",
+ * "snapshot", "file"; what is one line naming it. */
+typedef void (*lb_problem_fn)(void *arg, const char *kind, const char *what);
+
+/* Checks structure (every pack footer against the index, every snapshot's
+ * manifest and every chunk it references) and, with read_data, every byte
+ * of every pack (re-hashing each chunk).  Each damaged chunk is traced to the
+ * snapshots and files that use it.  Returns 0 when clean, -EBADMSG when any
+ * problem was found, or another -errno when check itself could not run. */
+int lb_store_check(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
+		   struct lb_check_result *res);
+
+#endif

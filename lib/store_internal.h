@@ -1,0 +1,52 @@
+/* store_internal.h - the store's state, shared by store.c and check.c only. */
+#ifndef LB_STORE_INTERNAL_H
+#define LB_STORE_INTERNAL_H
+
+#include "cdc.h"
+#include "store.h"
+
+#include <pthread.h>
+
+struct openpack;
+struct pnode;
+struct lb_pool;
+
+struct lb_store {
+	struct lb_backend *be;
+	struct lb_store_params p;
+	struct lb_cdc cdc;
+	struct lb_index *idx;
+	struct lb_pool *pool;
+
+	/* mu guards the pending table, the sealed list, sealing and the
+	 * failure epoch; cv signals changes to them.  Lock order: flush_mu,
+	 * then pack_mu, then mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pnode **buckets;
+	struct openpack *sealed; /* sealed, not yet in an index run */
+	int sealing;             /* packs being sealed right now */
+	int last_seal_error;
+	uint64_t fail_epoch;
+
+	pthread_mutex_t pack_mu;
+	struct openpack *cur[3]; /* open writer per pack kind */
+
+	pthread_mutex_t flush_mu;
+
+	pthread_mutex_t cat_mu; /* the snapshot catalog */
+	struct lb_snapshot **snaps;
+	size_t nsnaps, capsnaps;
+	char **damaged;
+	size_t ndamaged, capdamaged;
+};
+
+/* Stores one blob unless the store already holds it (in the index or in a
+ * pack still being written).  Sets *is_new and the stored size. */
+int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, const void *data,
+		      size_t len, int *is_new, uint32_t *stored_out);
+/* Seals every open pack and writes an index run for all sealed packs. */
+int lb_store_flush(struct lb_store *s);
+struct lb_pool *lb_store_pool(struct lb_store *s);
+
+#endif
