@@ -263,6 +263,7 @@ static int restore(struct lb_store *st, struct lb_snapshot *snap, const char *ta
 	mkdir(target, 0755);
 	while ((r = lb_mreader_next(mr, &e)) == 1) {
 		char full[8192];
+		r = 0;
 		snprintf(full, sizeof(full), "%s/%s", target, e.path);
 		struct timespec times[2] = { { e.mtime_ns / 1000000000LL, e.mtime_ns % 1000000000LL },
 					     { e.mtime_ns / 1000000000LL, e.mtime_ns % 1000000000LL } };
@@ -315,6 +316,7 @@ static int restore(struct lb_store *st, struct lb_snapshot *snap, const char *ta
 			break;
 		}
 		lb_entry_clear(&e);
+		r = 1;
 	}
 	lb_mreader_free(mr);
 	/* Directory times after their contents. */
@@ -494,5 +496,7 @@ int main(int argc, char **argv)
 		rc = 2;
 	}
 	lb_store_close(st);
+	if (getenv("LUMBUNG_FAULT_REPORT"))
+		fprintf(stderr, "fault-steps %llu\n", (unsigned long long)lb_fault_steps());
 	return rc;
 }

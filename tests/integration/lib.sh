@@ -1,0 +1,101 @@
+# lib.sh - shared helpers for the shell integration tests (TAP output).
+#
+# A test sources this file, calls `check "what" command...` for each
+# assertion and ends with `done_testing`.  Scratch files live in $T, a fresh
+# directory removed when the test passes and kept for inspection otherwise.
+
+set -u
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+LBSTORE="$top_builddir/tests/lbstore"
+T=$(mktemp -d "${TMPDIR:-/tmp}/lb-it-XXXXXX")
+tap_n=0
+tap_failed=0
+
+check() {
+	what=$1
+	shift
+	tap_n=$((tap_n + 1))
+	if "$@" >"$T/.out" 2>&1; then
+		echo "ok $tap_n - $what"
+	else
+		echo "not ok $tap_n - $what"
+		sed 's/^/# /' "$T/.out" | head -20
+		tap_failed=$((tap_failed + 1))
+	fi
+}
+
+# check_fails "what" command...: the command must exit non-zero.
+check_fails() {
+	what=$1
+	shift
+	tap_n=$((tap_n + 1))
+	if "$@" >"$T/.out" 2>&1; then
+		echo "not ok $tap_n - $what (succeeded, expected failure)"
+		sed 's/^/# /' "$T/.out" | head -20
+		tap_failed=$((tap_failed + 1))
+	else
+		echo "ok $tap_n - $what"
+	fi
+}
+
+diag() { echo "# $*"; }
+
+skip_all() {
+	echo "1..0 # SKIP $*"
+	rm -rf "$T"
+	exit 0
+}
+
+done_testing() {
+	echo "1..$tap_n"
+	if [ "$tap_failed" -eq 0 ]; then
+		rm -rf "$T"
+		exit 0
+	fi
+	echo "# scratch kept in $T"
+	exit 1
+}
+
+# tree_digest DIR: one line per path with type, mode, size, target, content
+# hash and xattrs, sorted; two trees are equal iff their digests are.
+tree_digest() {
+	(cd "$1" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort | while IFS= read -r p; do
+		if [ -L "$p" ]; then
+			printf '%s l %s\n' "$p" "$(readlink "$p")"
+		elif [ -d "$p" ]; then
+			printf '%s d %s\n' "$p" "$(stat -c '%a' "$p")"
+		elif [ -f "$p" ]; then
+			printf '%s f %s %s %s %s\n' "$p" "$(stat -c '%a %s %Y' "$p")" \
+				"$(sha256sum <"$p" | cut -c1-64)" \
+				"$(getfattr -d -m 'user\.' --absolute-names "$p" 2>/dev/null | grep -v '^#' | tr '\n' ' ')"
+		else
+			printf '%s o %s\n' "$p" "$(stat -c '%F %a' "$p")"
+		fi
+	done)
+}
+
+# same_tree A B: the two trees have equal digests.
+same_tree() {
+	tree_digest "$1" >"$T/.a" && tree_digest "$2" >"$T/.b" && diff "$T/.a" "$T/.b"
+}
+
+# make_tree DIR SEED: a small tree with every kind of entry the engine keeps.
+make_tree() {
+	d=$1
+	seed=$2
+	mkdir -p "$d/docs/sub" "$d/empty"
+	head -c 300000 /dev/urandom >"$d/docs/random.bin"
+	seq 1 "$((20000 + seed))" >"$d/docs/sub/numbers.txt"
+	printf 'seed %s\n' "$seed" >"$d/seed.txt"
+	: >"$d/docs/empty-file"
+	ln -s sub/numbers.txt "$d/docs/link"
+	ln "$d/docs/random.bin" "$d/hardlink.bin"
+	truncate -s 8M "$d/sparse.img"
+	printf 'tail' | dd of="$d/sparse.img" bs=1 seek=6000000 conv=notrunc 2>/dev/null
+	mkfifo "$d/fifo"
+	chmod 0750 "$d/docs/sub"
+	chmod 0600 "$d/seed.txt"
+	setfattr -n user.lumbung -v "value-$seed" "$d/docs/sub/numbers.txt" 2>/dev/null || true
+	touch -d '2020-02-29 12:34:56' "$d/docs/random.bin"
+}

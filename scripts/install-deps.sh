@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs everything Lumbung needs to build and run its test suite on a
+# fresh Debian 12 machine.  Run as root (or with sudo).  Idempotent.
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps.sh: run as root (apt-get needs it)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+	build-essential autoconf automake libtool pkg-config \
+	libzstd-dev libarchive-dev librsync-dev libinih-dev libssl-dev \
+	zstd python3 attr acl util-linux coreutils findutils \
+	mtree-netbsd libarchive-tools tar ca-certificates
