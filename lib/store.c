@@ -20,7 +20,7 @@
 #include <time.h>
 
 #define PT_BUCKETS 65536u
-#define BATCH_TARGET (16u << 20)
+#define BATCH_TARGET (8u << 20)
 #define MAX_PENDING_FILES 4096
 
 void lb_store_params_default(struct lb_store_params *p)
@@ -704,20 +704,36 @@ int lb_store_find_snapshot(struct lb_store *s, const char *tenant, const char *n
 
 /* ---- backup ---------------------------------------------------------------- */
 
+/* A backup cuts file data into chunks in one thread and hashes, dedups and
+ * compresses them on the pool, in batches.  Two batch buffers alternate:
+ * while the pool works on one, the backup thread reads and cuts into the
+ * other, so both cores stay busy.  Files wait in a queue until all their
+ * chunks are done, then go to the manifest. */
+
 struct pend_file {
 	struct lb_entry e;
 	size_t chunk_cap;
+	size_t pending; /* chunks cut but not yet stored */
 	int ended;
 };
 
 struct item {
 	size_t off, len;
-	size_t file; /* index into files */
+	uint64_t fseq; /* sequence number of the file it belongs to */
 	struct lb_id id;
 	uint32_t stored;
 	int is_new;
 	int err;
 	char errdetail[160];
+};
+
+struct batch {
+	struct lb_store *s;
+	uint8_t *buf;
+	size_t cap, fill, cut;
+	struct item *items;
+	size_t nitems, capitems;
+	struct lb_job *job; /* in flight on the pool */
 };
 
 struct lb_backup {
@@ -730,12 +746,11 @@ struct lb_backup {
 	uint64_t epoch;
 	int failed;
 	int in_file;
-	uint8_t *buf;
-	size_t cap, fill, cut;
-	struct item *items;
-	size_t nitems, capitems;
-	struct pend_file *files;
+	struct batch bt[2];
+	int cur; /* the batch being filled */
+	struct pend_file *files; /* queue: files[0] has sequence head_seq */
 	size_t nfiles, capfiles;
+	uint64_t head_seq;
 	struct lb_backup_stats st;
 };
 
@@ -754,10 +769,14 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	b->dataset = strdup(dataset);
 	b->host = strdup(host ? host : "");
 	b->mw = lb_mwriter_new();
-	b->cap = BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
-	b->buf = malloc(b->cap);
 	b->time_ns = lb_now_ns();
-	if (!b->tenant || !b->dataset || !b->host || !b->mw || !b->buf) {
+	int ok = b->tenant && b->dataset && b->host && b->mw;
+	for (int i = 0; i < 2; i++) {
+		b->bt[i].cap = BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
+		b->bt[i].buf = malloc(b->bt[i].cap);
+		ok = ok && b->bt[i].buf;
+	}
+	if (!ok) {
 		lb_backup_free(b);
 		return -ENOMEM;
 	}
@@ -820,70 +839,107 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 
 static void chunk_job(void *arg, size_t i)
 {
-	struct lb_backup *b = arg;
-	struct item *it = &b->items[i];
-	const uint8_t *data = b->buf + it->off;
+	struct batch *bt = arg;
+	struct item *it = &bt->items[i];
+	const uint8_t *data = bt->buf + it->off;
 	lb_sha256(data, it->len, &it->id);
-	it->err = lb_store_put_blob(b->s, LB_BLOB_DATA, &it->id, data, it->len, &it->is_new, &it->stored);
+	it->err = lb_store_put_blob(bt->s, LB_BLOB_DATA, &it->id, data, it->len, &it->is_new, &it->stored);
 	if (it->err < 0)
 		snprintf(it->errdetail, sizeof(it->errdetail), "%s", lb_error_detail());
 }
 
-/* Hashes, deduplicates and stores every chunk cut so far, hands the ids to
- * their files, emits finished files to the manifest and compacts buf. */
-static int run_batch(struct lb_backup *b)
+/* Waits for a batch in flight, hands its chunk ids to their files, and
+ * sends every finished file at the head of the queue to the manifest. */
+static int finish_batch(struct lb_backup *b, struct batch *bt)
 {
-	if (b->nitems) {
-		int r = lb_pool_run(b->s->pool, b->nitems, chunk_job, b);
-		if (r < 0)
-			return r;
+	if (bt->job) {
+		lb_job_wait(b->s->pool, bt->job);
+		bt->job = NULL;
 	}
-	for (size_t i = 0; i < b->nitems; i++) {
-		struct item *it = &b->items[i];
+	int r = 0;
+	for (size_t i = 0; i < bt->nitems && r == 0; i++) {
+		struct item *it = &bt->items[i];
 		if (it->err < 0) {
 			lb_set_error("%s", it->errdetail);
-			return it->err;
+			r = it->err;
+			break;
 		}
-		struct pend_file *f = &b->files[it->file];
-		int r = lb_grow(&f->e.chunks, &f->chunk_cap, f->e.nchunks + 1, sizeof(*f->e.chunks));
+		struct pend_file *f = &b->files[it->fseq - b->head_seq];
+		r = lb_grow(&f->e.chunks, &f->chunk_cap, f->e.nchunks + 1, sizeof(*f->e.chunks));
 		if (r < 0)
-			return r;
+			break;
 		f->e.chunks[f->e.nchunks].id = it->id;
 		f->e.chunks[f->e.nchunks].size = (uint32_t)it->len;
 		f->e.nchunks++;
+		f->pending--;
 		b->st.chunks++;
 		if (it->is_new) {
 			b->st.new_chunks++;
 			b->st.new_stored += it->stored;
 		}
 	}
-	size_t keep = 0;
-	for (size_t i = 0; i < b->nfiles; i++) {
-		struct pend_file *f = &b->files[i];
-		if (f->ended) {
-			int r = lb_mwriter_add(b->mw, &f->e);
-			lb_entry_clear(&f->e);
-			if (r < 0)
-				return r;
-		} else {
-			b->files[keep++] = *f;
-		}
+	bt->nitems = 0;
+	bt->fill = bt->cut = 0;
+	if (r < 0)
+		return r;
+	size_t done = 0;
+	while (done < b->nfiles && b->files[done].ended && b->files[done].pending == 0) {
+		r = lb_mwriter_add(b->mw, &b->files[done].e);
+		lb_entry_clear(&b->files[done].e);
+		done++;
+		if (r < 0)
+			break;
 	}
-	b->nfiles = keep;
-	memmove(b->buf, b->buf + b->cut, b->fill - b->cut);
-	b->fill -= b->cut;
-	b->cut = 0;
-	b->nitems = 0;
+	if (done) {
+		memmove(b->files, b->files + done, (b->nfiles - done) * sizeof(*b->files));
+		b->nfiles -= done;
+		b->head_seq += done;
+	}
+	return r;
+}
+
+/* Sends the batch being filled to the pool and switches to the other one
+ * (after finishing it), carrying over the bytes not yet cut. */
+static int switch_batch(struct lb_backup *b)
+{
+	struct batch *cur = &b->bt[b->cur], *next = &b->bt[!b->cur];
+	int r = finish_batch(b, next);
+	if (r < 0)
+		return r;
+	size_t tail = cur->fill - cur->cut;
+	memcpy(next->buf, cur->buf + cur->cut, tail);
+	next->fill = tail;
+	next->cut = 0;
+	cur->fill = cur->cut;
+	cur->s = b->s;
+	if (cur->nitems) {
+		r = lb_job_submit(b->s->pool, cur->nitems, chunk_job, cur, &cur->job);
+		if (r < 0)
+			return r;
+	}
+	b->cur = !b->cur;
 	return 0;
+}
+
+/* Finishes every chunk cut so far (both batches). */
+static int drain(struct lb_backup *b)
+{
+	int r = switch_batch(b);
+	if (r == 0)
+		r = finish_batch(b, &b->bt[!b->cur]);
+	return r;
 }
 
 static int add_item(struct lb_backup *b, size_t len)
 {
-	int r = lb_grow(&b->items, &b->capitems, b->nitems + 1, sizeof(*b->items));
+	struct batch *bt = &b->bt[b->cur];
+	int r = lb_grow(&bt->items, &bt->capitems, bt->nitems + 1, sizeof(*bt->items));
 	if (r < 0)
 		return r;
-	b->items[b->nitems++] = (struct item){ .off = b->cut, .len = len, .file = b->nfiles - 1 };
-	b->cut += len;
+	bt->items[bt->nitems++] = (struct item){ .off = bt->cut, .len = len,
+						 .fseq = b->head_seq + b->nfiles - 1 };
+	b->files[b->nfiles - 1].pending++;
+	bt->cut += len;
 	return 0;
 }
 
@@ -926,19 +982,20 @@ int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len)
 		return -EINVAL;
 	b->st.logical += len;
 	while (len > 0) {
-		size_t n = LB_MIN(len, b->cap - b->fill);
-		memcpy(b->buf + b->fill, p, n);
-		b->fill += n;
+		struct batch *bt = &b->bt[b->cur];
+		size_t n = LB_MIN(len, bt->cap - bt->fill);
+		memcpy(bt->buf + bt->fill, p, n);
+		bt->fill += n;
 		p += n;
 		len -= n;
-		while (b->fill - b->cut >= b->s->p.chunk_max) {
-			size_t c = lb_cdc_cut(&b->s->cdc, b->buf + b->cut, b->fill - b->cut, 0);
+		while (bt->fill - bt->cut >= b->s->p.chunk_max) {
+			size_t c = lb_cdc_cut(&b->s->cdc, bt->buf + bt->cut, bt->fill - bt->cut, 0);
 			int r = add_item(b, c);
 			if (r < 0)
 				return fail(b, r);
 		}
-		if (b->cut >= BATCH_TARGET) {
-			int r = run_batch(b);
+		if (bt->cut >= BATCH_TARGET) {
+			int r = switch_batch(b);
 			if (r < 0)
 				return fail(b, r);
 		}
@@ -952,8 +1009,9 @@ int lb_backup_file_end(struct lb_backup *b)
 		return b->failed;
 	if (!b->in_file)
 		return -EINVAL;
-	while (b->cut < b->fill) {
-		size_t c = lb_cdc_cut(&b->s->cdc, b->buf + b->cut, b->fill - b->cut, 1);
+	struct batch *bt = &b->bt[b->cur];
+	while (bt->cut < bt->fill) {
+		size_t c = lb_cdc_cut(&b->s->cdc, bt->buf + bt->cut, bt->fill - bt->cut, 1);
 		int r = add_item(b, c);
 		if (r < 0)
 			return fail(b, r);
@@ -962,8 +1020,8 @@ int lb_backup_file_end(struct lb_backup *b)
 	b->in_file = 0;
 	b->st.files++;
 	b->st.entries++;
-	if (b->cut >= BATCH_TARGET || b->nfiles >= MAX_PENDING_FILES) {
-		int r = run_batch(b);
+	if (bt->cut >= BATCH_TARGET || b->nfiles >= MAX_PENDING_FILES) {
+		int r = switch_batch(b);
 		if (r < 0)
 			return fail(b, r);
 	}
@@ -991,7 +1049,7 @@ int lb_backup_commit(struct lb_backup *b, struct lb_snapshot **out)
 		return b->failed;
 	if (b->in_file)
 		return fail(b, -EINVAL);
-	int r = run_batch(b);
+	int r = drain(b);
 	if (r < 0)
 		return fail(b, r);
 	struct lb_snapshot snap = { 0 };
@@ -1058,11 +1116,15 @@ void lb_backup_free(struct lb_backup *b)
 {
 	if (!b)
 		return;
+	for (int i = 0; i < 2; i++) {
+		if (b->bt[i].job)
+			lb_job_wait(b->s->pool, b->bt[i].job);
+		free(b->bt[i].items);
+		free(b->bt[i].buf);
+	}
 	for (size_t i = 0; i < b->nfiles; i++)
 		lb_entry_clear(&b->files[i].e);
 	free(b->files);
-	free(b->items);
-	free(b->buf);
 	lb_mwriter_free(b->mw);
 	for (size_t i = 0; i < b->ntags; i++)
 		free(b->tags[i]);
@@ -1137,75 +1199,189 @@ int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf
 	return 0;
 }
 
-struct read_batch {
+struct rf_item {
+	const struct lb_entry *e;
+	size_t chunk; /* index in e->chunks, or SIZE_MAX for "no data" */
+	size_t off;   /* in the batch buffer */
+	int last;     /* last piece of e */
+	int err;
+};
+
+struct rf_batch {
 	struct lb_store *s;
-	const struct lb_chunkref *chunks;
-	size_t *offs;
+	struct rf_item *items;
+	size_t n, cap;
 	uint8_t *buf;
-	int *errs;
+	size_t bufcap, fill;
+	struct lb_job *job;
 	char detail[256];
 	pthread_mutex_t mu;
 };
 
-static void read_job(void *arg, size_t i)
+static void rf_job(void *arg, size_t i)
 {
-	struct read_batch *rb = arg;
-	rb->errs[i] = lb_store_read_chunk(rb->s, &rb->chunks[i].id, rb->buf + rb->offs[i], rb->chunks[i].size);
-	if (rb->errs[i] < 0) {
-		pthread_mutex_lock(&rb->mu);
-		if (!rb->detail[0])
-			snprintf(rb->detail, sizeof(rb->detail), "%s", lb_error_detail());
-		pthread_mutex_unlock(&rb->mu);
+	struct rf_batch *b = arg;
+	struct rf_item *it = &b->items[i];
+	if (it->chunk == SIZE_MAX)
+		return;
+	const struct lb_chunkref *c = &it->e->chunks[it->chunk];
+	it->err = lb_store_read_chunk(b->s, &c->id, b->buf + it->off, c->size);
+	if (it->err < 0) {
+		pthread_mutex_lock(&b->mu);
+		if (!b->detail[0])
+			snprintf(b->detail, sizeof(b->detail), "%s", lb_error_detail());
+		pthread_mutex_unlock(&b->mu);
 	}
+}
+
+struct rf_state {
+	lb_next_file_fn next;
+	void *arg;
+	const struct lb_entry *cur; /* entry being split into items */
+	size_t chunk;               /* next chunk of cur */
+	int eof;
+};
+
+/* Fills a batch with up to BATCH_TARGET bytes of chunks, pulling entries. */
+static int rf_gather(struct rf_state *st, struct rf_batch *b)
+{
+	b->n = 0;
+	b->fill = 0;
+	b->detail[0] = '\0';
+	while (b->fill < BATCH_TARGET) {
+		if (!st->cur) {
+			if (st->eof)
+				break;
+			int r = st->next(st->arg, &st->cur);
+			if (r < 0)
+				return r;
+			if (r == 0) {
+				st->eof = 1;
+				break;
+			}
+			st->chunk = 0;
+		}
+		int r = lb_grow(&b->items, &b->cap, b->n + 1, sizeof(*b->items));
+		if (r < 0)
+			return r;
+		struct rf_item *it = &b->items[b->n];
+		*it = (struct rf_item){ .e = st->cur, .chunk = SIZE_MAX, .off = b->fill };
+		if (st->cur->nchunks > 0) {
+			size_t size = st->cur->chunks[st->chunk].size;
+			if (b->fill + size > b->bufcap) {
+				/* Grow only while the batch is not in flight. */
+				size_t ncap = LB_MAX(b->bufcap * 2, b->fill + size);
+				uint8_t *nb = realloc(b->buf, ncap);
+				if (!nb)
+					return -ENOMEM;
+				b->buf = nb;
+				b->bufcap = ncap;
+			}
+			it->chunk = st->chunk++;
+			b->fill += size;
+		}
+		b->n++;
+		if (st->chunk >= st->cur->nchunks) {
+			it->last = 1;
+			st->cur = NULL;
+		}
+	}
+	return 0;
+}
+
+static int rf_deliver(struct rf_batch *b, lb_file_data_fn data, lb_file_done_fn done, void *arg)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct rf_item *it = &b->items[i];
+		if (it->err < 0) {
+			lb_set_error("%s", b->detail);
+			return it->err;
+		}
+		int r = 0;
+		if (it->chunk != SIZE_MAX)
+			r = data(arg, it->e, b->buf + it->off, it->e->chunks[it->chunk].size);
+		if (r == 0 && it->last)
+			r = done(arg, it->e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
+			lb_file_done_fn done, void *arg)
+{
+	struct rf_batch bt[2];
+	memset(bt, 0, sizeof(bt));
+	struct rf_state st = { .next = next, .arg = arg };
+	int r = 0, cur = 0;
+	for (int i = 0; i < 2; i++) {
+		bt[i].s = s;
+		pthread_mutex_init(&bt[i].mu, NULL);
+	}
+	/* Batch cur is gathered and submitted while batch !cur, submitted
+	 * before it, is delivered: the pool always has work ahead. */
+	while (r == 0) {
+		r = rf_gather(&st, &bt[cur]);
+		if (r == 0 && bt[cur].n > 0)
+			r = lb_job_submit(s->pool, bt[cur].n, rf_job, &bt[cur], &bt[cur].job);
+		struct rf_batch *prev = &bt[!cur];
+		if (prev->job) {
+			lb_job_wait(s->pool, prev->job);
+			prev->job = NULL;
+			if (r == 0)
+				r = rf_deliver(prev, data, done, arg);
+			prev->n = 0;
+		}
+		if (bt[cur].n == 0)
+			break;
+		cur = !cur;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (bt[i].job)
+			lb_job_wait(s->pool, bt[i].job);
+		free(bt[i].items);
+		free(bt[i].buf);
+		pthread_mutex_destroy(&bt[i].mu);
+	}
+	return r;
+}
+
+struct one_file {
+	const struct lb_entry *e;
+	int given;
+	lb_sink_fn sink;
+	void *arg;
+};
+
+static int one_next(void *arg, const struct lb_entry **e)
+{
+	struct one_file *o = arg;
+	if (o->given)
+		return 0;
+	o->given = 1;
+	*e = o->e;
+	return 1;
+}
+
+static int one_data(void *arg, const struct lb_entry *e, const void *data, size_t len)
+{
+	struct one_file *o = arg;
+	(void)e;
+	return o->sink(o->arg, data, len);
+}
+
+static int one_done(void *arg, const struct lb_entry *e)
+{
+	(void)arg;
+	(void)e;
+	return 0;
 }
 
 int lb_store_read_file(struct lb_store *s, const struct lb_entry *e, lb_sink_fn sink, void *arg)
 {
-	size_t cap = BATCH_TARGET + (size_t)LB_CDC_MAX_MAX;
-	struct read_batch rb = { .s = s, .chunks = e->chunks };
-	size_t maxn = LB_MIN(e->nchunks, BATCH_TARGET / 1024 + 1);
-	rb.offs = lb_mallocarray(maxn + 1, sizeof(size_t));
-	rb.errs = lb_mallocarray(maxn + 1, sizeof(int));
-	rb.buf = malloc(LB_MIN(cap, (size_t)e->size + 1));
-	size_t bufcap = LB_MIN(cap, (size_t)e->size + 1);
-	pthread_mutex_init(&rb.mu, NULL);
-	int r = (!rb.offs || !rb.errs || !rb.buf) ? -ENOMEM : 0;
-	size_t i = 0;
-	while (r == 0 && i < e->nchunks) {
-		size_t n = 0, total = 0;
-		while (i + n < e->nchunks && n < maxn &&
-		       (n == 0 || total + e->chunks[i + n].size <= BATCH_TARGET)) {
-			rb.offs[n] = total;
-			total += e->chunks[i + n].size;
-			n++;
-		}
-		if (total > bufcap) {
-			uint8_t *nb = realloc(rb.buf, total);
-			if (!nb) {
-				r = -ENOMEM;
-				break;
-			}
-			rb.buf = nb;
-			bufcap = total;
-		}
-		rb.chunks = e->chunks + i;
-		rb.detail[0] = '\0';
-		r = lb_pool_run(s->pool, n, read_job, &rb);
-		for (size_t k = 0; r == 0 && k < n; k++) {
-			if (rb.errs[k] < 0) {
-				r = rb.errs[k];
-				lb_set_error("%s", rb.detail);
-			}
-		}
-		if (r == 0)
-			r = sink(arg, rb.buf, total);
-		i += n;
-	}
-	pthread_mutex_destroy(&rb.mu);
-	free(rb.offs);
-	free(rb.errs);
-	free(rb.buf);
-	return r;
+	struct one_file o = { .e = e, .sink = sink, .arg = arg };
+	return lb_store_read_files(s, one_next, one_data, one_done, &o);
 }
 
 static int tree_get(void *arg, const struct lb_id *id, uint32_t size, uint8_t **data)

@@ -120,6 +120,20 @@ int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf
 typedef int (*lb_sink_fn)(void *arg, const void *data, size_t len);
 int lb_store_read_file(struct lb_store *s, const struct lb_entry *e, lb_sink_fn sink, void *arg);
 
+/* Reads the data of many files in order, fetching and verifying chunks on
+ * the pool ahead of the caller and across file boundaries, so that a
+ * restore of many small files keeps every core busy.  The store pulls
+ * entries with next(): it returns 1 and an entry (which the caller keeps
+ * alive until done() is called for it), 0 at the end, or -errno.  data() is
+ * called for consecutive pieces of each entry's chunk stream, then done()
+ * once per entry, in the order next() gave them; entries without chunks
+ * get done() only.  Any negative return stops the read and is returned. */
+typedef int (*lb_next_file_fn)(void *arg, const struct lb_entry **e);
+typedef int (*lb_file_data_fn)(void *arg, const struct lb_entry *e, const void *data, size_t len);
+typedef int (*lb_file_done_fn)(void *arg, const struct lb_entry *e);
+int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
+			lb_file_done_fn done, void *arg);
+
 /* A reader over the snapshot's manifest (free with lb_mreader_free). */
 struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap);
 /* Looks up one path in a snapshot: 1 found, 0 absent, or -errno. */

@@ -224,117 +224,158 @@ out:
 	return r;
 }
 
-struct fdsink {
+/* A regular file being restored: the entry, its descriptor, and where in
+ * its data extents the next byte goes. */
+struct rfile {
+	struct lb_entry e; /* first: the store hands &e back */
 	int fd;
-	const struct lb_entry *e;
-	size_t ext;      /* current extent */
-	uint64_t in_ext; /* bytes written into it */
+	size_t ext;
+	uint64_t in_ext;
+	char full[8192];
 };
 
-static int sink_fd(void *arg, const void *data, size_t len)
+struct restore_ctx {
+	struct lb_store *st;
+	struct lb_mreader *mr;
+	const char *target;
+	int err;
+};
+
+static void set_meta(const char *full, const struct lb_entry *e)
 {
-	struct fdsink *s = arg;
-	const uint8_t *p = data;
-	if (s->e->nextents == 0)
-		return lb_write_all(s->fd, data, len) < 0 ? -errno : 0;
-	while (len > 0) {
-		if (s->ext >= s->e->nextents)
-			return -EBADMSG;
-		const struct lb_extent *x = &s->e->extents[s->ext];
-		size_t n = (size_t)LB_MIN((uint64_t)len, x->len - s->in_ext);
-		if (pwrite(s->fd, p, n, (off_t)(x->off + s->in_ext)) != (ssize_t)n)
-			return -errno;
-		p += n;
-		len -= n;
-		s->in_ext += n;
-		if (s->in_ext == x->len) {
-			s->ext++;
-			s->in_ext = 0;
-		}
+	struct timespec times[2] = { { e->mtime_ns / 1000000000LL, e->mtime_ns % 1000000000LL },
+				     { e->mtime_ns / 1000000000LL, e->mtime_ns % 1000000000LL } };
+	if (e->type != LB_FT_SYMLINK) {
+		for (size_t i = 0; i < e->nxattrs; i++)
+			lsetxattr(full, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len, 0);
+		chmod(full, e->mode);
 	}
-	return 0;
+	utimensat(AT_FDCWD, full, times, AT_SYMLINK_NOFOLLOW);
 }
 
-static int restore(struct lb_store *st, struct lb_snapshot *snap, const char *target)
+/* Creates every entry up to the next regular file, which it opens and hands
+ * to the store for its data. */
+static int restore_next(void *arg, const struct lb_entry **out)
 {
-	struct lb_mreader *mr = lb_store_tree_reader(st, snap);
-	struct lb_entry e;
-	int r;
-	mkdir(target, 0755);
-	while ((r = lb_mreader_next(mr, &e)) == 1) {
-		char full[8192];
+	struct restore_ctx *c = arg;
+	for (;;) {
+		struct rfile *f = calloc(1, sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		int r = lb_mreader_next(c->mr, &f->e);
+		if (r <= 0) {
+			free(f);
+			return r;
+		}
+		struct lb_entry *e = &f->e;
+		snprintf(f->full, sizeof(f->full), "%s/%s", c->target, e->path);
 		r = 0;
-		snprintf(full, sizeof(full), "%s/%s", target, e.path);
-		struct timespec times[2] = { { e.mtime_ns / 1000000000LL, e.mtime_ns % 1000000000LL },
-					     { e.mtime_ns / 1000000000LL, e.mtime_ns % 1000000000LL } };
-		switch (e.type) {
-		case LB_FT_DIR:
-			if (mkdir(full, 0700) < 0 && errno != EEXIST)
-				r = -errno;
-			break;
-		case LB_FT_REG: {
-			int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-			if (fd < 0) {
+		switch (e->type) {
+		case LB_FT_REG:
+			f->fd = open(f->full, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (f->fd < 0) {
 				r = -errno;
 				break;
 			}
-			struct fdsink s = { .fd = fd, .e = &e };
-			r = lb_store_read_file(st, &e, sink_fd, &s);
-			if (r == 0 && ftruncate(fd, (off_t)e.size) < 0)
+			*out = e;
+			return 1;
+		case LB_FT_DIR:
+			if (mkdir(f->full, 0700) < 0 && errno != EEXIST)
 				r = -errno;
-			close(fd);
 			break;
-		}
 		case LB_FT_SYMLINK:
-			if (symlink(e.link, full) < 0)
+			if (symlink(e->link, f->full) < 0)
 				r = -errno;
 			break;
 		case LB_FT_HARDLINK: {
 			char tgt[8192];
-			snprintf(tgt, sizeof(tgt), "%s/%s", target, e.link);
-			if (link(tgt, full) < 0)
+			snprintf(tgt, sizeof(tgt), "%s/%s", c->target, e->link);
+			if (link(tgt, f->full) < 0)
 				r = -errno;
 			break;
 		}
 		case LB_FT_FIFO:
-			if (mkfifo(full, e.mode) < 0)
+			if (mkfifo(f->full, e->mode) < 0)
 				r = -errno;
 			break;
 		default:
 			break; /* devices and sockets: not by this helper */
 		}
-		if (r == 0 && e.type != LB_FT_SYMLINK && e.type != LB_FT_HARDLINK) {
-			for (size_t i = 0; i < e.nxattrs; i++)
-				lsetxattr(full, e.xattrs[i].name, e.xattrs[i].value, e.xattrs[i].len, 0);
-			chmod(full, e.mode);
+		if (r == 0 && e->type != LB_FT_HARDLINK)
+			set_meta(f->full, e);
+		if (r < 0)
+			fprintf(stderr, "lbstore: restore %s: %s\n", e->path, strerror(-r));
+		lb_entry_clear(e);
+		free(f);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int restore_data(void *arg, const struct lb_entry *e, const void *data, size_t len)
+{
+	struct rfile *f = (struct rfile *)e;
+	const uint8_t *p = data;
+	(void)arg;
+	if (e->nextents == 0)
+		return lb_write_all(f->fd, data, len);
+	while (len > 0) {
+		if (f->ext >= e->nextents)
+			return -EBADMSG;
+		const struct lb_extent *x = &e->extents[f->ext];
+		size_t n = (size_t)LB_MIN((uint64_t)len, x->len - f->in_ext);
+		if (pwrite(f->fd, p, n, (off_t)(x->off + f->in_ext)) != (ssize_t)n)
+			return -errno;
+		p += n;
+		len -= n;
+		f->in_ext += n;
+		if (f->in_ext == x->len) {
+			f->ext++;
+			f->in_ext = 0;
 		}
-		if (r == 0 && e.type != LB_FT_HARDLINK)
-			utimensat(AT_FDCWD, full, times, AT_SYMLINK_NOFOLLOW);
-		if (r < 0) {
-			fprintf(stderr, "lbstore: restore %s: %s %s\n", e.path, strerror(-r), lb_error_detail());
-			lb_entry_clear(&e);
-			break;
+	}
+	return 0;
+}
+
+static int restore_done(void *arg, const struct lb_entry *e)
+{
+	struct rfile *f = (struct rfile *)e;
+	(void)arg;
+	int r = 0;
+	if (ftruncate(f->fd, (off_t)e->size) < 0)
+		r = -errno;
+	close(f->fd);
+	if (r == 0)
+		set_meta(f->full, e);
+	lb_entry_clear(&f->e);
+	free(f);
+	return r;
+}
+
+static int restore(struct lb_store *st, struct lb_snapshot *snap, const char *target)
+{
+	struct restore_ctx c = { .st = st, .target = target };
+	mkdir(target, 0755);
+	c.mr = lb_store_tree_reader(st, snap);
+	int r = lb_store_read_files(st, restore_next, restore_data, restore_done, &c);
+	lb_mreader_free(c.mr);
+	if (r < 0) {
+		fprintf(stderr, "lbstore: restore: %s %s\n", strerror(-r), lb_error_detail());
+		return r;
+	}
+	/* Directory times after their contents. */
+	struct lb_entry e;
+	c.mr = lb_store_tree_reader(st, snap);
+	while (lb_mreader_next(c.mr, &e) == 1) {
+		if (e.type == LB_FT_DIR) {
+			char full[8192];
+			snprintf(full, sizeof(full), "%s/%s", target, e.path);
+			set_meta(full, &e);
 		}
 		lb_entry_clear(&e);
-		r = 1;
 	}
-	lb_mreader_free(mr);
-	/* Directory times after their contents. */
-	if (r == 0) {
-		mr = lb_store_tree_reader(st, snap);
-		while (lb_mreader_next(mr, &e) == 1) {
-			if (e.type == LB_FT_DIR) {
-				char full[8192];
-				snprintf(full, sizeof(full), "%s/%s", target, e.path);
-				struct timespec times[2] = { { e.mtime_ns / 1000000000LL, e.mtime_ns % 1000000000LL },
-							     { e.mtime_ns / 1000000000LL, e.mtime_ns % 1000000000LL } };
-				utimensat(AT_FDCWD, full, times, 0);
-			}
-			lb_entry_clear(&e);
-		}
-		lb_mreader_free(mr);
-	}
-	return r < 0 ? r : 0;
+	lb_mreader_free(c.mr);
+	return 0;
 }
 
 static void problem(void *arg, const char *kind, const char *what)
