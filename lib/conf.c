@@ -1,0 +1,446 @@
+/* conf.c - lumbung.conf parsing with inih; see conf.h.
+ *
+ * inih reports the line of the first handler failure only, so the file is
+ * fed through ini_parse_stream with a reader that counts lines: the handler
+ * then knows the exact line of every key it sees. */
+#include "conf.h"
+#include "snapshot.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <glob.h>
+#include <ini.h>
+#include <stdio.h>
+
+struct parse {
+	struct lb_config *c;
+	const char *file;
+	int line;
+	FILE *fp;
+	int depth;
+	char err[512];
+	int failed;
+	/* current section; the reader flags each "[...]" line it hands over */
+	int new_section;
+	int section_line;
+	char section[256];
+	struct lb_tenant_cfg *tenant;
+	struct lb_dataset_cfg *dataset;
+	/* keys seen in the current section, to refuse duplicates */
+	char seen[32][32];
+	int nseen;
+};
+
+static int perr(struct parse *p, const char *fmt, ...) LB_PRINTF(2, 3);
+static int perr(struct parse *p, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!p->failed)
+		snprintf(p->err, sizeof(p->err), "%s:%d: %s", p->file, p->line, msg);
+	p->failed = 1;
+	return 0;
+}
+
+static char *reader(char *buf, int size, void *stream)
+{
+	struct parse *p = stream;
+	char *r = fgets(buf, size, p->fp);
+	if (r) {
+		p->line++;
+		const char *c = r;
+		while (*c == ' ' || *c == '\t')
+			c++;
+		if (*c == '[') {
+			p->new_section = 1;
+			p->section_line = p->line;
+		}
+	}
+	return r;
+}
+
+static int set_str(char **dst, const char *value)
+{
+	free(*dst);
+	*dst = strdup(value);
+	return *dst ? 1 : 0;
+}
+
+/* Splits a list "a, b c" into *out (appending). */
+static int add_list(char ***out, size_t *n, const char *value)
+{
+	char *copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	for (char *save = NULL, *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		char **nl = lb_reallocarray(*out, *n + 1, sizeof(char *));
+		if (!nl) {
+			free(copy);
+			return -ENOMEM;
+		}
+		*out = nl;
+		nl[*n] = strdup(tok);
+		if (!nl[*n]) {
+			free(copy);
+			return -ENOMEM;
+		}
+		(*n)++;
+	}
+	free(copy);
+	return 0;
+}
+
+static int parse_int(struct parse *p, const char *name, const char *value, int lo, int hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(value, &end, 10);
+	if (errno || end == value || *end || v < lo || v > hi)
+		return perr(p, "%s must be a whole number from %d to %d, not '%s'", name, lo, hi, value);
+	*out = (int)v;
+	return 1;
+}
+
+static int parse_bytes(struct parse *p, const char *name, const char *value, uint64_t *out)
+{
+	if (lb_parse_size(value, out) < 0)
+		return perr(p, "%s must be a size such as 600G or 12.5T, not '%s'", name, value);
+	return 1;
+}
+
+static int parse_file(struct parse *p, const char *path);
+static int begin_section_at(struct parse *p, const char *section, struct lb_config *c);
+
+static int do_include(struct parse *p, const char *pattern)
+{
+	if (p->depth > 0)
+		return perr(p, "include is allowed only in the main configuration file");
+	glob_t g;
+	int r = glob(pattern, GLOB_ERR, NULL, &g);
+	if (r == GLOB_NOMATCH)
+		return 1; /* an empty tenants.d is fine */
+	if (r != 0)
+		return perr(p, "cannot read include pattern '%s'", pattern);
+	int ok = 1;
+	for (size_t i = 0; ok && i < g.gl_pathc; i++) {
+		struct parse sub = *p;
+		sub.depth = p->depth + 1;
+		sub.section[0] = '\0';
+		sub.tenant = NULL;
+		sub.dataset = NULL;
+		sub.nseen = 0;
+		if (parse_file(&sub, g.gl_pathv[i]) < 0) {
+			snprintf(p->err, sizeof(p->err), "%s", sub.err);
+			p->failed = 1;
+			ok = 0;
+		}
+	}
+	globfree(&g);
+	return ok;
+}
+
+static int begin_section(struct parse *p, const char *section)
+{
+	struct lb_config *c = p->c;
+	int key_line = p->line;
+	p->line = p->section_line ? p->section_line : p->line;
+	int ok = begin_section_at(p, section, c);
+	p->line = key_line;
+	return ok;
+}
+
+static int begin_section_at(struct parse *p, const char *section, struct lb_config *c)
+{
+	snprintf(p->section, sizeof(p->section), "%s", section);
+	p->tenant = NULL;
+	p->dataset = NULL;
+	p->nseen = 0;
+	if (!strcmp(section, "store") || !strcmp(section, "daemon"))
+		return p->depth == 0 ? 1 : perr(p, "[%s] belongs in the main configuration file", section);
+	if (!strncmp(section, "tenant ", 7)) {
+		const char *id = section + 7;
+		if (!lb_name_valid(id))
+			return perr(p, "tenant id '%s' must be 1-64 of a-z 0-9 _ . - (starting with a letter or digit)", id);
+		if (lb_config_tenant(c, id))
+			return perr(p, "tenant '%s' is defined twice", id);
+		struct lb_tenant_cfg *nt = lb_reallocarray(c->tenants, c->ntenants + 1, sizeof(*nt));
+		if (!nt)
+			return perr(p, "out of memory");
+		c->tenants = nt;
+		p->tenant = &nt[c->ntenants++];
+		memset(p->tenant, 0, sizeof(*p->tenant));
+		p->tenant->id = strdup(id);
+		p->tenant->file = strdup(p->file);
+		p->tenant->line = p->section_line;
+		return 1;
+	}
+	if (!strncmp(section, "dataset ", 8)) {
+		char buf[256];
+		snprintf(buf, sizeof(buf), "%s", section + 8);
+		char *slash = strchr(buf, '/');
+		if (!slash)
+			return perr(p, "dataset '%s' must be named TENANT/NAME", buf);
+		*slash = '\0';
+		if (!lb_name_valid(buf) || !lb_name_valid(slash + 1))
+			return perr(p, "dataset '%s/%s': names must be 1-64 of a-z 0-9 _ . -", buf, slash + 1);
+		if (lb_config_dataset(c, buf, slash + 1))
+			return perr(p, "dataset '%s/%s' is defined twice", buf, slash + 1);
+		struct lb_dataset_cfg *nd = lb_reallocarray(c->datasets, c->ndatasets + 1, sizeof(*nd));
+		if (!nd)
+			return perr(p, "out of memory");
+		c->datasets = nd;
+		p->dataset = &nd[c->ndatasets++];
+		memset(p->dataset, 0, sizeof(*p->dataset));
+		p->dataset->tenant = strdup(buf);
+		p->dataset->name = strdup(slash + 1);
+		p->dataset->file = strdup(p->file);
+		p->dataset->line = p->section_line;
+		return 1;
+	}
+	return perr(p, "unknown section [%s]", section);
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	struct lb_config *c = p->c;
+	if (p->failed)
+		return 0;
+	if (!name) /* inih calls with name NULL when a section starts (INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (p->new_section || strcmp(section, p->section) != 0) {
+		p->new_section = 0;
+		if (!begin_section(p, section))
+			return 0;
+	}
+	int is_list = !strcmp(name, "users") || !strcmp(name, "groups");
+	for (int i = 0; i < p->nseen; i++)
+		if (!strcmp(p->seen[i], name) && !is_list)
+			return perr(p, "'%s' is set twice in [%s]", name, section);
+	if (p->nseen < 32)
+		snprintf(p->seen[p->nseen++], sizeof(p->seen[0]), "%s", name);
+
+	if (!strcmp(section, "store")) {
+		if (!strcmp(name, "path")) {
+			if (value[0] != '/')
+				return perr(p, "store path must be absolute, not '%s'", value);
+			return set_str(&c->store.path, value);
+		}
+		if (!strcmp(name, "capacity"))
+			return parse_bytes(p, name, value, &c->store.capacity);
+		if (!strcmp(name, "reserve"))
+			return parse_bytes(p, name, value, &c->store.reserve);
+		if (!strcmp(name, "compression")) {
+			int lvl;
+			char *end;
+			if (strncmp(value, "zstd:", 5) != 0 || (lvl = (int)strtol(value + 5, &end, 10), *end) ||
+			    lvl < 1 || lvl > 19)
+				return perr(p, "compression must be zstd:N with N from 1 to 19, not '%s'", value);
+			c->store.zstd_level = lvl;
+			return 1;
+		}
+		return perr(p, "unknown key '%s' in [store]", name);
+	}
+	if (!strcmp(section, "daemon")) {
+		if (!strcmp(name, "socket")) {
+			if (value[0] != '/')
+				return perr(p, "socket must be an absolute path, not '%s'", value);
+			return set_str(&c->daemon.socket, value);
+		}
+		if (!strcmp(name, "user"))
+			return set_str(&c->daemon.user, value);
+		if (!strcmp(name, "admin_group"))
+			return set_str(&c->daemon.admin_group, value);
+		if (!strcmp(name, "max_jobs"))
+			return parse_int(p, name, value, 1, 256, &c->daemon.max_jobs);
+		if (!strcmp(name, "log_level")) {
+			static const char *levels[] = { "error", "warning", "info", "debug" };
+			for (int i = 0; i < 4; i++) {
+				if (!strcmp(value, levels[i])) {
+					c->daemon.log_level = (enum lb_log_level)i;
+					return 1;
+				}
+			}
+			return perr(p, "log_level must be error, warning, info or debug, not '%s'", value);
+		}
+		if (!strcmp(name, "include"))
+			return do_include(p, value);
+		return perr(p, "unknown key '%s' in [daemon]", name);
+	}
+	if (p->tenant) {
+		struct lb_tenant_cfg *t = p->tenant;
+		if (!strcmp(name, "name"))
+			return set_str(&t->name, value);
+		if (!strcmp(name, "quota"))
+			return parse_bytes(p, name, value, &t->quota);
+		if (!strcmp(name, "soft_quota")) {
+			size_t len = strlen(value);
+			if (len > 1 && value[len - 1] == '%') {
+				char *end;
+				double pct = strtod(value, &end);
+				if (end != value + len - 1 || pct <= 0 || pct > 100)
+					return perr(p, "soft_quota percentage must be from 0 to 100, not '%s'", value);
+				if (!t->quota)
+					return perr(p, "soft_quota as a percentage needs quota set before it");
+				t->soft_quota = (uint64_t)((double)t->quota * pct / 100.0);
+				return 1;
+			}
+			return parse_bytes(p, name, value, &t->soft_quota);
+		}
+		if (!strcmp(name, "users"))
+			return add_list(&t->users, &t->nusers, value) < 0 ? perr(p, "out of memory") : 1;
+		if (!strcmp(name, "groups"))
+			return add_list(&t->groups, &t->ngroups, value) < 0 ? perr(p, "out of memory") : 1;
+		return perr(p, "unknown key '%s' in [%s]", name, section);
+	}
+	if (p->dataset) {
+		struct lb_dataset_cfg *d = p->dataset;
+		if (!strcmp(name, "source"))
+			return set_str(&d->source, value);
+		if (!strcmp(name, "schedule"))
+			return set_str(&d->schedule, value);
+		return perr(p, "unknown key '%s' in [%s]", name, section);
+	}
+	return perr(p, "key '%s' outside any known section", name);
+}
+
+static int parse_file(struct parse *p, const char *path)
+{
+	p->file = path;
+	p->line = 0;
+	p->fp = fopen(path, "re");
+	if (!p->fp) {
+		int r = -errno;
+		snprintf(p->err, sizeof(p->err), "%s: cannot open: %s", path, strerror(errno));
+		return r;
+	}
+	int r = ini_parse_stream(reader, p, handler, p);
+	fclose(p->fp);
+	p->fp = NULL;
+	if (p->failed)
+		return -EINVAL;
+	if (r != 0) {
+		snprintf(p->err, sizeof(p->err), "%s:%d: not valid INI syntax (expected [section] or key = value)",
+			 path, r > 0 ? r : p->line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int validate(struct lb_config *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->ndatasets; i++) {
+		struct lb_dataset_cfg *d = &c->datasets[i];
+		if (!lb_config_tenant(c, d->tenant)) {
+			snprintf(err, errlen, "%s:%d: dataset %s/%s names tenant '%s', which is not defined",
+				 d->file, d->line, d->tenant, d->name, d->tenant);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < c->ntenants; i++) {
+		struct lb_tenant_cfg *t = &c->tenants[i];
+		if (t->soft_quota && t->quota && t->soft_quota > t->quota) {
+			snprintf(err, errlen, "%s:%d: tenant %s: soft_quota is larger than quota", t->file, t->line, t->id);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int lb_config_load(const char *path, struct lb_config **out, char *err, size_t errlen)
+{
+	struct lb_config *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	c->file = strdup(path);
+	c->store.zstd_level = 3;
+	c->daemon.max_jobs = 4;
+	c->daemon.log_level = LB_LOG_INFO;
+	struct parse p = { .c = c };
+	int r = parse_file(&p, path);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", p.err);
+		lb_config_free(c);
+		return r;
+	}
+	if (!c->store.path)
+		c->store.path = strdup(LB_DEFAULT_STORE);
+	if (!c->daemon.socket)
+		c->daemon.socket = strdup(LB_DEFAULT_SOCKET);
+	if (!c->daemon.admin_group)
+		c->daemon.admin_group = strdup("lumbung-admin");
+	r = validate(c, err, errlen);
+	if (r < 0) {
+		lb_config_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+static void free_list(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+void lb_config_free(struct lb_config *c)
+{
+	if (!c)
+		return;
+	free(c->file);
+	free(c->store.path);
+	free(c->daemon.socket);
+	free(c->daemon.user);
+	free(c->daemon.admin_group);
+	for (size_t i = 0; i < c->ntenants; i++) {
+		struct lb_tenant_cfg *t = &c->tenants[i];
+		free(t->id);
+		free(t->name);
+		free(t->file);
+		free_list(t->users, t->nusers);
+		free_list(t->groups, t->ngroups);
+	}
+	free(c->tenants);
+	for (size_t i = 0; i < c->ndatasets; i++) {
+		struct lb_dataset_cfg *d = &c->datasets[i];
+		free(d->tenant);
+		free(d->name);
+		free(d->source);
+		free(d->schedule);
+		free(d->file);
+	}
+	free(c->datasets);
+	free(c);
+}
+
+const struct lb_tenant_cfg *lb_config_tenant(const struct lb_config *c, const char *id)
+{
+	for (size_t i = 0; i < c->ntenants; i++)
+		if (c->tenants[i].id && !strcmp(c->tenants[i].id, id))
+			return &c->tenants[i];
+	return NULL;
+}
+
+const struct lb_dataset_cfg *lb_config_dataset(const struct lb_config *c, const char *tenant, const char *name)
+{
+	for (size_t i = 0; i < c->ndatasets; i++)
+		if (c->datasets[i].tenant && !strcmp(c->datasets[i].tenant, tenant) &&
+		    !strcmp(c->datasets[i].name, name))
+			return &c->datasets[i];
+	return NULL;
+}
+
+uint64_t lb_config_quota_sum(const struct lb_config *c)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < c->ntenants; i++)
+		sum += c->tenants[i].quota;
+	return sum;
+}

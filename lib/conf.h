@@ -1,0 +1,79 @@
+/* conf.h - lumbung.conf: the store, the daemon, tenants and datasets.
+ *
+ * INI text read with inih.  Every error names the file and line; an
+ * unknown section or key is an error, never silently ignored.
+ *
+ *   [store]      path, capacity, compression, reserve
+ *   [daemon]     socket, user, admin_group, max_jobs, log_level, include
+ *   [tenant ID]  name, quota, soft_quota, users, groups
+ *   [dataset TENANT/NAME]  source, schedule
+ *
+ * `include = DIR/NAME*.conf` (a glob) (in [daemon]) reads every matching file, in
+ * name order, as if its sections were written here. */
+#ifndef LB_CONF_H
+#define LB_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum lb_log_level { LB_LOG_ERROR = 0, LB_LOG_WARNING, LB_LOG_INFO, LB_LOG_DEBUG };
+
+struct lb_tenant_cfg {
+	char *id;   /* the section name: lb_name_valid */
+	char *name; /* human name ("Dinas Kesehatan") */
+	uint64_t quota;      /* bytes; 0 = none */
+	uint64_t soft_quota; /* bytes; 0 = none (a percentage is resolved) */
+	char **users;
+	size_t nusers;
+	char **groups;
+	size_t ngroups;
+	char *file; /* where it was defined */
+	int line;
+};
+
+struct lb_dataset_cfg {
+	char *tenant;
+	char *name;
+	char *source;
+	char *schedule;
+	char *file;
+	int line;
+};
+
+struct lb_config {
+	char *file; /* the main file */
+	struct {
+		char *path;
+		uint64_t capacity; /* bytes; 0 = none */
+		uint64_t reserve;  /* free bytes kept on the filesystem */
+		int zstd_level;
+	} store;
+	struct {
+		char *socket;
+		char *user;
+		char *admin_group;
+		int max_jobs;
+		enum lb_log_level log_level;
+	} daemon;
+	struct lb_tenant_cfg *tenants;
+	size_t ntenants;
+	struct lb_dataset_cfg *datasets;
+	size_t ndatasets;
+};
+
+/* Default locations. */
+#define LB_DEFAULT_CONFIG "/etc/lumbung/lumbung.conf"
+#define LB_DEFAULT_SOCKET "/run/lumbung/lumbungd.sock"
+#define LB_DEFAULT_STORE "/var/lib/lumbung/store"
+
+/* Reads and validates a configuration.  On failure returns a negative errno
+ * and writes one line "FILE:LINE: what is wrong" into err. */
+int lb_config_load(const char *path, struct lb_config **out, char *err, size_t errlen);
+void lb_config_free(struct lb_config *c);
+
+const struct lb_tenant_cfg *lb_config_tenant(const struct lb_config *c, const char *id);
+const struct lb_dataset_cfg *lb_config_dataset(const struct lb_config *c, const char *tenant, const char *name);
+/* Sum of all tenants' hard quotas. */
+uint64_t lb_config_quota_sum(const struct lb_config *c);
+
+#endif
