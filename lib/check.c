@@ -167,6 +167,7 @@ struct verify_ctx {
 	const struct lb_pack_id *pack;
 	uint8_t *raw;
 	size_t cap;
+	uint64_t blobs; /* blobs the footer listed and the callback saw */
 };
 
 static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_t *payload)
@@ -175,6 +176,7 @@ static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_
 	struct ck *c = v->c;
 	char hex[LB_ID_HEX], pname[96];
 	lb_pack_name(v->pack, pname, sizeof(pname));
+	v->blobs++;
 	if (!payload) {
 		report(c, "chunk", "chunk %s in pack %s at offset %u: checksum mismatch",
 		       lb_id_hex(&e->id, hex), pname, e->offset);
@@ -214,18 +216,23 @@ static void verify_pack_job(void *arg, size_t i)
 	struct verify_ctx v = { .c = c, .pack = &c->packs[i] };
 	int r = lb_pack_verify(c->s->be, &c->packs[i], verify_blob_cb, &v);
 	free(v.raw);
+	if (r == -EBADMSG && v.blobs > 0) {
+		/* The footer was read and every blob was checked (and reported)
+		 * one by one; damage found only by the whole-file checksum lies
+		 * outside any chunk's data. */
+		if (strstr(lb_error_detail(), "file checksum"))
+			report(c, "pack", "%s (outside any chunk's data)", lb_error_detail());
+		return;
+	}
 	if (r == -EBADMSG) {
-		/* Damage outside any blob (trailer, footer, file checksum) is
-		 * reported here; blob damage was reported by the callback. */
-		const char *d = lb_error_detail();
-		if (strstr(d, "checksum mismatch") && strstr(d, "chunk "))
-			return;
-		report(c, "pack", "%s", d);
-		/* A pack whose footer is unreadable: every chunk the index
-		 * places in it is damaged. */
+		/* Header, trailer or footer unreadable: every chunk the index
+		 * places in this pack is lost. */
+		report(c, "pack", "%s", lb_error_detail());
+		pthread_mutex_lock(&c->mu);
 		for (size_t k = 0; k < c->nfe; k++)
 			if (memcmp(c->fe[k].pack.b, c->packs[i].b, LB_PACK_ID_LEN) == 0)
-				mark_bad(c, &c->fe[k].e.id);
+				lb_idset_add(c->bad, &c->fe[k].e.id);
+		pthread_mutex_unlock(&c->mu);
 		return;
 	}
 	if (r < 0) {

@@ -16,10 +16,13 @@
 #define RECORD_MAX (15u << 20)
 
 /* Tree blobs: cut after an entry once at least MIN bytes are gathered and the
- * entry's hash hits the mask (about every 64 KiB), and always past MAX. */
+ * entry's hash hits the mask, and always past MAX.  The test is made once
+ * per entry, so with 8 mask bits a cut comes about every 256 entries past
+ * MIN (some 40-60 KiB of typical entries): unchanged runs of entries give
+ * unchanged blobs. */
 #define TREE_MIN (16u << 10)
 #define TREE_MAX (256u << 10)
-#define TREE_MASK (~0ULL << (64 - 16))
+#define TREE_MASK (~0ULL << (64 - 8))
 
 void lb_entry_clear(struct lb_entry *e)
 {
@@ -299,8 +302,23 @@ int lb_mwriter_add(struct lb_mwriter *w, const struct lb_entry *e)
 	lb_buf_put(&w->paths, e->path, strlen(e->path) + 1);
 	if (w->arena.err || w->paths.err)
 		return -ENOMEM;
-	if (w->arena.len - off > RECORD_MAX)
+	if (w->arena.len - off > RECORD_MAX) {
+		w->arena.len = off;
+		w->paths.len = poff;
 		return -EFBIG;
+	}
+	/* Refuse now what a reader would refuse later (mode bits, name
+	 * lengths, types): a committed manifest must always be readable. */
+	struct lb_rd rd;
+	struct lb_entry check;
+	lb_rd_init(&rd, w->arena.p + off, w->arena.len - off);
+	if (lb_entry_decode(&rd, &check) < 0) {
+		w->arena.len = off;
+		w->paths.len = poff;
+		lb_set_error("entry %s has a field out of range", e->path);
+		return -EINVAL;
+	}
+	lb_entry_clear(&check);
 	w->recs[w->n] = (struct mrec){ .off = off, .len = w->arena.len - off, .path_off = poff, .seq = w->n };
 	w->n++;
 	return 0;
@@ -651,4 +669,125 @@ int lb_manifest_lookup(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn 
 	}
 	lb_mreader_free(r);
 	return ret;
+}
+
+/* ---- in-memory index of a manifest ----------------------------------------- */
+
+struct mslot {
+	uint64_t hash;
+	size_t off; /* record offset in data, +1 (0 = empty slot) */
+};
+
+struct lb_mindex {
+	struct lb_buf data; /* the records, back to back */
+	struct mslot *slots;
+	size_t cap; /* power of two */
+};
+
+static uint64_t path_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a: fine for a local table */
+	for (size_t i = 0; i < n; i++) {
+		h ^= (uint8_t)p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* Reads the path of the record at off without decoding the rest. */
+static int record_path(const struct lb_buf *d, size_t off, const char **p, size_t *n, size_t *next)
+{
+	struct lb_rd rd;
+	lb_rd_init(&rd, d->p + off, d->len - off);
+	uint64_t len = lb_rd_uv(&rd);
+	size_t hdr = (size_t)(rd.p - (d->p + off));
+	const uint8_t *path = lb_rd_bytes(&rd, PATH_MAX_LEN, n);
+	if (rd.err || !path || len > d->len - off - hdr)
+		return -EBADMSG;
+	*p = (const char *)path;
+	*next = off + hdr + (size_t)len;
+	return 0;
+}
+
+int lb_mindex_load(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn get, void *arg,
+		   struct lb_mindex **out)
+{
+	struct lb_mindex *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	lb_buf_init(&m->data);
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		uint8_t *blob;
+		r = get(arg, &refs[i].id, refs[i].size, &blob);
+		if (r < 0)
+			break;
+		lb_buf_put(&m->data, blob, refs[i].size);
+		free(blob);
+		r = m->data.err;
+	}
+	size_t count = 0;
+	for (size_t off = 0; r == 0 && off < m->data.len; count++) {
+		const char *p;
+		size_t plen;
+		r = record_path(&m->data, off, &p, &plen, &off);
+	}
+	if (r == 0) {
+		m->cap = 16;
+		while (m->cap < count * 2)
+			m->cap *= 2;
+		m->slots = calloc(m->cap, sizeof(*m->slots));
+		if (!m->slots)
+			r = -ENOMEM;
+	}
+	for (size_t off = 0; r == 0 && off < m->data.len;) {
+		const char *p;
+		size_t plen, next;
+		r = record_path(&m->data, off, &p, &plen, &next);
+		if (r < 0)
+			break;
+		uint64_t h = path_hash(p, plen);
+		size_t j = (size_t)h & (m->cap - 1);
+		while (m->slots[j].off)
+			j = (j + 1) & (m->cap - 1);
+		m->slots[j].hash = h;
+		m->slots[j].off = off + 1;
+		off = next;
+	}
+	if (r < 0) {
+		lb_mindex_free(m);
+		return r;
+	}
+	*out = m;
+	return 0;
+}
+
+int lb_mindex_find(const struct lb_mindex *m, const char *path, struct lb_entry *e)
+{
+	size_t plen = strlen(path);
+	uint64_t h = path_hash(path, plen);
+	for (size_t j = (size_t)h & (m->cap - 1); m->slots[j].off; j = (j + 1) & (m->cap - 1)) {
+		if (m->slots[j].hash != h)
+			continue;
+		size_t off = m->slots[j].off - 1, next;
+		const char *p;
+		size_t n;
+		if (record_path(&m->data, off, &p, &n, &next) < 0)
+			return -EBADMSG;
+		if (n != plen || memcmp(p, path, n) != 0)
+			continue;
+		struct lb_rd rd;
+		lb_rd_init(&rd, m->data.p + off, next - off);
+		return lb_entry_decode(&rd, e) < 0 ? -EBADMSG : 1;
+	}
+	return 0;
+}
+
+void lb_mindex_free(struct lb_mindex *m)
+{
+	if (!m)
+		return;
+	lb_buf_free(&m->data);
+	free(m->slots);
+	free(m);
 }

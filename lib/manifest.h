@@ -126,6 +126,16 @@ int lb_mreader_seek(struct lb_mreader *r, const char *path);
  * end, or a negative errno (-EBADMSG for a damaged manifest). */
 int lb_mreader_next(struct lb_mreader *r, struct lb_entry *e);
 
+/* A whole manifest held in memory with a hash from path to entry, for
+ * looking up many paths of one snapshot (a backup's parent).  Costs the
+ * manifest's size plus 16 bytes per entry. */
+struct lb_mindex;
+int lb_mindex_load(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn get, void *arg,
+		   struct lb_mindex **out);
+/* Returns 1 and fills e (clear it), 0 when absent, or -EBADMSG. */
+int lb_mindex_find(const struct lb_mindex *m, const char *path, struct lb_entry *e);
+void lb_mindex_free(struct lb_mindex *m);
+
 /* Finds one path; returns 1 and fills e, 0 when absent, or -errno. */
 int lb_manifest_lookup(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn get, void *arg,
 		       const char *path, struct lb_entry *e);

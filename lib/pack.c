@@ -225,7 +225,9 @@ static int parse_trailer(const char *name, const uint8_t *t, uint64_t size, uint
 	*footer_off = lb_get64(t);
 	*nblobs = lb_get32(t + 8);
 	*fcrc = lb_get32(t + 12);
-	if (*footer_off < LB_PACK_HEADER_SIZE ||
+	/* Compare without overflow: every term is checked against size first. */
+	if (*footer_off < LB_PACK_HEADER_SIZE || *footer_off > size ||
+	    (uint64_t)*nblobs > (size - *footer_off) / LB_PACK_ENTRY_SIZE ||
 	    *footer_off + (uint64_t)*nblobs * LB_PACK_ENTRY_SIZE + LB_PACK_TRAILER_SIZE != size) {
 		lb_set_error("pack %s: trailer does not match its size", name);
 		return -EBADMSG;
@@ -293,7 +295,8 @@ static int check_blob(const char *name, const struct lb_pack_entry *e, const uin
 	char hex[LB_ID_HEX];
 	if (lb_get32(buf) != LB_BLOB_MAGIC || buf[4] != e->codec || buf[5] != e->type ||
 	    lb_get16(buf + 6) != e->nbases || lb_get32(buf + 8) != e->raw ||
-	    lb_get32(buf + 12) != e->stored || memcmp(buf + 16, e->id.b, LB_ID_LEN) != 0) {
+	    lb_get32(buf + 12) != e->stored || memcmp(buf + 16, e->id.b, LB_ID_LEN) != 0 ||
+	    lb_get32(buf + 52) != 0) {
 		lb_set_error("chunk %s in pack %s at offset %u: blob header does not match the index",
 			     lb_id_hex(&e->id, hex), name, e->offset);
 		return -EBADMSG;
@@ -353,12 +356,12 @@ int lb_pack_verify(struct lb_backend *be, const struct lb_pack_id *id, lb_pack_b
 	r = parse_trailer(name, t, size, &foff, &nb, &fcrc);
 	if (r < 0)
 		goto out;
-	if (lb_crc32c(0, all, size - 16) != lb_get32(t + 16)) {
-		/* Keep going: the blob checks below say which chunks are hit. */
-		lb_set_error("pack %s: file checksum mismatch", name);
-		bad = -EBADMSG;
-	}
-	if (memcmp(all, LB_PACK_MAGIC, 8) != 0 || memcmp(all + 16, id->b, LB_PACK_ID_LEN) != 0) {
+	/* Keep going on a file checksum mismatch: the blob checks below say
+	 * which chunks are hit. */
+	int file_bad = lb_crc32c(0, all, size - 16) != lb_get32(t + 16);
+	if (memcmp(all, LB_PACK_MAGIC, 8) != 0 || lb_get32(all + 8) > LB_FORMAT_VERSION ||
+	    (lb_get32(all + 12) != LB_PACK_DATA && lb_get32(all + 12) != LB_PACK_META) ||
+	    memcmp(all + 16, id->b, LB_PACK_ID_LEN) != 0) {
 		lb_set_error("pack %s: bad header", name);
 		r = -EBADMSG;
 		goto out;
@@ -386,6 +389,10 @@ int lb_pack_verify(struct lb_backend *be, const struct lb_pack_id *id, lb_pack_b
 			if (r < 0)
 				goto out;
 		}
+	}
+	if (file_bad) {
+		lb_set_error("pack %s: file checksum mismatch", name);
+		bad = -EBADMSG;
 	}
 	r = bad;
 out:

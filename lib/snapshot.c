@@ -129,7 +129,7 @@ int lb_snapshot_decode(const uint8_t *data, size_t len, struct lb_snapshot *s)
 			s->tree[i].first_path = lb_rd_strdup(&rd, 4095);
 		}
 	}
-	if (rd.err || !s->tenant || !s->dataset || !s->host || !lb_name_valid(s->tenant) ||
+	if (rd.err || rd.p != rd.end || !s->tenant || !s->dataset || !s->host || !lb_name_valid(s->tenant) ||
 	    !lb_name_valid(s->dataset))
 		goto fail;
 	for (size_t i = 0; i < s->ntags; i++)

@@ -55,7 +55,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		return 1;
 	if (strcmp(name, "compression") == 0) {
 		int lvl;
-		if (sscanf(value, "zstd:%d", &lvl) != 1 || lvl < 1 || lvl > 19) {
+		char tail;
+		if (sscanf(value, "zstd:%d%c", &lvl, &tail) != 1 || lvl < 1 || lvl > 19) {
 			snprintf(c->bad, sizeof(c->bad), "bad compression '%s'", value);
 			return 0;
 		}
@@ -108,7 +109,7 @@ static int read_config(struct lb_backend *be, struct lb_store_params *p)
 			     be->location, c.format, LB_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
-	if (line != 0 || !c.seen_format) {
+	if (line != 0 || !c.seen_format || c.format < 1) {
 		lb_set_error("store %s: config is damaged (line %d%s%s)", be->location, line,
 			     c.bad[0] ? ": " : "", c.bad);
 		return -EBADMSG;
@@ -312,10 +313,16 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	pthread_mutex_lock(&s->mu);
 	if (r < 0) {
 		premove(s, node);
-		if (op && lb_pack_writer_count(op->w) > 0 && s->cur[kind] == op) {
-			/* The writer is poisoned: whatever it held is lost. */
+		if (op && s->cur[kind] == op) {
+			/* The writer is poisoned: drop it, and whatever it held is
+			 * lost; the next blob starts a new pack. */
 			s->cur[kind] = NULL;
-			pack_lost_locked(s, op);
+			if (lb_pack_writer_count(op->w) > 0) {
+				pack_lost_locked(s, op);
+			} else {
+				lb_pack_writer_free(op->w);
+				free(op);
+			}
 		}
 		pthread_cond_broadcast(&s->cv);
 	} else {
@@ -761,6 +768,10 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 		lb_set_error("invalid tenant or dataset name");
 		return -EINVAL;
 	}
+	if (host && strlen(host) > 255) {
+		lb_set_error("host name longer than 255 bytes");
+		return -EINVAL;
+	}
 	struct lb_backup *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -1003,6 +1014,24 @@ int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len)
 	return 0;
 }
 
+int lb_backup_file_set_extents(struct lb_backup *b, const struct lb_extent *ext, size_t n)
+{
+	if (b->failed)
+		return b->failed;
+	if (!b->in_file)
+		return -EINVAL;
+	struct lb_entry *e = &b->files[b->nfiles - 1].e;
+	struct lb_extent *copy = n ? lb_mallocarray(n, sizeof(*copy)) : NULL;
+	if (n && !copy)
+		return fail(b, -ENOMEM);
+	if (n)
+		memcpy(copy, ext, n * sizeof(*copy));
+	free(e->extents);
+	e->extents = copy;
+	e->nextents = n;
+	return 0;
+}
+
 int lb_backup_file_end(struct lb_backup *b)
 {
 	if (b->failed)
@@ -1174,8 +1203,8 @@ int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf
 			     lb_id_hex(id, hex), pname, e.offset, e.raw, size);
 		return -EBADMSG;
 	}
-	/* The index does not keep nbases; the blob header is checked against
-	 * it, so for delta blobs the reader learns the count from there. */
+	/* Format 1 stores no delta blobs (codec 2 is reserved), so nbases is
+	 * always 0 here; the blob header is checked against that. */
 	uint8_t *sc = get_scratch(lb_blob_buf_size(&e));
 	if (!sc)
 		return -ENOMEM;
@@ -1402,6 +1431,11 @@ static int tree_get(void *arg, const struct lb_id *id, uint32_t size, uint8_t **
 struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap)
 {
 	return lb_mreader_new(snap->tree, snap->ntree, tree_get, s);
+}
+
+int lb_store_load_tree(struct lb_store *s, const struct lb_snapshot *snap, struct lb_mindex **out)
+{
+	return lb_mindex_load(snap->tree, snap->ntree, tree_get, s, out);
 }
 
 int lb_store_lookup(struct lb_store *s, const struct lb_snapshot *snap, const char *path, struct lb_entry *e)

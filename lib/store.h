@@ -95,6 +95,9 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e);
 int lb_backup_file_begin(struct lb_backup *b, const struct lb_entry *e);
 int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len);
 int lb_backup_file_end(struct lb_backup *b);
+/* Records the data extents of the current (sparse) file: the data written
+ * is their bytes back to back.  Call before lb_backup_file_end. */
+int lb_backup_file_set_extents(struct lb_backup *b, const struct lb_extent *ext, size_t n);
 /* Adds a tag to the snapshot. */
 int lb_backup_tag(struct lb_backup *b, const char *tag);
 /* Overrides the snapshot time (default: lb_now_ns() at begin). */
@@ -136,6 +139,8 @@ int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_f
 
 /* A reader over the snapshot's manifest (free with lb_mreader_free). */
 struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap);
+/* Loads a snapshot's whole manifest for many lookups (lb_mindex_find). */
+int lb_store_load_tree(struct lb_store *s, const struct lb_snapshot *snap, struct lb_mindex **out);
 /* Looks up one path in a snapshot: 1 found, 0 absent, or -errno. */
 int lb_store_lookup(struct lb_store *s, const struct lb_snapshot *snap, const char *path, struct lb_entry *e);
 

@@ -1,0 +1,434 @@
+/* lumbungd - the Lumbung storage daemon.
+ *
+ * Owns the store, serves clients on a Unix socket, and takes each
+ * client's identity from the kernel.  Startup: read and validate the
+ * configuration, open (or create) the store and take its lock, bind the
+ * socket, drop privileges, tell systemd READY=1, then accept connections,
+ * one thread each.  SIGTERM stops accepting and aborts in-flight backups
+ * (nothing half-committed); SIGHUP re-reads the configuration and swaps it
+ * in only when it is valid. */
+#include "daemon.h"
+#include "fsutil.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+static volatile sig_atomic_t got_term, got_hup;
+static int sig_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+	if (write(sig_pipe[1], "x", 1) < 0) {
+		/* the flag is set; the loop also wakes on its poll timeout */
+	}
+	errno = saved;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: lumbungd [--config FILE] [--foreground] [--check-config]\n"
+		"\n"
+		"The Lumbung storage daemon: owns the backup store and serves the lumbung\n"
+		"tools on a Unix socket.  Normally started by systemd (lumbungd.service).\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"  -f, --foreground    run in the foreground, logging to stderr (as systemd does)\n"
+		"      --check-config  validate the configuration and exit: 0 when valid,\n"
+		"                      2 with the first error (file:line) otherwise\n"
+		"  -h, --help          this help\n"
+		"  -V, --version       print the version\n"
+		"\n"
+		"Signals: SIGTERM stops (in-flight backups are abandoned, nothing half-committed);\n"
+		"SIGHUP reloads the configuration when it is valid.  See lumbungd(8).\n",
+		LB_DEFAULT_CONFIG);
+}
+
+struct cfg_ref *daemon_config_get(struct daemon *d)
+{
+	pthread_mutex_lock(&d->mu);
+	struct cfg_ref *r = d->cfg;
+	r->refs++;
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
+void daemon_config_put(struct daemon *d, struct cfg_ref *ref)
+{
+	pthread_mutex_lock(&d->mu);
+	int last = --ref->refs == 0;
+	pthread_mutex_unlock(&d->mu);
+	if (last) {
+		lb_config_free(ref->cfg);
+		free(ref);
+	}
+}
+
+int daemon_job_begin(struct daemon *d, int max_jobs)
+{
+	pthread_mutex_lock(&d->mu);
+	while (d->jobs_running >= max_jobs && !d->stopping)
+		pthread_cond_wait(&d->cv, &d->mu);
+	int r = d->stopping ? -ECANCELED : 0;
+	if (r == 0)
+		d->jobs_running++;
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
+void daemon_job_end(struct daemon *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->jobs_running--;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static struct cfg_ref *new_ref(struct lb_config *c)
+{
+	struct cfg_ref *r = calloc(1, sizeof(*r));
+	if (r) {
+		r->cfg = c;
+		r->refs = 1;
+	}
+	return r;
+}
+
+static void reload(struct daemon *d)
+{
+	struct lb_config *c;
+	char err[512];
+	notify("RELOADING=1");
+	if (lb_config_load(d->config_path, &c, err, sizeof(err)) < 0) {
+		log_error("reload refused, keeping the running configuration: %s", err);
+		notify("READY=1");
+		return;
+	}
+	struct cfg_ref *nr = new_ref(c);
+	if (!nr) {
+		lb_config_free(c);
+		notify("READY=1");
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	struct cfg_ref *old = d->cfg;
+	d->cfg = nr;
+	pthread_mutex_unlock(&d->mu);
+	daemon_config_put(d, old);
+	log_set_level(c->daemon.log_level);
+	log_info("configuration reloaded: %zu tenants, %zu datasets", c->ntenants, c->ndatasets);
+	notify("READY=1");
+}
+
+struct conn {
+	struct daemon *d;
+	int fd;
+	int slot;
+	struct identity id;
+};
+
+static void *conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	session_run(c->d, c->fd, &c->id);
+	pthread_mutex_lock(&c->d->mu);
+	c->d->conn_fds[c->slot] = -1;
+	c->d->nconn--;
+	pthread_cond_broadcast(&c->d->cv);
+	pthread_mutex_unlock(&c->d->mu);
+	close(c->fd);
+	identity_clear(&c->id);
+	free(c);
+	return NULL;
+}
+
+static void accept_one(struct daemon *d, int lfd)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		close(fd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->d = d;
+	c->fd = fd;
+	c->id.uid = cred.uid;
+	c->id.gid = cred.gid;
+	c->id.pid = cred.pid;
+	struct cfg_ref *cfg = daemon_config_get(d);
+	int r = identity_resolve(&c->id, cfg->cfg);
+	daemon_config_put(d, cfg);
+	/* A silent client must not hold a thread forever. */
+	struct timeval tv = { .tv_sec = 600 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	pthread_mutex_lock(&d->mu);
+	int per_uid = 0, slot = -1;
+	for (int i = 0; i < MAX_CONNECTIONS; i++) {
+		if (d->conn_fds[i] < 0 && slot < 0)
+			slot = i;
+		else if (d->conn_fds[i] >= 0 && d->conn_uids[i] == cred.uid)
+			per_uid++;
+	}
+	if (r < 0 || slot < 0 || per_uid >= MAX_CONNECTIONS_PER_UID) {
+		pthread_mutex_unlock(&d->mu);
+		lb_frame_send_error(fd, EAGAIN, "too many connections; try again later");
+		log_warning("refused a connection from uid %u: %s", (unsigned)cred.uid,
+			    r < 0 ? strerror(-r) : "too many connections");
+		close(fd);
+		identity_clear(&c->id);
+		free(c);
+		return;
+	}
+	d->conn_fds[slot] = fd;
+	d->conn_uids[slot] = cred.uid;
+	d->nconn++;
+	c->slot = slot;
+	pthread_mutex_unlock(&d->mu);
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, conn_thread, c) != 0) {
+		pthread_mutex_lock(&d->mu);
+		d->conn_fds[slot] = -1;
+		d->nconn--;
+		pthread_mutex_unlock(&d->mu);
+		close(fd);
+		identity_clear(&c->id);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static int bind_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("socket path %s is too long", path);
+		return -ENAMETOOLONG;
+	}
+	char dir[sizeof(sa.sun_path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0755);
+		struct stat st;
+		if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+			log_error("cannot use socket directory %s: writable by others", dir);
+			return -EPERM;
+		}
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file left by a previous run: remove it only if nobody
+	 * answers on it. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		log_error("another lumbungd is already serving %s", path);
+		close(fd);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		int r = -errno;
+		log_error("cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	/* Anyone may connect; identity and access are checked per connection. */
+	chmod(path, 0666);
+	return fd;
+}
+
+static int drop_privileges(const char *user, const char *store_path)
+{
+	if (getuid() != 0 || !user || !*user)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		log_error("user %s (daemon.user) does not exist", user);
+		return -ENOENT;
+	}
+	struct stat st;
+	if (stat(store_path, &st) == 0 && st.st_uid != pw->pw_uid) {
+		log_error("store %s is owned by uid %u, not by %s; chown -R %s %s", store_path,
+			  (unsigned)st.st_uid, user, user, store_path);
+		return -EPERM;
+	}
+	if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
+		return -errno;
+	}
+	log_info("running as %s", user);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = LB_DEFAULT_CONFIG;
+	int check_only = 0, c;
+	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'f': break; /* lumbungd never daemonizes itself: systemd supervises it */
+		case 'k': check_only = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("lumbungd %s\n", PACKAGE_VERSION); return 0;
+		default:
+			fprintf(stderr, "lumbungd: try 'lumbungd --help'\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lumbungd: unexpected argument '%s'; try 'lumbungd --help'\n", argv[optind]);
+		return 2;
+	}
+	struct lb_config *cfg;
+	char err[512];
+	if (lb_config_load(config, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lumbungd: %s\n", err);
+		return 2;
+	}
+	uint64_t qsum = lb_config_quota_sum(cfg);
+	if (check_only) {
+		printf("%s: valid: %zu tenants, %zu datasets\n", config, cfg->ntenants, cfg->ndatasets);
+		if (cfg->store.capacity && qsum > cfg->store.capacity)
+			printf("%s: warning: quotas add up to more than the store capacity\n", config);
+		lb_config_free(cfg);
+		return 0;
+	}
+	log_set_level(cfg->daemon.log_level);
+	lb_fault_from_env();
+
+	static struct daemon d;
+	d.config_path = config;
+	pthread_mutex_init(&d.mu, NULL);
+	pthread_cond_init(&d.cv, NULL);
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		d.conn_fds[i] = -1;
+	d.cfg = new_ref(cfg);
+
+	if (cfg->store.capacity && qsum > cfg->store.capacity) {
+		char a[32], b[32];
+		log_warning("tenant quotas add up to %s, more than the store capacity %s",
+			    lb_format_size(a, sizeof(a), qsum), lb_format_size(b, sizeof(b), cfg->store.capacity));
+	}
+	int r = lb_store_open(cfg->store.path, 0, &d.store);
+	if (r == -ENOENT) {
+		/* First start: create the store where the configuration says. */
+		struct lb_store_params p;
+		lb_store_params_default(&p);
+		p.zstd_level = cfg->store.zstd_level;
+		r = lb_store_create(cfg->store.path, &p);
+		if (r == 0) {
+			log_info("created a new store at %s", cfg->store.path);
+			struct passwd *pw = getuid() == 0 && cfg->daemon.user ? getpwnam(cfg->daemon.user) : NULL;
+			if (pw && chown(cfg->store.path, pw->pw_uid, pw->pw_gid) == 0) {
+				char tmp[4096];
+				snprintf(tmp, sizeof(tmp), "%s/tmp", cfg->store.path);
+				if (chown(tmp, pw->pw_uid, pw->pw_gid) < 0) {
+					/* reported by the ownership check below */
+				}
+				snprintf(tmp, sizeof(tmp), "%s/config", cfg->store.path);
+				if (chown(tmp, pw->pw_uid, pw->pw_gid) < 0) {
+				}
+				snprintf(tmp, sizeof(tmp), "%s/lock", cfg->store.path);
+				if (chown(tmp, pw->pw_uid, pw->pw_gid) < 0) {
+				}
+			}
+			r = lb_store_open(cfg->store.path, 0, &d.store);
+		}
+	}
+	if (r < 0) {
+		log_error("cannot open store %s: %s%s%s", cfg->store.path, strerror(-r),
+			  *lb_error_detail() ? ": " : "", lb_error_detail());
+		return 1;
+	}
+	int lfd = bind_socket(cfg->daemon.socket);
+	if (lfd < 0) {
+		lb_store_close(d.store);
+		return 1;
+	}
+	if (drop_privileges(cfg->daemon.user, cfg->store.path) < 0) {
+		lb_store_close(d.store);
+		return 1;
+	}
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return 1;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("lumbungd %s serving store %s on %s (%zu tenants)", PACKAGE_VERSION, cfg->store.path,
+		 cfg->daemon.socket, cfg->ntenants);
+	notify("READY=1");
+	while (!got_term) {
+		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sig_pipe[0], POLLIN, 0 } };
+		int n = poll(p, 2, 1000);
+		if (got_hup) {
+			got_hup = 0;
+			reload(&d);
+		}
+		if (n > 0 && (p[1].revents & POLLIN)) {
+			char buf[64];
+			while (read(sig_pipe[0], buf, sizeof(buf)) > 0) {
+			}
+		}
+		if (n > 0 && (p[0].revents & POLLIN) && !got_term)
+			accept_one(&d, lfd);
+	}
+
+	notify("STOPPING=1");
+	log_info("stopping: no new connections; abandoning backups in flight");
+	close(lfd);
+	pthread_mutex_lock(&d.mu);
+	d.stopping = 1;
+	pthread_cond_broadcast(&d.cv);
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		if (d.conn_fds[i] >= 0)
+			shutdown(d.conn_fds[i], SHUT_RDWR);
+	while (d.nconn > 0)
+		pthread_cond_wait(&d.cv, &d.mu);
+	pthread_mutex_unlock(&d.mu);
+	unlink(cfg->daemon.socket);
+	lb_store_close(d.store);
+	daemon_config_put(&d, d.cfg);
+	log_info("stopped");
+	return 0;
+}

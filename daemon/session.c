@@ -1,0 +1,835 @@
+/* session.c - one client connection: the request handlers.
+ *
+ * Every request names a tenant ("" = the caller's only tenant); a tenant the
+ * caller does not act for is treated exactly like one that does not exist,
+ * so that no answer tells one OPD anything about another. */
+#include "daemon.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <time.h>
+
+struct session {
+	struct daemon *d;
+	int fd;
+	const struct identity *id;
+	struct cfg_ref *cfg;
+	struct lb_frame f;
+	char peer[96];
+};
+
+static int send_end(struct session *s) { return lb_frame_send(s->fd, LB_MSG_END, NULL, 0); }
+
+static int reply_error(struct session *s, int code, const char *fmt, ...) LB_PRINTF(3, 4);
+static int reply_error(struct session *s, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("%s: refused: %s", s->peer, msg);
+	return lb_frame_send_error(s->fd, code, "%s", msg);
+}
+
+/* Picks the tenant a request acts for: the named one if the caller may act
+ * for it, else the caller's only tenant.  NULL with an error sent. */
+static const char *pick_tenant(struct session *s, const char *want, const char *what)
+{
+	if (*want) {
+		if (identity_may(s->id, want))
+			return want;
+		reply_error(s, ENOENT, "%s not found", what);
+		return NULL;
+	}
+	if (s->id->ntenants == 1 && !s->id->admin)
+		return s->id->tenants[0];
+	reply_error(s, EINVAL, "name the tenant (--tenant or TENANT/NAME): you act for %zu tenants",
+		    s->id->ntenants);
+	return NULL;
+}
+
+/* Finds a snapshot the caller may see.  With no tenant named, searches
+ * every tenant the caller acts for. */
+static int find_snapshot(struct session *s, const char *tenant, const char *name, struct lb_snapshot **out)
+{
+	const char *slash = strchr(name, '/');
+	char tbuf[LB_NAME_MAX + 1];
+	if (slash && (size_t)(slash - name) <= LB_NAME_MAX) {
+		snprintf(tbuf, sizeof(tbuf), "%.*s", (int)(slash - name), name);
+		if (!identity_may(s->id, tbuf) || (*tenant && strcmp(tenant, tbuf)))
+			return -ENOENT;
+		return lb_store_find_snapshot(s->d->store, tbuf, name, out);
+	}
+	if (*tenant)
+		return identity_may(s->id, tenant) ? lb_store_find_snapshot(s->d->store, tenant, name, out) : -ENOENT;
+	int found = 0, r = -ENOENT;
+	for (size_t i = 0; i < s->id->ntenants; i++) {
+		struct lb_snapshot *snap;
+		int rr = lb_store_find_snapshot(s->d->store, s->id->tenants[i], name, &snap);
+		if (rr == -EEXIST)
+			return rr;
+		if (rr == 0) {
+			if (found++) {
+				lb_snapshot_free(snap);
+				lb_snapshot_free(*out);
+				return -EEXIST;
+			}
+			*out = snap;
+			r = 0;
+		}
+	}
+	return r;
+}
+
+static int snapshot_error(struct session *s, int r, const char *name)
+{
+	if (r == -EEXIST)
+		return reply_error(s, EEXIST, "snapshot name '%s' is ambiguous: give more of its id", name);
+	return reply_error(s, ENOENT, "snapshot '%s' not found", name);
+}
+
+/* ---- backup ---------------------------------------------------------------- */
+
+/* An entry as sent by a client: no chunk list is ever accepted from it. */
+static int read_entry(struct session *s, struct lb_entry *e)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	int r = lb_entry_decode(&rd, e);
+	if (r < 0 || !lb_rd_done(&rd)) {
+		if (r == 0)
+			lb_entry_clear(e);
+		return -EPROTO;
+	}
+	if (e->nchunks) {
+		lb_entry_clear(e);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int read_extents(struct session *s, struct lb_extent **out, size_t *n)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	size_t cnt = (size_t)lb_rd_uv_max(&rd, s->f.len / 2);
+	struct lb_extent *x = cnt ? lb_mallocarray(cnt, sizeof(*x)) : NULL;
+	if (cnt && !x)
+		return -ENOMEM;
+	for (size_t i = 0; i < cnt; i++) {
+		x[i].off = lb_rd_uv(&rd);
+		x[i].len = lb_rd_uv(&rd);
+	}
+	if (!lb_rd_done(&rd)) {
+		free(x);
+		return -EPROTO;
+	}
+	*out = x;
+	*n = cnt;
+	return 0;
+}
+
+struct backup_ctx {
+	struct lb_backup *b;
+	struct lb_snapshot *parent;
+	struct lb_mindex *pmap;
+	uint64_t bytes_received;
+};
+
+static int send_parent(struct session *s, struct backup_ctx *bc)
+{
+	if (bc->parent) {
+		struct lb_mreader *mr = lb_store_tree_reader(s->d->store, bc->parent);
+		struct lb_entry e;
+		struct lb_buf b;
+		lb_buf_init(&b);
+		int r;
+		while ((r = lb_mreader_next(mr, &e)) == 1) {
+			/* The client compares metadata only; chunk ids stay here. */
+			free(e.chunks);
+			e.chunks = NULL;
+			e.nchunks = 0;
+			lb_buf_reset(&b);
+			lb_entry_encode(&b, &e);
+			lb_entry_clear(&e);
+			r = lb_frame_send_buf(s->fd, LB_MSG_ENTRY, &b);
+			if (r < 0)
+				break;
+		}
+		lb_buf_free(&b);
+		lb_mreader_free(mr);
+		if (r < 0)
+			return r;
+	}
+	return send_end(s);
+}
+
+/* A file the client says is unchanged: its data is the parent's. */
+static int reuse(struct session *s, struct backup_ctx *bc, struct lb_entry *e)
+{
+	int r;
+	if (!bc->parent)
+		return -EPROTO;
+	if (!bc->pmap && (r = lb_store_load_tree(s->d->store, bc->parent, &bc->pmap)) < 0)
+		return r;
+	struct lb_entry old;
+	r = lb_mindex_find(bc->pmap, e->path, &old);
+	if (r <= 0)
+		return r < 0 ? r : -EPROTO;
+	if (old.type != LB_FT_REG || old.size != e->size || e->type != LB_FT_REG) {
+		lb_entry_clear(&old);
+		return -EPROTO;
+	}
+	e->chunks = old.chunks;
+	e->nchunks = old.nchunks;
+	e->extents = old.extents;
+	e->nextents = old.nextents;
+	old.chunks = NULL;
+	old.nchunks = 0;
+	old.extents = NULL;
+	old.nextents = 0;
+	lb_entry_clear(&old);
+	return lb_backup_add(bc->b, e);
+}
+
+static void put_stats(struct lb_buf *b, const struct lb_backup_stats *st)
+{
+	lb_buf_put_uv(b, st->files);
+	lb_buf_put_uv(b, st->logical);
+	lb_buf_put_uv(b, st->chunks);
+	lb_buf_put_uv(b, st->new_chunks);
+	lb_buf_put_uv(b, st->new_stored);
+	lb_buf_put_uv(b, st->reused_files);
+}
+
+static int do_backup(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant_req = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *dataset = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *host = lb_rd_strdup(&rd, 255);
+	size_t ntags = (size_t)lb_rd_uv_max(&rd, 64);
+	char *tags[64];
+	size_t got = 0;
+	for (; got < ntags && !rd.err; got++)
+		tags[got] = lb_rd_strdup(&rd, 255);
+	int r = 0;
+	struct backup_ctx bc = { 0 };
+	int have_job = 0;
+	int64_t t0 = lb_mono_ns();
+	const char *tenant = NULL;
+	if (!lb_rd_done(&rd) || !tenant_req || !dataset || !host) {
+		r = reply_error(s, EPROTO, "malformed backup request");
+		r = r < 0 ? r : -EPROTO;
+		goto out;
+	}
+	tenant = pick_tenant(s, tenant_req, "tenant");
+	if (!tenant) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (!lb_name_valid(dataset)) {
+		r = reply_error(s, EINVAL, "invalid dataset name '%s': use 1-64 of a-z 0-9 _ . -", dataset);
+		r = r < 0 ? r : -EINVAL;
+		goto out;
+	}
+	r = daemon_job_begin(s->d, s->cfg->cfg->daemon.max_jobs);
+	if (r < 0) {
+		reply_error(s, ECANCELED, "lumbungd is stopping");
+		goto out;
+	}
+	have_job = 1;
+	r = lb_backup_begin(s->d->store, tenant, dataset, host, &bc.b);
+	for (size_t i = 0; r == 0 && i < got; i++)
+		r = tags[i] ? lb_backup_tag(bc.b, tags[i]) : -EINVAL;
+	if (r < 0) {
+		reply_error(s, -r, "cannot start backup: %s", strerror(-r));
+		goto out;
+	}
+	char spec[2 * LB_NAME_MAX + 16];
+	snprintf(spec, sizeof(spec), "%s@latest", dataset);
+	if (lb_store_find_snapshot(s->d->store, tenant, spec, &bc.parent) < 0)
+		bc.parent = NULL;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_u8(&b, bc.parent != NULL);
+	if (bc.parent)
+		lb_proto_put_snapshot(&b, bc.parent);
+	r = lb_frame_send_buf(s->fd, LB_MSG_OK, &b);
+	lb_buf_free(&b);
+	log_info("%s: backup of %s/%s started", s->peer, tenant, dataset);
+
+	int in_file = 0;
+	while (r >= 0) {
+		if (s->d->stopping) {
+			r = -ECANCELED;
+			lb_set_error("lumbungd is stopping");
+			break;
+		}
+		r = lb_frame_read(s->fd, &s->f);
+		if (r == 0) {
+			r = -ECONNRESET;
+			lb_set_error("client disconnected before commit");
+		}
+		if (r < 0)
+			break;
+		struct lb_entry e;
+		int t = s->f.type;
+		if (t == LB_MSG_DATA && in_file) {
+			bc.bytes_received += s->f.len;
+			r = lb_backup_file_write(bc.b, s->f.payload, s->f.len);
+		} else if (t == LB_MSG_FILE_END && in_file) {
+			struct lb_extent *x = NULL;
+			size_t nx = 0;
+			r = read_extents(s, &x, &nx);
+			if (r == 0 && nx)
+				r = lb_backup_file_set_extents(bc.b, x, nx);
+			if (r == 0)
+				r = lb_backup_file_end(bc.b);
+			if (r != -EPROTO)
+				free(x);
+			in_file = 0;
+		} else if (in_file) {
+			r = -EPROTO;
+			lb_set_error("unexpected message %d inside a file", t);
+		} else if (t == LB_MSG_ENTRY || t == LB_MSG_FILE || t == LB_MSG_REUSE) {
+			r = read_entry(s, &e);
+			if (r < 0) {
+				lb_set_error("malformed entry");
+				break;
+			}
+			if (t == LB_MSG_FILE) {
+				r = lb_backup_file_begin(bc.b, &e);
+				in_file = r == 0;
+			} else if (t == LB_MSG_REUSE) {
+				r = reuse(s, &bc, &e);
+				if (r == -EPROTO)
+					lb_set_error("%s: not an unchanged file of the parent snapshot", e.path);
+			} else {
+				r = e.type == LB_FT_REG && e.size ? -EPROTO : lb_backup_add(bc.b, &e);
+			}
+			lb_entry_clear(&e);
+		} else if (t == LB_MSG_PARENT) {
+			r = send_parent(s, &bc);
+		} else if (t == LB_MSG_ABORT) {
+			r = -ECANCELED;
+			lb_set_error("the client aborted the backup");
+		} else if (t == LB_MSG_COMMIT) {
+			struct lb_snapshot *snap;
+			r = lb_backup_commit(bc.b, &snap);
+			if (r < 0)
+				break;
+			const struct lb_backup_stats *st = lb_backup_get_stats(bc.b);
+			char hex[LB_SNAP_HEX];
+			log_info("%s: backup of %s/%s committed as %s: %llu files, %llu bytes read, "
+				 "%llu bytes received, %llu new bytes stored, %.1f s",
+				 s->peer, tenant, dataset, lb_snap_id_hex(snap->id, hex),
+				 (unsigned long long)st->files, (unsigned long long)st->logical,
+				 (unsigned long long)bc.bytes_received, (unsigned long long)st->new_stored,
+				 (double)(lb_mono_ns() - t0) / 1e9);
+			lb_buf_init(&b);
+			lb_proto_put_snapshot(&b, snap);
+			put_stats(&b, st);
+			r = lb_frame_send_buf(s->fd, LB_MSG_COMMITTED, &b);
+			lb_buf_free(&b);
+			lb_snapshot_free(snap);
+			goto out;
+		} else {
+			r = -EPROTO;
+			lb_set_error("unexpected message %d in a backup", t);
+		}
+	}
+	/* Failed or aborted: nothing of it is committed. */
+	{
+		char detail[512];
+		snprintf(detail, sizeof(detail), "%s", lb_error_detail());
+		log_warning("%s: backup of %s/%s failed, nothing committed: %s%s%s", s->peer, tenant,
+			    dataset, strerror(-r), *detail ? ": " : "", detail);
+		if (r != -ECONNRESET && r != -EPIPE)
+			lb_frame_send_error(s->fd, -r, "backup failed, nothing committed: %s%s%s",
+					    strerror(-r), *detail ? ": " : "", detail);
+	}
+out:
+	lb_mindex_free(bc.pmap);
+	lb_snapshot_free(bc.parent);
+	lb_backup_free(bc.b);
+	if (have_job)
+		daemon_job_end(s->d);
+	for (size_t i = 0; i < got; i++)
+		free(tags[i]);
+	free(tenant_req);
+	free(dataset);
+	free(host);
+	return r;
+}
+
+/* ---- listings ---------------------------------------------------------------- */
+
+static int do_snapshots(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *dataset = lb_rd_strdup(&rd, LB_NAME_MAX);
+	int r = 0;
+	if (!lb_rd_done(&rd) || !tenant || !dataset) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	for (size_t i = 0; i < s->id->ntenants && r >= 0; i++) {
+		const char *t = s->id->tenants[i];
+		if (*tenant && strcmp(tenant, t))
+			continue;
+		struct lb_snapshot **list;
+		size_t n;
+		r = lb_store_list_snapshots(s->d->store, t, *dataset ? dataset : NULL, &list, &n);
+		for (size_t k = 0; r >= 0 && k < n; k++) {
+			struct lb_buf b;
+			lb_buf_init(&b);
+			lb_proto_put_snapshot(&b, list[k]);
+			r = lb_frame_send_buf(s->fd, LB_MSG_SNAPSHOT, &b);
+			lb_buf_free(&b);
+		}
+		if (r >= 0 || r == -EPIPE)
+			lb_snapshot_list_free(list, n);
+	}
+	if (r >= 0)
+		r = send_end(s);
+out:
+	free(tenant);
+	free(dataset);
+	return r;
+}
+
+/* 1 when path equals prefix or lies below it ("" matches everything). */
+static int under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (n == 0)
+		return 1;
+	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int send_entry(struct session *s, int type, const struct lb_entry *e)
+{
+	struct lb_entry copy = *e;
+	copy.chunks = NULL; /* chunk ids never leave the daemon */
+	copy.nchunks = 0;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_entry_encode(&b, &copy);
+	int r = lb_frame_send_buf(s->fd, type, &b);
+	lb_buf_free(&b);
+	return r;
+}
+
+static int do_ls(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *name = lb_rd_strdup(&rd, 255);
+	char *path = lb_rd_strdup(&rd, 4095);
+	struct lb_snapshot *snap = NULL;
+	int r;
+	if (!lb_rd_done(&rd) || !tenant || !name || !path) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	r = find_snapshot(s, tenant, name, &snap);
+	if (r < 0) {
+		r = snapshot_error(s, r, name);
+		goto out;
+	}
+	struct lb_mreader *mr = lb_store_tree_reader(s->d->store, snap);
+	if (*path)
+		r = lb_mreader_seek(mr, path);
+	struct lb_entry e;
+	int found = 0;
+	while (r >= 0 && (r = lb_mreader_next(mr, &e)) == 1) {
+		if (!under(e.path, path)) {
+			lb_entry_clear(&e);
+			break;
+		}
+		found = 1;
+		r = send_entry(s, LB_MSG_ENTRY, &e);
+		lb_entry_clear(&e);
+	}
+	lb_mreader_free(mr);
+	if (r < 0)
+		r = reply_error(s, EIO, "cannot read snapshot: %s", lb_error_detail());
+	else if (*path && !found)
+		r = reply_error(s, ENOENT, "path '%s' not found in snapshot %s", path, name);
+	else
+		r = send_end(s);
+out:
+	lb_snapshot_free(snap);
+	free(tenant);
+	free(name);
+	free(path);
+	return r;
+}
+
+/* ---- read (restore, cat) ------------------------------------------------------ */
+
+struct read_ctx {
+	struct session *s;
+	struct lb_mreader *mr;
+	char **paths;
+	size_t npaths;
+	size_t *hits;
+	uint64_t files, bytes;
+};
+
+static int wanted(struct read_ctx *c, const char *path)
+{
+	if (c->npaths == 0)
+		return 1;
+	for (size_t i = 0; i < c->npaths; i++) {
+		if (under(path, c->paths[i])) {
+			c->hits[i]++;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int read_next(void *arg, const struct lb_entry **out)
+{
+	struct read_ctx *c = arg;
+	/* A regular file's entry lives until read_done: the store reads
+	 * ahead over several files. */
+	for (;;) {
+		struct lb_entry *e = calloc(1, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		int r = lb_mreader_next(c->mr, e);
+		if (r <= 0) {
+			free(e);
+			return r;
+		}
+		if (wanted(c, e->path)) {
+			r = send_entry(c->s, e->type == LB_FT_REG ? LB_MSG_FILE : LB_MSG_ENTRY, e);
+			if (r == 0 && e->type == LB_FT_REG) {
+				c->files++;
+				*out = e;
+				return 1;
+			}
+		}
+		lb_entry_clear(e);
+		free(e);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int read_data(void *arg, const struct lb_entry *e, const void *data, size_t len)
+{
+	struct read_ctx *c = arg;
+	const uint8_t *p = data;
+	(void)e;
+	c->bytes += len;
+	while (len > 0) {
+		size_t n = LB_MIN(len, (size_t)LB_DATA_CHUNK);
+		int r = lb_frame_send(c->s->fd, LB_MSG_DATA, p, n);
+		if (r < 0)
+			return r;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int read_done(void *arg, const struct lb_entry *e)
+{
+	struct read_ctx *c = arg;
+	int r = lb_frame_send(c->s->fd, LB_MSG_FILE_END, NULL, 0);
+	lb_entry_clear((struct lb_entry *)e);
+	free((struct lb_entry *)e);
+	return r;
+}
+
+static int do_read(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *name = lb_rd_strdup(&rd, 255);
+	size_t np = (size_t)lb_rd_uv_max(&rd, 4096);
+	struct read_ctx c = { .s = s };
+	c.paths = calloc(np ? np : 1, sizeof(char *));
+	c.hits = calloc(np ? np : 1, sizeof(size_t));
+	struct lb_snapshot *snap = NULL;
+	int r = 0;
+	for (size_t i = 0; i < np && c.paths; i++) {
+		c.paths[i] = lb_rd_strdup(&rd, 4095);
+		c.npaths++;
+		/* A trailing slash means the same directory. */
+		size_t l = c.paths[i] ? strlen(c.paths[i]) : 0;
+		while (l > 0 && c.paths[i][l - 1] == '/')
+			c.paths[i][--l] = '\0';
+	}
+	if (!lb_rd_done(&rd) || !tenant || !name || !c.paths || !c.hits) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	r = find_snapshot(s, tenant, name, &snap);
+	if (r < 0) {
+		r = snapshot_error(s, r, name);
+		goto out;
+	}
+	/* Every path asked for must exist before anything is sent. */
+	for (size_t i = 0; i < c.npaths; i++) {
+		struct lb_entry e;
+		int rr = *c.paths[i] ? lb_store_lookup(s->d->store, snap, c.paths[i], &e) : 1;
+		if (rr == 1 && *c.paths[i])
+			lb_entry_clear(&e);
+		if (rr <= 0) {
+			r = reply_error(s, ENOENT, "path '%s' not found in snapshot %s", c.paths[i], name);
+			goto out;
+		}
+	}
+	r = lb_frame_send(s->fd, LB_MSG_OK, NULL, 0);
+	c.mr = lb_store_tree_reader(s->d->store, snap);
+	if (r == 0)
+		r = lb_store_read_files(s->d->store, read_next, read_data, read_done, &c);
+	lb_mreader_free(c.mr);
+	char hex[LB_SNAP_HEX];
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+		log_error("%s: read of %s failed: %s", s->peer, lb_snap_id_hex(snap->id, hex), lb_error_detail());
+		r = lb_frame_send_error(s->fd, EIO, "%s", lb_error_detail());
+	} else if (r == 0) {
+		log_info("%s: read %llu files, %llu bytes of %s/%s %s", s->peer, (unsigned long long)c.files,
+			 (unsigned long long)c.bytes, snap->tenant, snap->dataset, lb_snap_id_hex(snap->id, hex));
+		r = send_end(s);
+	}
+out:
+	lb_snapshot_free(snap);
+	for (size_t i = 0; i < c.npaths; i++)
+		free(c.paths[i]);
+	free(c.paths);
+	free(c.hits);
+	free(tenant);
+	free(name);
+	return r;
+}
+
+/* ---- diff --------------------------------------------------------------------- */
+
+static int entries_differ(const struct lb_entry *a, const struct lb_entry *b)
+{
+	if (a->type != b->type || a->size != b->size || a->mode != b->mode || a->uid != b->uid ||
+	    a->gid != b->gid || a->mtime_ns != b->mtime_ns || a->nchunks != b->nchunks)
+		return 1;
+	for (size_t i = 0; i < a->nchunks; i++)
+		if (lb_id_cmp(&a->chunks[i].id, &b->chunks[i].id))
+			return 1;
+	if ((a->link || b->link) && (!a->link || !b->link || strcmp(a->link, b->link)))
+		return 1;
+	return 0;
+}
+
+static int diff_item(struct session *s, char kind, const struct lb_entry *a, const struct lb_entry *b)
+{
+	const struct lb_entry *e = b ? b : a;
+	struct lb_buf buf;
+	lb_buf_init(&buf);
+	lb_buf_put_u8(&buf, (uint8_t)kind);
+	lb_buf_put_str(&buf, e->path);
+	lb_buf_put_u8(&buf, (uint8_t)e->type);
+	lb_buf_put_uv(&buf, a ? a->size : 0);
+	lb_buf_put_uv(&buf, b ? b->size : 0);
+	int r = lb_frame_send_buf(s->fd, LB_MSG_DIFF_ITEM, &buf);
+	lb_buf_free(&buf);
+	return r;
+}
+
+static int do_diff(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *n1 = lb_rd_strdup(&rd, 255);
+	char *n2 = lb_rd_strdup(&rd, 255);
+	struct lb_snapshot *s1 = NULL, *s2 = NULL;
+	int r;
+	if (!lb_rd_done(&rd) || !tenant || !n1 || !n2) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	if ((r = find_snapshot(s, tenant, n1, &s1)) < 0) {
+		r = snapshot_error(s, r, n1);
+		goto out;
+	}
+	if ((r = find_snapshot(s, tenant, n2, &s2)) < 0) {
+		r = snapshot_error(s, r, n2);
+		goto out;
+	}
+	struct lb_mreader *m1 = lb_store_tree_reader(s->d->store, s1);
+	struct lb_mreader *m2 = lb_store_tree_reader(s->d->store, s2);
+	struct lb_entry a, b;
+	int ha = lb_mreader_next(m1, &a), hb = lb_mreader_next(m2, &b);
+	r = 0;
+	while (r >= 0 && ha >= 0 && hb >= 0 && (ha == 1 || hb == 1)) {
+		int c = ha != 1 ? 1 : hb != 1 ? -1 : lb_path_cmp(a.path, b.path);
+		if (c < 0) {
+			r = diff_item(s, '-', &a, NULL);
+			lb_entry_clear(&a);
+			ha = lb_mreader_next(m1, &a);
+		} else if (c > 0) {
+			r = diff_item(s, '+', NULL, &b);
+			lb_entry_clear(&b);
+			hb = lb_mreader_next(m2, &b);
+		} else {
+			if (entries_differ(&a, &b))
+				r = diff_item(s, 'M', &a, &b);
+			lb_entry_clear(&a);
+			lb_entry_clear(&b);
+			ha = lb_mreader_next(m1, &a);
+			hb = lb_mreader_next(m2, &b);
+		}
+	}
+	if (ha == 1)
+		lb_entry_clear(&a);
+	if (hb == 1)
+		lb_entry_clear(&b);
+	lb_mreader_free(m1);
+	lb_mreader_free(m2);
+	if (r >= 0 && (ha < 0 || hb < 0))
+		r = reply_error(s, EIO, "cannot read snapshot: %s", lb_error_detail());
+	else if (r >= 0)
+		r = send_end(s);
+out:
+	lb_snapshot_free(s1);
+	lb_snapshot_free(s2);
+	free(tenant);
+	free(n1);
+	free(n2);
+	return r;
+}
+
+/* ---- check ---------------------------------------------------------------------- */
+
+static void check_problem(void *arg, const char *kind, const char *what)
+{
+	struct session *s = arg;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, kind);
+	lb_buf_put_str(&b, what);
+	lb_frame_send_buf(s->fd, LB_MSG_PROBLEM, &b);
+	lb_buf_free(&b);
+	log_warning("check: %s: %s", kind, what);
+}
+
+static int do_check(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	int read_data = lb_rd_u8(&rd);
+	if (!lb_rd_done(&rd))
+		return reply_error(s, EPROTO, "malformed request");
+	if (!s->id->admin)
+		return reply_error(s, EPERM, "check is for administrators (members of %s)",
+				   s->cfg->cfg->daemon.admin_group);
+	log_info("%s: check%s started", s->peer, read_data ? " --read-data" : "");
+	struct lb_check_result res;
+	int r = lb_store_check(s->d->store, read_data, check_problem, s, &res);
+	if (r < 0 && r != -EBADMSG)
+		return reply_error(s, -r, "check could not run: %s %s", strerror(-r), lb_error_detail());
+	log_info("%s: check done: %llu errors", s->peer, (unsigned long long)res.errors);
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_uv(&b, res.packs);
+	lb_buf_put_uv(&b, res.chunks);
+	lb_buf_put_uv(&b, res.snapshots);
+	lb_buf_put_uv(&b, res.files);
+	lb_buf_put_uv(&b, res.errors);
+	lb_buf_put_uv(&b, res.bytes_read);
+	lb_buf_put_uv(&b, res.unindexed_packs);
+	r = lb_frame_send_buf(s->fd, LB_MSG_CHECKED, &b);
+	lb_buf_free(&b);
+	return r;
+}
+
+/* ---- the connection ---------------------------------------------------------------- */
+
+static int welcome(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *client = lb_rd_strdup(&rd, 64);
+	int ok = lb_rd_done(&rd) && client;
+	free(client);
+	if (!ok)
+		return reply_error(s, EPROTO, "malformed hello");
+	if (!s->id->admin && s->id->ntenants == 0)
+		return reply_error(s, EACCES, "user %s is not a member of any tenant of this lumbungd", s->id->name);
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, PACKAGE_VERSION);
+	lb_buf_put_u8(&b, (uint8_t)s->id->admin);
+	lb_buf_put_uv(&b, s->id->ntenants);
+	for (size_t i = 0; i < s->id->ntenants; i++)
+		lb_buf_put_str(&b, s->id->tenants[i]);
+	int r = lb_frame_send_buf(s->fd, LB_MSG_WELCOME, &b);
+	lb_buf_free(&b);
+	return r == 0 ? 1 : r;
+}
+
+void session_run(struct daemon *d, int fd, const struct identity *peer)
+{
+	struct session s = { .d = d, .fd = fd, .id = peer };
+	lb_frame_init(&s.f);
+	snprintf(s.peer, sizeof(s.peer), "%s (uid %u, pid %ld)", peer->name, (unsigned)peer->uid, (long)peer->pid);
+	s.cfg = daemon_config_get(d);
+	int greeted = 0;
+	for (;;) {
+		if (d->stopping)
+			break;
+		lb_clear_error();
+		int r = lb_frame_read(fd, &s.f);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			if (r == -EPROTONOSUPPORT)
+				lb_frame_send_error(fd, EPROTONOSUPPORT, "%s", lb_error_detail());
+			else if (r == -EPROTO)
+				lb_frame_send_error(fd, EPROTO, "%s", lb_error_detail());
+			log_info("%s: connection dropped: %s", s.peer,
+				 *lb_error_detail() ? lb_error_detail() : strerror(-r));
+			break;
+		}
+		if (!greeted) {
+			if (s.f.type != LB_MSG_HELLO) {
+				lb_frame_send_error(fd, EPROTO, "expected hello");
+				break;
+			}
+			r = welcome(&s);
+			if (r != 1)
+				break;
+			greeted = 1;
+			continue;
+		}
+		switch (s.f.type) {
+		case LB_MSG_BACKUP: r = do_backup(&s); break;
+		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
+		case LB_MSG_LS: r = do_ls(&s); break;
+		case LB_MSG_READ: r = do_read(&s); break;
+		case LB_MSG_DIFF: r = do_diff(&s); break;
+		case LB_MSG_CHECK: r = do_check(&s); break;
+		default:
+			lb_frame_send_error(fd, EPROTO, "unknown request type %d", s.f.type);
+			r = -EPROTO;
+		}
+		/* A protocol error or a broken stream ends the connection. */
+		if (r < 0 && (r == -EPROTO || r == -ECONNRESET || r == -EPIPE || r == -ECANCELED))
+			break;
+	}
+	lb_frame_free(&s.f);
+	daemon_config_put(d, s.cfg);
+}

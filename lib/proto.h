@@ -1,0 +1,101 @@
+/* proto.h - the wire protocol between lumbung (client) and lumbungd.
+ *
+ * A Unix stream socket carries frames.  A frame is an 8-byte header
+ *     u8 'L' | u8 'B' | u8 version | u8 type | u32 payload length (LE)
+ * and the payload, at most LB_FRAME_MAX bytes.  Payloads are varint records
+ * (buf.h); every reader checks bounds and that nothing is left over.  A frame
+ * of another version is refused with "incompatible lumbung and lumbungd".
+ * doc/PROTOCOL.md describes every message.
+ *
+ * The daemon learns who the client is from the socket (SO_PEERCRED), never
+ * from a payload.  Every request names its tenant; every answer is filtered
+ * by what the caller may see. */
+#ifndef LB_PROTO_H
+#define LB_PROTO_H
+
+#include "buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LB_PROTO_VERSION 1
+#define LB_FRAME_HEADER 8
+#define LB_FRAME_MAX ((16u << 20) + 4096)
+/* File data travels in DATA frames of at most this many bytes. */
+#define LB_DATA_CHUNK (1u << 20)
+
+enum lb_msg {
+	/* client -> daemon */
+	LB_MSG_HELLO = 1,     /* str client version */
+	LB_MSG_BACKUP = 2,    /* str tenant, str dataset, str host, uv ntags, str tag... */
+	LB_MSG_ENTRY = 3,     /* entry record without data (also daemon -> client) */
+	LB_MSG_FILE = 4,      /* entry record of a regular file; DATA frames follow */
+	LB_MSG_DATA = 5,      /* raw bytes (both directions) */
+	LB_MSG_FILE_END = 6,  /* uv nextents, (uv off, uv len)... (sparse map; 0 = dense) */
+	LB_MSG_REUSE = 7,     /* entry record of a file unchanged since the parent */
+	LB_MSG_COMMIT = 8,    /* (empty) */
+	LB_MSG_SNAPSHOTS = 9, /* str tenant ("" = all mine), str dataset ("" = all) */
+	LB_MSG_LS = 10,       /* str tenant, str snapshot, str path ("" = root) */
+	LB_MSG_READ = 11,     /* str tenant, str snapshot, uv npaths, str path... */
+	LB_MSG_DIFF = 12,     /* str tenant, str snapshot, str snapshot */
+	LB_MSG_CHECK = 13,    /* u8 read_data */
+	LB_MSG_PARENT = 14,   /* (empty, inside a backup) -> ENTRY... END */
+	LB_MSG_ABORT = 15,    /* (empty, inside a backup) */
+
+	/* daemon -> client */
+	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */
+	LB_MSG_OK = 65,        /* (message-specific fields) */
+	LB_MSG_ERROR = 66,     /* uv code (errno), str message */
+	LB_MSG_END = 67,       /* end of a stream */
+	LB_MSG_SNAPSHOT = 68,  /* snapshot summary, see lb_proto_put_snapshot */
+	LB_MSG_DIFF_ITEM = 69, /* u8 kind '+' '-' 'M', str path, u8 type, uv old size, uv new size */
+	LB_MSG_PROBLEM = 70,   /* str kind, str what */
+	LB_MSG_CHECKED = 71,   /* uv packs, chunks, snapshots, files, errors, bytes_read, unindexed */
+	LB_MSG_COMMITTED = 72, /* snapshot summary, then uv files, logical, chunks, new_chunks,
+				* new_stored, reused_files */
+	LB_MSG_WARNING = 73,   /* str message (the operation goes on) */
+};
+
+/* A frame as read. */
+struct lb_frame {
+	int type;
+	uint8_t *payload; /* owned by the frame; reused between reads */
+	size_t len, cap;
+};
+
+void lb_frame_init(struct lb_frame *f);
+void lb_frame_free(struct lb_frame *f);
+
+/* Reads one frame.  Returns 1 and fills f, 0 on a clean end of stream before
+ * a header, -EPROTO for a bad magic or an oversize length (detail says
+ * which), -EPROTONOSUPPORT for another protocol version, -ECONNRESET when the
+ * stream ends inside a frame, or -errno (-EAGAIN on a receive timeout). */
+int lb_frame_read(int fd, struct lb_frame *f);
+
+/* Writes one frame; returns 0 or -errno (never raises SIGPIPE). */
+int lb_frame_send(int fd, int type, const void *payload, size_t len);
+static inline int lb_frame_send_buf(int fd, int type, const struct lb_buf *b)
+{
+	return b->err ? b->err : lb_frame_send(fd, type, b->p, b->len);
+}
+/* Sends an ERROR frame with an errno value and a message. */
+int lb_frame_send_error(int fd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A reader over a frame's payload. */
+static inline void lb_frame_reader(const struct lb_frame *f, struct lb_rd *rd)
+{
+	lb_rd_init(rd, f->payload, f->len);
+}
+/* Succeeds when the reader consumed the payload exactly, without error. */
+static inline int lb_rd_done(const struct lb_rd *rd) { return !rd->err && rd->p == rd->end; }
+
+/* Snapshot summaries on the wire. */
+struct lb_snapshot;
+void lb_proto_put_snapshot(struct lb_buf *b, const struct lb_snapshot *s);
+/* Decodes a summary into s (zeroed first; tree refs are not sent). */
+int lb_proto_get_snapshot(struct lb_rd *rd, struct lb_snapshot *s);
+
+/* The message text for a version mismatch. */
+#define LB_INCOMPATIBLE "incompatible lumbung and lumbungd"
+
+#endif
