@@ -179,6 +179,15 @@ static int reuse(struct session *s, struct backup_ctx *bc, struct lb_entry *e)
 	r = lb_mindex_find(bc->pmap, e->path, &old);
 	if (r <= 0)
 		return r < 0 ? r : -EPROTO;
+	if (old.type == LB_FT_HARDLINK && old.link) {
+		/* One of a set of hard links: the data sits with the first. */
+		char *target = strdup(old.link);
+		lb_entry_clear(&old);
+		r = target ? lb_mindex_find(bc->pmap, target, &old) : -ENOMEM;
+		free(target);
+		if (r <= 0)
+			return r < 0 ? r : -EPROTO;
+	}
 	if (old.type != LB_FT_REG || old.size != e->size || e->type != LB_FT_REG) {
 		lb_entry_clear(&old);
 		return -EPROTO;
@@ -482,6 +491,7 @@ struct read_ctx {
 	char **paths;
 	size_t npaths;
 	size_t *hits;
+	const struct lb_entry *sent; /* entry whose header went out last */
 	uint64_t files, bytes;
 };
 
@@ -498,11 +508,12 @@ static int wanted(struct read_ctx *c, const char *path)
 	return 0;
 }
 
+/* Every wanted entry goes through the store's read-ahead in order; its
+ * header is sent when its turn comes (first data, or done), so that the
+ * stream stays "header, data..., end" per file. */
 static int read_next(void *arg, const struct lb_entry **out)
 {
 	struct read_ctx *c = arg;
-	/* A regular file's entry lives until read_done: the store reads
-	 * ahead over several files. */
 	for (;;) {
 		struct lb_entry *e = calloc(1, sizeof(*e));
 		if (!e)
@@ -513,41 +524,51 @@ static int read_next(void *arg, const struct lb_entry **out)
 			return r;
 		}
 		if (wanted(c, e->path)) {
-			r = send_entry(c->s, e->type == LB_FT_REG ? LB_MSG_FILE : LB_MSG_ENTRY, e);
-			if (r == 0 && e->type == LB_FT_REG) {
-				c->files++;
-				*out = e;
-				return 1;
+			if (e->type != LB_FT_REG) {
+				free(e->chunks); /* only files carry data */
+				e->chunks = NULL;
+				e->nchunks = 0;
 			}
+			*out = e;
+			return 1;
 		}
 		lb_entry_clear(e);
 		free(e);
-		if (r < 0)
-			return r;
 	}
+}
+
+static int send_header(struct read_ctx *c, const struct lb_entry *e)
+{
+	if (c->sent == e)
+		return 0;
+	c->sent = e;
+	if (e->type == LB_FT_REG)
+		c->files++;
+	return send_entry(c->s, e->type == LB_FT_REG ? LB_MSG_FILE : LB_MSG_ENTRY, e);
 }
 
 static int read_data(void *arg, const struct lb_entry *e, const void *data, size_t len)
 {
 	struct read_ctx *c = arg;
 	const uint8_t *p = data;
-	(void)e;
+	int r = send_header(c, e);
 	c->bytes += len;
-	while (len > 0) {
+	while (r == 0 && len > 0) {
 		size_t n = LB_MIN(len, (size_t)LB_DATA_CHUNK);
-		int r = lb_frame_send(c->s->fd, LB_MSG_DATA, p, n);
-		if (r < 0)
-			return r;
+		r = lb_frame_send(c->s->fd, LB_MSG_DATA, p, n);
 		p += n;
 		len -= n;
 	}
-	return 0;
+	return r;
 }
 
 static int read_done(void *arg, const struct lb_entry *e)
 {
 	struct read_ctx *c = arg;
-	int r = lb_frame_send(c->s->fd, LB_MSG_FILE_END, NULL, 0);
+	int r = send_header(c, e);
+	if (r == 0 && e->type == LB_FT_REG)
+		r = lb_frame_send(c->s->fd, LB_MSG_FILE_END, NULL, 0);
+	c->sent = NULL;
 	lb_entry_clear((struct lb_entry *)e);
 	free((struct lb_entry *)e);
 	return r;
@@ -826,8 +847,11 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			lb_frame_send_error(fd, EPROTO, "unknown request type %d", s.f.type);
 			r = -EPROTO;
 		}
-		/* A protocol error or a broken stream ends the connection. */
-		if (r < 0 && (r == -EPROTO || r == -ECONNRESET || r == -EPIPE || r == -ECANCELED))
+		/* A failed backup leaves the client mid-stream, and a protocol
+		 * error or a broken stream leaves nothing to talk about: both
+		 * end the connection. */
+		if (r < 0 && (s.f.type == LB_MSG_BACKUP || r == -EPROTO || r == -ECONNRESET ||
+			      r == -EPIPE || r == -ECANCELED))
 			break;
 	}
 	lb_frame_free(&s.f);

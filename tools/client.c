@@ -1,0 +1,203 @@
+/* client.c - the shared client side of the protocol; see client.h. */
+#include "client.h"
+#include "conf.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+int common_option(struct common *co, int c, const char *arg)
+{
+	switch (c) {
+	case 0x1001: co->socket = arg; return 1;
+	case 0x1002: co->config = arg; return 1;
+	case 0x1003: co->tenant = arg; return 1;
+	case 0x1004: co->json = 1; return 1;
+	default: return 0;
+	}
+}
+
+/* The socket: --socket, then $LUMBUNG_SOCKET, then the configuration's,
+ * then the default. */
+static char *socket_path(const struct common *co)
+{
+	if (co->socket)
+		return strdup(co->socket);
+	const char *env = getenv("LUMBUNG_SOCKET");
+	if (env && *env)
+		return strdup(env);
+	struct lb_config *cfg;
+	char err[512];
+	const char *file = co->config ? co->config : LB_DEFAULT_CONFIG;
+	if (lb_config_load(file, &cfg, err, sizeof(err)) == 0) {
+		char *p = strdup(cfg->daemon.socket);
+		lb_config_free(cfg);
+		return p;
+	}
+	if (co->config)
+		fprintf(stderr, "lumbung: %s\n", err);
+	return strdup(LB_DEFAULT_SOCKET);
+}
+
+int client_connect(struct client *c, const struct common *co)
+{
+	memset(c, 0, sizeof(*c));
+	lb_frame_init(&c->f);
+	char *path = socket_path(co);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!path || strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "lumbung: socket path is too long\n");
+		free(path);
+		return EXIT_UNREACHABLE;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "lumbung: cannot reach lumbungd at %s: %s (is lumbungd running? "
+			"see --socket and LUMBUNG_SOCKET)\n", path, strerror(errno));
+		free(path);
+		return EXIT_UNREACHABLE;
+	}
+	free(path);
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, PACKAGE_VERSION);
+	int r = lb_frame_send_buf(c->fd, LB_MSG_HELLO, &b);
+	lb_buf_free(&b);
+	if (r < 0 || client_read(c) < 0)
+		return EXIT_UNREACHABLE;
+	if (c->f.type == LB_MSG_ERROR) {
+		int code = client_error(c);
+		return code == EXIT_FAILED ? EXIT_UNREACHABLE : code;
+	}
+	if (c->f.type != LB_MSG_WELCOME)
+		return client_unexpected(c, "greeting");
+	struct lb_rd rd;
+	lb_frame_reader(&c->f, &rd);
+	char *ver = lb_rd_strdup(&rd, 63);
+	c->admin = lb_rd_u8(&rd);
+	size_t n = (size_t)lb_rd_uv_max(&rd, 100000);
+	c->tenants = calloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n && c->tenants && !rd.err; i++)
+		c->tenants[c->ntenants++] = lb_rd_strdup(&rd, LB_NAME_MAX);
+	if (!lb_rd_done(&rd) || !ver) {
+		free(ver);
+		fprintf(stderr, "lumbung: malformed greeting from lumbungd\n");
+		return EXIT_UNREACHABLE;
+	}
+	snprintf(c->daemon_version, sizeof(c->daemon_version), "%s", ver);
+	free(ver);
+	return 0;
+}
+
+void client_close(struct client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	for (size_t i = 0; i < c->ntenants; i++)
+		free(c->tenants[i]);
+	free(c->tenants);
+	c->tenants = NULL;
+	lb_frame_free(&c->f);
+}
+
+int client_read(struct client *c)
+{
+	int r = lb_frame_read(c->fd, &c->f);
+	if (r == 1)
+		return 0;
+	if (r == 0)
+		fprintf(stderr, "lumbung: lumbungd closed the connection\n");
+	else if (r == -EPROTONOSUPPORT || r == -EPROTO)
+		fprintf(stderr, "lumbung: %s\n", lb_error_detail());
+	else
+		fprintf(stderr, "lumbung: connection to lumbungd failed: %s\n", strerror(-r));
+	return r == 0 ? -ECONNRESET : r;
+}
+
+int client_error(struct client *c)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&c->f, &rd);
+	uint64_t code = lb_rd_uv(&rd);
+	char *msg = lb_rd_strdup(&rd, 4096);
+	fprintf(stderr, "lumbung: %s\n", msg ? msg : "lumbungd reported an error");
+	free(msg);
+	switch (code) {
+	case ENOENT: return EXIT_NOTFOUND;
+	case EPROTONOSUPPORT: return EXIT_UNREACHABLE;
+	default: return EXIT_FAILED;
+	}
+}
+
+int client_unexpected(struct client *c, const char *context)
+{
+	if (c->f.type == LB_MSG_ERROR)
+		return client_error(c);
+	fprintf(stderr, "lumbung: unexpected message %d from lumbungd during %s\n", c->f.type, context);
+	return EXIT_FAILED;
+}
+
+int split_dataset(const char *arg, const char *tenant_opt, char *tenant, char *name)
+{
+	const char *slash = strchr(arg, '/');
+	if (slash) {
+		if ((size_t)(slash - arg) > LB_NAME_MAX || strlen(slash + 1) > LB_NAME_MAX)
+			return -EINVAL;
+		snprintf(tenant, LB_NAME_MAX + 1, "%.*s", (int)(slash - arg), arg);
+		snprintf(name, LB_NAME_MAX + 1, "%s", slash + 1);
+		if (tenant_opt && strcmp(tenant_opt, tenant) != 0)
+			return -EINVAL;
+	} else {
+		if (strlen(arg) > LB_NAME_MAX)
+			return -EINVAL;
+		snprintf(tenant, LB_NAME_MAX + 1, "%s", tenant_opt ? tenant_opt : "");
+		snprintf(name, LB_NAME_MAX + 1, "%s", arg);
+	}
+	return lb_name_valid(name) && (!*tenant || lb_name_valid(tenant)) ? 0 : -EINVAL;
+}
+
+void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+const char *fmt_time(int64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+const char *fmt_mode(int type, uint32_t mode, char *buf)
+{
+	static const char types[] = "?-dlhcbps";
+	buf[0] = types[type >= 0 && type <= 8 ? type : 0];
+	const char *rwx = "rwxrwxrwx";
+	for (int i = 0; i < 9; i++)
+		buf[1 + i] = (mode & (0400 >> i)) ? rwx[i] : '-';
+	if (mode & 04000)
+		buf[3] = (mode & 0100) ? 's' : 'S';
+	if (mode & 02000)
+		buf[6] = (mode & 010) ? 's' : 'S';
+	if (mode & 01000)
+		buf[9] = (mode & 01) ? 't' : 'T';
+	buf[10] = '\0';
+	return buf;
+}
+
+int progress_wanted(void) { return isatty(2); }

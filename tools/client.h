@@ -1,0 +1,85 @@
+/* client.h - what every lumbung verb shares: the connection to lumbungd,
+ * options common to all verbs, error reporting and exit codes. */
+#ifndef LB_CLIENT_H
+#define LB_CLIENT_H
+
+#include "manifest.h"
+#include "proto.h"
+#include "snapshot.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes (documented in lumbung(1)). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_DAMAGED = 3,
+	EXIT_NOTFOUND = 4,
+	EXIT_UNREACHABLE = 5,
+};
+
+struct client {
+	int fd;
+	struct lb_frame f;
+	int admin;
+	char **tenants;
+	size_t ntenants;
+	char daemon_version[64];
+};
+
+/* Options every verb accepts. */
+struct common {
+	const char *socket;
+	const char *config;
+	const char *tenant;
+	int json;
+};
+
+/* getopt_long entries for the common options; verbs append their own.
+ * Their values are >= 0x1000 so they never clash with short options. */
+#define COMMON_OPTIONS                                              \
+	{ "socket", required_argument, NULL, 0x1001 },              \
+	{ "config", required_argument, NULL, 0x1002 },              \
+	{ "tenant", required_argument, NULL, 0x1003 },              \
+	{ "json", no_argument, NULL, 0x1004 },                      \
+	{ "help", no_argument, NULL, 'h' }
+/* Handles a common option; returns 1 if c was one. */
+int common_option(struct common *co, int c, const char *arg);
+
+/* Connects and greets lumbungd; on failure prints why and returns the exit
+ * code to use (EXIT_UNREACHABLE), else 0. */
+int client_connect(struct client *c, const struct common *co);
+void client_close(struct client *c);
+
+/* Reads the next frame; prints a message and returns a negative value on a
+ * broken connection. */
+int client_read(struct client *c);
+/* For an ERROR frame in c->f: prints "lumbung: MESSAGE" and returns the
+ * exit code it maps to. */
+int client_error(struct client *c);
+/* Prints an unexpected-frame message and returns EXIT_FAILED. */
+int client_unexpected(struct client *c, const char *context);
+
+/* Splits "TENANT/NAME" into tenant and name (buffers of LB_NAME_MAX + 1);
+ * a name without '/' leaves the tenant as given by --tenant (or empty). */
+int split_dataset(const char *arg, const char *tenant_opt, char *tenant, char *name);
+
+/* Output helpers. */
+void json_str(FILE *f, const char *s);
+const char *fmt_time(int64_t ns, char *buf, size_t len);
+const char *fmt_mode(int type, uint32_t mode, char *buf);
+int progress_wanted(void);
+
+/* The verbs. */
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,389 @@
+/* restore.c - `lumbung restore` and `lumbung cat`: the daemon streams a
+ * snapshot's entries and data; this side writes them through libarchive,
+ * to disk with secure extraction (nothing outside the target, never through
+ * a symlink, no ".." and no absolute names) or as a tar or zip stream. */
+#include "client.h"
+#include "util.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct sink {
+	struct archive *a; /* write_disk or a writer; NULL for cat */
+	int disk;
+	int to_stdout;
+	struct lb_entry cur;
+	int in_file;
+	uint64_t off;  /* offset within the data stream of cur */
+	size_t ext;    /* current extent (sparse files) */
+	uint64_t in_ext;
+	uint64_t files, bytes, errors;
+	int progress;
+	int64_t last;
+};
+
+static struct archive_entry *make_entry(const struct lb_entry *e)
+{
+	struct archive_entry *ae = archive_entry_new();
+	archive_entry_set_pathname(ae, e->path);
+	unsigned type = AE_IFREG;
+	switch (e->type) {
+	case LB_FT_DIR: type = AE_IFDIR; break;
+	case LB_FT_SYMLINK: type = AE_IFLNK; break;
+	case LB_FT_CHR: type = AE_IFCHR; break;
+	case LB_FT_BLK: type = AE_IFBLK; break;
+	case LB_FT_FIFO: type = AE_IFIFO; break;
+	case LB_FT_SOCK: type = AE_IFSOCK; break;
+	default: break;
+	}
+	archive_entry_set_filetype(ae, type);
+	archive_entry_set_perm(ae, e->mode);
+	archive_entry_set_uid(ae, e->uid);
+	archive_entry_set_gid(ae, e->gid);
+	if (e->uname)
+		archive_entry_set_uname(ae, e->uname);
+	if (e->gname)
+		archive_entry_set_gname(ae, e->gname);
+	archive_entry_set_mtime(ae, e->mtime_ns / 1000000000LL, e->mtime_ns % 1000000000LL);
+	if (e->type == LB_FT_SYMLINK && e->link)
+		archive_entry_set_symlink(ae, e->link);
+	if (e->type == LB_FT_HARDLINK && e->link) {
+		archive_entry_set_hardlink(ae, e->link);
+		archive_entry_set_size(ae, 0);
+	}
+	if (e->type == LB_FT_REG)
+		archive_entry_set_size(ae, (la_int64_t)e->size);
+	if (e->type == LB_FT_CHR || e->type == LB_FT_BLK) {
+		archive_entry_set_rdevmajor(ae, e->rdev_major);
+		archive_entry_set_rdevminor(ae, e->rdev_minor);
+	}
+	for (size_t i = 0; i < e->nxattrs; i++)
+		archive_entry_xattr_add_entry(ae, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len);
+	if (e->acl_access)
+		archive_entry_acl_from_text(ae, e->acl_access, ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
+	if (e->acl_default)
+		archive_entry_acl_from_text(ae, e->acl_default, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
+	return ae;
+}
+
+static void progress(struct sink *s, int final)
+{
+	if (!s->progress)
+		return;
+	int64_t now = lb_mono_ns();
+	if (!final && now - s->last < 250000000LL)
+		return;
+	s->last = now;
+	char sz[32];
+	fprintf(stderr, "\r%llu files, %s restored%s", (unsigned long long)s->files,
+		lb_format_size(sz, sizeof(sz), s->bytes), final ? "\n" : "   ");
+}
+
+static int header(struct sink *s, const struct lb_entry *e)
+{
+	if (!s->a)
+		return 0;
+	struct archive_entry *ae = make_entry(e);
+	int r = archive_write_header(s->a, ae);
+	archive_entry_free(ae);
+	if (r == ARCHIVE_WARN) {
+		/* Written, but some metadata (an ACL, an xattr) could not be. */
+		fprintf(stderr, "lumbung: warning: %s: %s\n", e->path, archive_error_string(s->a));
+		return 0;
+	}
+	if (r < ARCHIVE_WARN) {
+		/* Refused (a path through a symlink, "..", ...): skip it. */
+		fprintf(stderr, "lumbung: %s: %s\n", e->path, archive_error_string(s->a));
+		s->errors++;
+		return r == ARCHIVE_FATAL ? -EIO : 1; /* 1: skip its data */
+	}
+	return 0;
+}
+
+/* Writes len bytes of the current file's data stream. */
+static int data(struct sink *s, const uint8_t *p, size_t len)
+{
+	s->bytes += len;
+	if (s->to_stdout)
+		return fwrite(p, 1, len, stdout) == len ? 0 : -EIO;
+	const struct lb_entry *e = &s->cur;
+	while (len > 0) {
+		uint64_t off = s->off;
+		size_t n = len;
+		if (e->nextents) {
+			if (s->ext >= e->nextents)
+				return -EBADMSG;
+			off = e->extents[s->ext].off + s->in_ext;
+			n = (size_t)LB_MIN((uint64_t)len, e->extents[s->ext].len - s->in_ext);
+		}
+		la_ssize_t w;
+		if (s->disk) {
+			w = archive_write_data_block(s->a, p, n, (la_int64_t)off);
+			w = w < 0 ? w : (la_ssize_t)n;
+		} else {
+			/* Streams have no holes: fill the gap with zeros. */
+			static const uint8_t zeros[65536];
+			while (s->off < off) {
+				size_t z = (size_t)LB_MIN(off - s->off, sizeof(zeros));
+				archive_write_data(s->a, zeros, z);
+				s->off += z;
+			}
+			w = archive_write_data(s->a, p, n);
+		}
+		if (w < 0) {
+			fprintf(stderr, "lumbung: %s: %s\n", e->path, archive_error_string(s->a));
+			return -EIO;
+		}
+		p += n;
+		len -= n;
+		s->off = off + n;
+		if (e->nextents) {
+			s->in_ext += n;
+			if (s->in_ext == e->extents[s->ext].len) {
+				s->ext++;
+				s->in_ext = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int finish_file(struct sink *s)
+{
+	if (s->a && !s->disk && s->off < s->cur.size) {
+		static const uint8_t zeros[65536];
+		while (s->off < s->cur.size) {
+			size_t z = (size_t)LB_MIN(s->cur.size - s->off, sizeof(zeros));
+			archive_write_data(s->a, zeros, z);
+			s->off += z;
+		}
+	}
+	if (s->a && archive_write_finish_entry(s->a) < ARCHIVE_WARN) {
+		fprintf(stderr, "lumbung: %s: %s\n", s->cur.path, archive_error_string(s->a));
+		s->errors++;
+	}
+	lb_entry_clear(&s->cur);
+	s->in_file = 0;
+	s->files++;
+	progress(s, 0);
+	return 0;
+}
+
+/* Sends READ and consumes the stream into the sink. */
+static int run_read(struct client *c, const char *tenant, const char *snap, char **paths, int npaths, struct sink *s)
+{
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, tenant);
+	lb_buf_put_str(&b, snap);
+	lb_buf_put_uv(&b, (uint64_t)npaths);
+	for (int i = 0; i < npaths; i++)
+		lb_buf_put_str(&b, paths[i]);
+	int r = lb_frame_send_buf(c->fd, LB_MSG_READ, &b);
+	lb_buf_free(&b);
+	if (r < 0 || client_read(c) < 0)
+		return EXIT_FAILED;
+	if (c->f.type != LB_MSG_OK)
+		return client_unexpected(c, "restore");
+	int skip = 0;
+	for (;;) {
+		if (client_read(c) < 0)
+			return EXIT_FAILED;
+		struct lb_rd rd;
+		switch (c->f.type) {
+		case LB_MSG_ENTRY:
+		case LB_MSG_FILE: {
+			struct lb_entry e;
+			lb_frame_reader(&c->f, &rd);
+			if (lb_entry_decode(&rd, &e) < 0 || !lb_rd_done(&rd)) {
+				fprintf(stderr, "lumbung: malformed entry from lumbungd\n");
+				return EXIT_FAILED;
+			}
+			r = header(s, &e);
+			if (r < 0) {
+				lb_entry_clear(&e);
+				return EXIT_FAILED;
+			}
+			if (c->f.type == LB_MSG_FILE) {
+				s->cur = e;
+				s->in_file = 1;
+				s->off = 0;
+				s->ext = 0;
+				s->in_ext = 0;
+				skip = r == 1;
+			} else {
+				if (s->a && r == 0)
+					archive_write_finish_entry(s->a);
+				lb_entry_clear(&e);
+			}
+			break;
+		}
+		case LB_MSG_DATA:
+			if (!s->in_file)
+				return client_unexpected(c, "restore");
+			if (!skip && data(s, c->f.payload, c->f.len) < 0)
+				return EXIT_FAILED;
+			progress(s, 0);
+			break;
+		case LB_MSG_FILE_END:
+			if (!s->in_file)
+				return client_unexpected(c, "restore");
+			finish_file(s);
+			skip = 0;
+			break;
+		case LB_MSG_END:
+			progress(s, 1);
+			return s->errors ? EXIT_FAILED : EXIT_OK;
+		default:
+			return client_unexpected(c, "restore");
+		}
+	}
+}
+
+static void restore_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: lumbung restore SNAPSHOT [PATH...] --target DIR\n"
+		"       lumbung restore SNAPSHOT [PATH...] --tar FILE|-\n"
+		"       lumbung restore SNAPSHOT [PATH...] --zip FILE\n"
+		"\n"
+		"Restores a whole snapshot, or the files and directories named by PATH, into\n"
+		"DIR (created if missing) with their owner (when run as root), mode, times,\n"
+		"xattrs, ACLs, hard links and holes; or writes them as a tar (pax) or zip\n"
+		"archive.  Nothing is ever written outside DIR, whatever names the snapshot\n"
+		"holds: '..' components, absolute names and paths through symlinks are refused.\n"
+		"\n"
+		"SNAPSHOT is a unique prefix of its id, TENANT/NAME@latest, or\n"
+		"TENANT/NAME@YYYY-MM-DD (the newest of that UTC day).\n"
+		"\n"
+		"  -T, --target DIR   restore into DIR\n"
+		"      --tar FILE|-   write a pax tar archive (- for stdout)\n"
+		"      --zip FILE     write a zip archive\n"
+		"      --tenant T, --socket PATH, --config FILE\n"
+		"\n"
+		"Exit status: 0 restored, 1 failed (some entries could not be written),\n"
+		"2 usage, 4 snapshot or path not found, 5 lumbungd unreachable.\n");
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTIONS,
+		{ "target", required_argument, NULL, 'T' },
+		{ "tar", required_argument, NULL, 0x2001 },
+		{ "zip", required_argument, NULL, 0x2002 },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct common co = { 0 };
+	const char *target = NULL, *tar = NULL, *zip = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "T:h", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		switch (c) {
+		case 'T': target = optarg; break;
+		case 0x2001: tar = optarg; break;
+		case 0x2002: zip = optarg; break;
+		case 'h': restore_usage(stdout); return EXIT_OK;
+		default:
+			fprintf(stderr, "lumbung: try 'lumbung restore --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || (target != NULL) + (tar != NULL) + (zip != NULL) != 1) {
+		fprintf(stderr, "lumbung restore: give a SNAPSHOT and exactly one of --target, --tar, --zip; "
+			"try 'lumbung restore --help'\n");
+		return EXIT_USAGE;
+	}
+	const char *snap = argv[optind];
+	struct sink s = { .progress = progress_wanted() && !(tar && !strcmp(tar, "-")) };
+	int rc = EXIT_OK;
+	if (target) {
+		if (mkdir(target, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "lumbung: cannot create %s: %s\n", target, strerror(errno));
+			return EXIT_FAILED;
+		}
+		if (chdir(target) < 0) {
+			fprintf(stderr, "lumbung: cannot enter %s: %s\n", target, strerror(errno));
+			return EXIT_FAILED;
+		}
+		s.a = archive_write_disk_new();
+		s.disk = 1;
+		int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
+			    ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SPARSE | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+			    ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+		if (geteuid() == 0)
+			flags |= ARCHIVE_EXTRACT_OWNER;
+		archive_write_disk_set_options(s.a, flags);
+		archive_write_disk_set_standard_lookup(s.a);
+	} else {
+		s.a = archive_write_new();
+		if (tar)
+			archive_write_set_format_pax_restricted(s.a);
+		else
+			archive_write_set_format_zip(s.a);
+		const char *out = tar ? tar : zip;
+		int r = !strcmp(out, "-") ? archive_write_open_fd(s.a, 1) : archive_write_open_filename(s.a, out);
+		if (r != ARCHIVE_OK) {
+			fprintf(stderr, "lumbung: cannot write %s: %s\n", out, archive_error_string(s.a));
+			archive_write_free(s.a);
+			return EXIT_FAILED;
+		}
+	}
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc == 0)
+		rc = run_read(&cl, co.tenant ? co.tenant : "", snap, argv + optind + 1, argc - optind - 1, &s);
+	client_close(&cl);
+	if (s.in_file)
+		lb_entry_clear(&s.cur);
+	if (archive_write_close(s.a) != ARCHIVE_OK && rc == EXIT_OK) {
+		fprintf(stderr, "lumbung: %s\n", archive_error_string(s.a));
+		rc = EXIT_FAILED;
+	}
+	archive_write_free(s.a);
+	return rc;
+}
+
+int cmd_cat(int argc, char **argv)
+{
+	static const struct option opts[] = { COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
+	struct common co = { 0 };
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		if (c == 'h') {
+			printf("Usage: lumbung cat SNAPSHOT PATH\n\nWrites one file of a snapshot to stdout.\n"
+			       "Exit status: 0, 1 failed, 2 usage, 4 not found (or not a file), 5 unreachable.\n");
+			return EXIT_OK;
+		}
+		fprintf(stderr, "lumbung: try 'lumbung cat --help'\n");
+		return EXIT_USAGE;
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "lumbung cat: give SNAPSHOT and PATH; try 'lumbung cat --help'\n");
+		return EXIT_USAGE;
+	}
+	struct sink s = { .to_stdout = 1 };
+	struct client cl;
+	int rc = client_connect(&cl, &co);
+	if (rc == 0)
+		rc = run_read(&cl, co.tenant ? co.tenant : "", argv[optind], argv + optind + 1, 1, &s);
+	if (rc == EXIT_OK && s.files != 1) {
+		fprintf(stderr, "lumbung: %s is not a regular file in %s\n", argv[optind + 1], argv[optind]);
+		rc = EXIT_NOTFOUND;
+	}
+	client_close(&cl);
+	if (s.in_file)
+		lb_entry_clear(&s.cur);
+	if (fflush(stdout) != 0 && rc == EXIT_OK)
+		rc = EXIT_FAILED;
+	return rc;
+}

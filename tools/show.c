@@ -1,0 +1,366 @@
+/* show.c - the verbs that only look: snapshots, ls, diff, check, version. */
+#include "client.h"
+#include "util.h"
+
+#include <getopt.h>
+
+/* Parses the common options only; returns -1 to go on, else an exit code. */
+static int parse_common(int argc, char **argv, struct common *co, const char *help)
+{
+	static const struct option opts[] = { COMMON_OPTIONS, { "read-data", no_argument, NULL, 0x2001 },
+					      { NULL, 0, NULL, 0 } };
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (common_option(co, c, optarg))
+			continue;
+		if (c == 0x2001 && strstr(help, "--read-data"))
+			continue; /* cmd_check reads it from argv itself */
+		if (c == 'h') {
+			fputs(help, stdout);
+			return EXIT_OK;
+		}
+		fprintf(stderr, "lumbung: try 'lumbung %s --help'\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+int cmd_snapshots(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung snapshots [--tenant T] [--dataset [TENANT/]NAME] [--json]\n"
+		"\n"
+		"Lists the snapshots you may see (your tenants'; every tenant's for\n"
+		"administrators), oldest first: id, dataset, time, host, files, size.\n";
+	static const struct option opts[] = { COMMON_OPTIONS, { "dataset", required_argument, NULL, 'd' },
+					      { NULL, 0, NULL, 0 } };
+	struct common co = { 0 };
+	const char *dataset = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		if (c == 'd') {
+			dataset = optarg;
+		} else if (c == 'h') {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "lumbung: try 'lumbung snapshots --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lumbung snapshots: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	char tenant[LB_NAME_MAX + 1] = "", name[LB_NAME_MAX + 1] = "";
+	if (dataset && split_dataset(dataset, co.tenant, tenant, name) < 0) {
+		fprintf(stderr, "lumbung snapshots: '%s' is not a dataset name\n", dataset);
+		return EXIT_USAGE;
+	}
+	if (!dataset && co.tenant)
+		snprintf(tenant, sizeof(tenant), "%s", co.tenant);
+	struct client cl;
+	int rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, tenant);
+	lb_buf_put_str(&b, name);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_SNAPSHOTS, &b);
+	lb_buf_free(&b);
+	if (co.json)
+		printf("[");
+	else
+		printf("%-12s  %-28s  %-19s  %-12s  %8s  %10s\n", "ID", "DATASET", "TIME", "HOST", "FILES", "SIZE");
+	int n = 0;
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_SNAPSHOT) {
+		struct lb_snapshot s;
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		if (lb_proto_get_snapshot(&rd, &s) < 0) {
+			r = -EPROTO;
+			break;
+		}
+		char hex[LB_SNAP_HEX], when[32], sz[32], ds[160];
+		lb_snap_id_hex(s.id, hex);
+		fmt_time(s.time_ns, when, sizeof(when));
+		snprintf(ds, sizeof(ds), "%s/%s", s.tenant, s.dataset);
+		if (co.json) {
+			printf("%s{\"id\":\"%s\",\"tenant\":", n ? "," : "", hex);
+			json_str(stdout, s.tenant);
+			printf(",\"dataset\":");
+			json_str(stdout, s.dataset);
+			printf(",\"time\":%lld,\"host\":", (long long)(s.time_ns / 1000000000LL));
+			json_str(stdout, s.host);
+			printf(",\"files\":%llu,\"bytes\":%llu,\"new_bytes_stored\":%llu,\"tags\":[",
+			       (unsigned long long)s.nfiles, (unsigned long long)s.logical,
+			       (unsigned long long)s.new_stored);
+			for (size_t i = 0; i < s.ntags; i++) {
+				if (i)
+					putchar(',');
+				json_str(stdout, s.tags[i]);
+			}
+			printf("]}");
+		} else {
+			printf("%-12.12s  %-28s  %-19s  %-12.12s  %8llu  %10s\n", hex, ds, when, s.host,
+			       (unsigned long long)s.nfiles, lb_format_size(sz, sizeof(sz), s.logical));
+		}
+		n++;
+		lb_snapshot_clear(&s);
+	}
+	if (co.json)
+		printf("]\n");
+	if (r == 0 && cl.f.type != LB_MSG_END)
+		rc = client_unexpected(&cl, "listing");
+	else if (r < 0)
+		rc = EXIT_FAILED;
+	client_close(&cl);
+	return rc;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung ls SNAPSHOT [PATH] [--json]\n"
+		"\n"
+		"Lists the entries of a snapshot (under PATH if given): mode, owner, size,\n"
+		"modification time and path.  Exit status 4 when snapshot or path is missing.\n";
+	struct common co = { 0 };
+	int rc = parse_common(argc, argv, &co, help);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind < 1 || argc - optind > 2) {
+		fprintf(stderr, "lumbung ls: give SNAPSHOT [PATH]; try 'lumbung ls --help'\n");
+		return EXIT_USAGE;
+	}
+	const char *snap = argv[optind], *path = argc - optind == 2 ? argv[optind + 1] : "";
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, co.tenant ? co.tenant : "");
+	lb_buf_put_str(&b, snap);
+	lb_buf_put_str(&b, path);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_LS, &b);
+	lb_buf_free(&b);
+	int n = 0;
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_ENTRY) {
+		struct lb_entry e;
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		if (lb_entry_decode(&rd, &e) < 0) {
+			r = -EPROTO;
+			break;
+		}
+		char mode[12], when[32], owner[80];
+		fmt_mode(e.type, e.mode, mode);
+		fmt_time(e.mtime_ns, when, sizeof(when));
+		if (co.json) {
+			if (!n)
+				printf("[");
+			printf("%s{\"path\":", n ? "," : "");
+			json_str(stdout, e.path);
+			printf(",\"type\":%d,\"mode\":%u,\"uid\":%u,\"gid\":%u,\"size\":%llu,\"mtime\":%lld", e.type,
+			       e.mode, e.uid, e.gid, (unsigned long long)e.size, (long long)(e.mtime_ns / 1000000000LL));
+			if (e.link) {
+				printf(",\"link\":");
+				json_str(stdout, e.link);
+			}
+			printf("}");
+		} else {
+			snprintf(owner, sizeof(owner), "%s/%s", e.uname ? e.uname : "?", e.gname ? e.gname : "?");
+			printf("%s %-17s %12llu %s %s%s%s\n", mode, owner, (unsigned long long)e.size, when, e.path,
+			       e.link ? (e.type == LB_FT_SYMLINK ? " -> " : " => ") : "", e.link ? e.link : "");
+		}
+		n++;
+		lb_entry_clear(&e);
+	}
+	if (co.json && r == 0 && cl.f.type == LB_MSG_END)
+		printf("%s]\n", n ? "" : "[");
+	if (r == 0 && cl.f.type != LB_MSG_END)
+		rc = client_unexpected(&cl, "listing");
+	else if (r < 0)
+		rc = EXIT_FAILED;
+	client_close(&cl);
+	return rc;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung diff SNAPSHOT1 SNAPSHOT2 [--json]\n"
+		"\n"
+		"Lists what changed from SNAPSHOT1 to SNAPSHOT2: '+' added, '-' removed,\n"
+		"'M' changed (content, size, mode, owner or time), with sizes.\n";
+	struct common co = { 0 };
+	int rc = parse_common(argc, argv, &co, help);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 2) {
+		fprintf(stderr, "lumbung diff: give two snapshots; try 'lumbung diff --help'\n");
+		return EXIT_USAGE;
+	}
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, co.tenant ? co.tenant : "");
+	lb_buf_put_str(&b, argv[optind]);
+	lb_buf_put_str(&b, argv[optind + 1]);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_DIFF, &b);
+	lb_buf_free(&b);
+	uint64_t added = 0, removed = 0, changed = 0;
+	int n = 0;
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_DIFF_ITEM) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		char kind = (char)lb_rd_u8(&rd);
+		char *path = lb_rd_strdup(&rd, 4095);
+		int type = lb_rd_u8(&rd);
+		uint64_t a = lb_rd_uv(&rd), bsz = lb_rd_uv(&rd);
+		if (!lb_rd_done(&rd) || !path) {
+			free(path);
+			r = -EPROTO;
+			break;
+		}
+		added += kind == '+';
+		removed += kind == '-';
+		changed += kind == 'M';
+		if (co.json) {
+			printf("%s{\"change\":\"%c\",\"path\":", n ? "," : "[", kind);
+			json_str(stdout, path);
+			printf(",\"type\":%d,\"old_size\":%llu,\"new_size\":%llu}", type, (unsigned long long)a,
+			       (unsigned long long)bsz);
+		} else if (kind == 'M') {
+			printf("M %s (%llu -> %llu bytes)\n", path, (unsigned long long)a, (unsigned long long)bsz);
+		} else {
+			printf("%c %s (%llu bytes)\n", kind, path, (unsigned long long)(kind == '+' ? bsz : a));
+		}
+		n++;
+		free(path);
+	}
+	if (r == 0 && cl.f.type == LB_MSG_END) {
+		if (co.json)
+			printf("%s]\n", n ? "" : "[");
+		else
+			fprintf(stderr, "%llu added, %llu removed, %llu changed\n", (unsigned long long)added,
+				(unsigned long long)removed, (unsigned long long)changed);
+	} else if (r == 0) {
+		rc = client_unexpected(&cl, "diff");
+	} else {
+		rc = EXIT_FAILED;
+	}
+	client_close(&cl);
+	return rc;
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung check [--read-data] [--json]\n"
+		"\n"
+		"Verifies the store (administrators only): every pack against the index,\n"
+		"every snapshot's manifest and the chunks it needs; with --read-data every\n"
+		"stored byte is read and every chunk re-hashed.  Each damaged chunk is named\n"
+		"with its pack and offset, and every snapshot and file that uses it.\n"
+		"Exit status: 0 clean, 3 damage found, 1 check could not run.\n";
+	int read_data = 0;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--read-data"))
+			read_data = 1;
+	struct common co = { 0 };
+	int rc = parse_common(argc, argv, &co, help);
+	if (rc >= 0)
+		return rc;
+	if (optind != argc) {
+		fprintf(stderr, "lumbung check: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	uint8_t rd_flag = (uint8_t)read_data;
+	int r = lb_frame_send(cl.fd, LB_MSG_CHECK, &rd_flag, 1);
+	int n = 0;
+	if (co.json)
+		printf("{\"problems\":[");
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_PROBLEM) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		char *kind = lb_rd_strdup(&rd, 64), *what = lb_rd_strdup(&rd, 4096);
+		if (co.json) {
+			printf("%s{\"kind\":", n ? "," : "");
+			json_str(stdout, kind);
+			printf(",\"what\":");
+			json_str(stdout, what);
+			printf("}");
+		} else {
+			printf("%s: %s\n", kind ? kind : "?", what ? what : "?");
+		}
+		n++;
+		free(kind);
+		free(what);
+	}
+	if (r == 0 && cl.f.type == LB_MSG_CHECKED) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		uint64_t v[7];
+		for (int i = 0; i < 7; i++)
+			v[i] = lb_rd_uv(&rd);
+		if (co.json)
+			printf("],\"packs\":%llu,\"chunks\":%llu,\"snapshots\":%llu,\"files\":%llu,\"errors\":%llu,"
+			       "\"bytes_read\":%llu,\"unreferenced_packs\":%llu}\n",
+			       (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
+			       (unsigned long long)v[3], (unsigned long long)v[4], (unsigned long long)v[5],
+			       (unsigned long long)v[6]);
+		else
+			printf("%s: %llu packs, %llu chunks, %llu snapshots, %llu files checked; %llu problems\n",
+			       v[4] ? "damaged" : "clean", (unsigned long long)v[0], (unsigned long long)v[1],
+			       (unsigned long long)v[2], (unsigned long long)v[3], (unsigned long long)v[4]);
+		rc = v[4] ? EXIT_DAMAGED : EXIT_OK;
+	} else if (r == 0) {
+		if (co.json)
+			printf("]}\n");
+		rc = client_unexpected(&cl, "check");
+	} else {
+		rc = EXIT_FAILED;
+	}
+	client_close(&cl);
+	return rc;
+}
+
+int cmd_version(int argc, char **argv)
+{
+	static const char help[] = "Usage: lumbung version\n\nPrints the versions of lumbung and of the lumbungd it reaches.\n";
+	struct common co = { 0 };
+	int rc = parse_common(argc, argv, &co, help);
+	if (rc >= 0)
+		return rc;
+	printf("lumbung %s (protocol %d)\n", PACKAGE_VERSION, LB_PROTO_VERSION);
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc == 0) {
+		printf("lumbungd %s; you are %s, acting for %zu tenant%s\n", cl.daemon_version,
+		       cl.admin ? "an administrator" : "a tenant member", cl.ntenants, cl.ntenants == 1 ? "" : "s");
+	}
+	client_close(&cl);
+	return rc;
+}
