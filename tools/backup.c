@@ -266,12 +266,15 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 	struct lb_xattr xa[256];
 	char *acl_a, *acl_d;
 	char link[4096];
+	const char *hl = archive_entry_hardlink(ae);
+	/* Archive readers give a hard link no file type of its own. */
+	if (hl && archive_entry_filetype(ae) == 0)
+		archive_entry_set_filetype(ae, AE_IFREG);
 	if (to_entry(ae, path, &e) < 0) {
 		fprintf(stderr, "lumbung: %s: %s: unsupported file type, skipped\n", j->what, path);
 		return 0;
 	}
 	add_meta(ae, &e, xa, LB_ARRAY_SIZE(xa), &acl_a, &acl_d);
-	const char *hl = archive_entry_hardlink(ae);
 	int r = 0;
 	if (hl) {
 		int c = clean_path(hl, link, sizeof(link));

@@ -95,6 +95,12 @@ static int header(struct sink *s, const struct lb_entry *e)
 		fprintf(stderr, "lumbung: warning: %s: %s\n", e->path, archive_error_string(s->a));
 		return 0;
 	}
+	if (r < ARCHIVE_WARN && !s->disk && r != ARCHIVE_FATAL && e->type != LB_FT_REG &&
+	    e->type != LB_FT_DIR && e->type != LB_FT_SYMLINK && e->type != LB_FT_HARDLINK) {
+		/* zip has no fifos, devices or sockets: leave them out. */
+		fprintf(stderr, "lumbung: warning: %s left out: %s\n", e->path, archive_error_string(s->a));
+		return 1;
+	}
 	if (r < ARCHIVE_WARN) {
 		/* Refused (a path through a symlink, "..", ...): skip it. */
 		fprintf(stderr, "lumbung: %s: %s\n", e->path, archive_error_string(s->a));

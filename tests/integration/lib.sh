@@ -99,3 +99,67 @@ make_tree() {
 	setfattr -n user.lumbung -v "value-$seed" "$d/docs/sub/numbers.txt" 2>/dev/null || true
 	touch -d '2020-02-29 12:34:56' "$d/docs/random.bin"
 }
+
+# ---- a real lumbungd on a temporary directory --------------------------------
+LUMBUNGD="$top_builddir/daemon/lumbungd"
+LUMBUNG="$top_builddir/tools/lumbung"
+export LUMBUNG_SOCKET="$T/lumbungd.sock"
+
+# write_config [EXTRA]: a configuration for three tenants, with EXTRA
+# appended (more sections).
+write_config() {
+	cat >"$T/lumbung.conf" <<CONF
+[store]
+path = $T/store
+capacity = 100G
+[daemon]
+socket = $T/lumbungd.sock
+max_jobs = 4
+log_level = debug
+[tenant dinkes]
+name = Dinas Kesehatan
+quota = 10G
+users = opd-dinkes
+[tenant disdik]
+name = Dinas Pendidikan
+quota = 10G
+users = opd-disdik
+[tenant dukcapil]
+name = Dinas Kependudukan dan Pencatatan Sipil
+quota = 10G
+users = opd-dukcapil
+${1:-}
+CONF
+}
+
+# start_daemon: starts lumbungd in the background and waits until it
+# answers (bounded: 10 s).  Its log goes to $T/lumbungd.log.
+start_daemon() {
+	[ -f "$T/lumbung.conf" ] || write_config
+	"$LUMBUNGD" --config "$T/lumbung.conf" --foreground >>"$T/lumbungd.log" 2>&1 &
+	DAEMON_PID=$!
+	i=0
+	while [ $i -lt 200 ]; do
+		if "$LUMBUNG" version >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "# lumbungd exited at start:"; sed 's/^/# /' "$T/lumbungd.log" | tail -5
+			return 1
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "# lumbungd did not answer within 10 s"
+	return 1
+}
+
+stop_daemon() {
+	[ -n "${DAEMON_PID:-}" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+# Never leave a daemon behind, whatever happens to the test.
+trap 'stop_daemon' EXIT
