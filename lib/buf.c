@@ -121,8 +121,15 @@ uint64_t lb_rd_uv(struct lb_rd *r)
 			return 0;
 		}
 		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80))
+		if (!(c & 0x80)) {
+			/* Only the shortest encoding is valid: every value has one
+			 * byte string, so hashes of records are canonical. */
+			if (c == 0 && shift > 0) {
+				fail(r);
+				return 0;
+			}
 			return v;
+		}
 	}
 	fail(r);
 	return 0;

@@ -168,6 +168,7 @@ struct verify_ctx {
 	uint8_t *raw;
 	size_t cap;
 	uint64_t blobs; /* blobs the footer listed and the callback saw */
+	uint64_t bad;   /* of which damaged */
 };
 
 static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_t *payload)
@@ -178,6 +179,7 @@ static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_
 	lb_pack_name(v->pack, pname, sizeof(pname));
 	v->blobs++;
 	if (!payload) {
+		v->bad++;
 		report(c, "chunk", "chunk %s in pack %s at offset %u: checksum mismatch",
 		       lb_id_hex(&e->id, hex), pname, e->offset);
 		return mark_bad(c, &e->id);
@@ -197,6 +199,7 @@ static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_
 			r = -EBADMSG;
 	}
 	if (r < 0) {
+		v->bad++;
 		report(c, "chunk", "chunk %s in pack %s at offset %u: content does not match its id",
 		       lb_id_hex(&e->id, hex), pname, e->offset);
 		return mark_bad(c, &e->id);
@@ -220,7 +223,7 @@ static void verify_pack_job(void *arg, size_t i)
 		/* The footer was read and every blob was checked (and reported)
 		 * one by one; damage found only by the whole-file checksum lies
 		 * outside any chunk's data. */
-		if (strstr(lb_error_detail(), "file checksum"))
+		if (v.bad == 0 && strstr(lb_error_detail(), "file checksum"))
 			report(c, "pack", "%s (outside any chunk's data)", lb_error_detail());
 		return;
 	}

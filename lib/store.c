@@ -826,6 +826,7 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 		lb_set_error("invalid path in entry");
 		return -EINVAL;
 	}
+	uint64_t bytes = 0;
 	if (e->nchunks) {
 		if (e->type != LB_FT_REG)
 			return -EINVAL;
@@ -837,15 +838,19 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 				lb_set_error("entry %s references a chunk the store does not hold", e->path);
 				return -ENOENT;
 			}
-			b->st.logical += e->chunks[i].size;
+			bytes += e->chunks[i].size;
 		}
-		b->st.chunks += e->nchunks;
-		b->st.reused_files++;
 	}
-	if (e->type == LB_FT_REG)
-		b->st.files++;
+	int r = lb_mwriter_add(b->mw, e);
+	if (r < 0)
+		return r;
+	/* Counted only once the manifest took it. */
+	b->st.logical += bytes;
+	b->st.chunks += e->nchunks;
+	b->st.reused_files += e->nchunks > 0;
+	b->st.files += e->type == LB_FT_REG;
 	b->st.entries++;
-	return lb_mwriter_add(b->mw, e);
+	return 0;
 }
 
 static void chunk_job(void *arg, size_t i)
