@@ -37,6 +37,8 @@ struct identity {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	gid_t groups[256]; /* from SO_PEERGROUPS (primary group included) */
+	int ngroups;
 	char name[64];
 	int admin;
 	char **tenants; /* ids of the tenants the caller acts for */

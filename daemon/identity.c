@@ -22,12 +22,18 @@ int identity_resolve(struct identity *id, const struct lb_config *cfg)
 	gid_t groups[256];
 	int ngroups = (int)LB_ARRAY_SIZE(groups);
 	getpwuid_r(id->uid, &pw, buf, sizeof(buf), &pwp);
-	if (pwp) {
+	if (pwp)
 		snprintf(id->name, sizeof(id->name), "%s", pwp->pw_name);
+	else
+		snprintf(id->name, sizeof(id->name), "uid%u", (unsigned)id->uid);
+	if (id->ngroups > 0) {
+		/* The groups the kernel says the peer process has (SO_PEERGROUPS). */
+		ngroups = LB_MIN(id->ngroups, (int)LB_ARRAY_SIZE(groups));
+		memcpy(groups, id->groups, (size_t)ngroups * sizeof(gid_t));
+	} else if (pwp) {
 		if (getgrouplist(pwp->pw_name, pwp->pw_gid, groups, &ngroups) < 0)
 			ngroups = (int)LB_ARRAY_SIZE(groups);
 	} else {
-		snprintf(id->name, sizeof(id->name), "uid%u", (unsigned)id->uid);
 		groups[0] = id->gid;
 		ngroups = 1;
 	}

@@ -119,6 +119,23 @@ static void reload(struct daemon *d)
 		notify("READY=1");
 		return;
 	}
+	/* The store, the socket and the user were set up at start: a reload
+	 * cannot move them, so it keeps them and says so. */
+	struct cfg_ref *cur = daemon_config_get(d);
+	const struct lb_config *o = cur->cfg;
+	const char *what[3] = { "store path", "socket", "user" };
+	char **newv[3] = { &c->store.path, &c->daemon.socket, &c->daemon.user };
+	char *const oldv[3] = { o->store.path, o->daemon.socket, o->daemon.user };
+	for (int i = 0; i < 3; i++) {
+		const char *a = oldv[i] ? oldv[i] : "", *b = *newv[i] ? *newv[i] : "";
+		if (strcmp(a, b) != 0) {
+			log_warning("reload: %s changed from '%s' to '%s'; it takes effect only on a restart",
+				    what[i], a, b);
+			free(*newv[i]);
+			*newv[i] = oldv[i] ? strdup(oldv[i]) : NULL;
+		}
+	}
+	daemon_config_put(d, cur);
 	struct cfg_ref *nr = new_ref(c);
 	if (!nr) {
 		lb_config_free(c);
@@ -178,6 +195,11 @@ static void accept_one(struct daemon *d, int lfd)
 	c->id.uid = cred.uid;
 	c->id.gid = cred.gid;
 	c->id.pid = cred.pid;
+	socklen_t glen = sizeof(c->id.groups) - sizeof(gid_t);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->id.groups + 1, &glen) == 0) {
+		c->id.groups[0] = cred.gid;
+		c->id.ngroups = 1 + (int)(glen / sizeof(gid_t));
+	}
 	struct cfg_ref *cfg = daemon_config_get(d);
 	int r = identity_resolve(&c->id, cfg->cfg);
 	daemon_config_put(d, cfg);
@@ -299,11 +321,11 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = LB_DEFAULT_CONFIG;
-	int check_only = 0, c;
+	int check_only = 0, foreground = 0, c;
 	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
-		case 'f': break; /* lumbungd never daemonizes itself: systemd supervises it */
+		case 'f': foreground = 1; break;
 		case 'k': check_only = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("lumbungd %s\n", PACKAGE_VERSION); return 0;
@@ -332,6 +354,34 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg->daemon.log_level);
 	lb_fault_from_env();
+
+	/* Without --foreground, detach before any thread exists, and let the
+	 * parent return only once the child listens (or failed). */
+	int ready_fd = -1;
+	if (!foreground) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return 1;
+		pid_t pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "lumbungd: cannot fork: %s\n", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			char ok;
+			close(p[1]);
+			return read(p[0], &ok, 1) == 1 ? 0 : 1;
+		}
+		close(p[0]);
+		ready_fd = p[1];
+		setsid();
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			close(nul);
+		}
+	}
 
 	static struct daemon d;
 	d.config_path = config;
@@ -385,6 +435,12 @@ int main(int argc, char **argv)
 	if (drop_privileges(cfg->daemon.user, cfg->store.path) < 0) {
 		lb_store_close(d.store);
 		return 1;
+	}
+	if (ready_fd >= 0) {
+		/* Tell the parent we are listening; it exits 0 and we go on. */
+		if (write(ready_fd, "1", 1) < 0) {
+		}
+		close(ready_fd);
 	}
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return 1;

@@ -128,6 +128,7 @@ int client_error(struct client *c)
 	free(msg);
 	switch (code) {
 	case ENOENT: return EXIT_NOTFOUND;
+	case EEXIST: return EXIT_USAGE; /* an ambiguous name */
 	case EPROTONOSUPPORT: return EXIT_UNREACHABLE;
 	default: return EXIT_FAILED;
 	}

@@ -84,6 +84,13 @@ i=0
 while [ $i -lt 200 ] && ! grep -q "configuration reloaded: 4 tenants" "$T/lumbungd.log"; do sleep 0.02; i=$((i + 1)); done
 check "SIGHUP with a valid file: reloaded" grep -q "configuration reloaded: 4 tenants" "$T/lumbungd.log"
 check "the new tenant takes backups" sh -c "'$LUMBUNG' backup --dataset baru/x '$T/src-dinkes' >/dev/null 2>&1"
+sed -i "s|^path = $T/store\$|path = $T/elsewhere|" "$T/lumbung.conf"
+kill -HUP "$DAEMON_PID"
+i=0
+while [ $i -lt 200 ] && ! grep -q "store path changed" "$T/lumbungd.log"; do sleep 0.02; i=$((i + 1)); done
+check "a reload cannot move the store: it says so" grep -q "reload: store path changed from '$T/store' to '$T/elsewhere'; it takes effect only on a restart" "$T/lumbungd.log"
+check "and keeps serving the store it has" sh -c "'$LUMBUNG' snapshots | grep -q baru/x"
+sed -i "s|^path = $T/elsewhere\$|path = $T/store|" "$T/lumbung.conf"
 
 # --check-config and a second daemon.
 check "--check-config accepts the running file" "$LUMBUNGD" --check-config --config "$T/lumbung.conf"
