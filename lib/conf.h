@@ -61,8 +61,13 @@ struct lb_config {
 	size_t ndatasets;
 };
 
-/* Default locations. */
+/* Default locations.  The build passes its sysconfdir (/etc for a Debian
+ * build configured with --sysconfdir=/etc). */
+#ifdef LB_SYSCONFDIR
+#define LB_DEFAULT_CONFIG LB_SYSCONFDIR "/lumbung/lumbung.conf"
+#else
 #define LB_DEFAULT_CONFIG "/etc/lumbung/lumbung.conf"
+#endif
 #define LB_DEFAULT_SOCKET "/run/lumbung/lumbungd.sock"
 #define LB_DEFAULT_STORE "/var/lib/lumbung/store"
 
