@@ -97,13 +97,13 @@ static int index_entry_cb(void *arg, const struct lb_pack_id *pack, const struct
 	struct ck *c = w->c;
 	char hex[LB_ID_HEX], pname[96];
 	lb_pack_name(pack, pname, sizeof(pname));
-	if (!bsearch(pack, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp)) {
+	if (!c->npacks || !bsearch(pack, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp)) {
 		report(c, "index", "chunk %s: index names pack %s, which is missing",
 		       lb_id_hex(&e->id, hex), pname);
 		return mark_bad(c, &e->id);
 	}
 	struct footer_ent key = { .pack = *pack, .e = *e };
-	struct footer_ent *f = bsearch(&key, c->fe, c->nfe, sizeof(*c->fe), fe_cmp);
+	struct footer_ent *f = c->nfe ? bsearch(&key, c->fe, c->nfe, sizeof(*c->fe), fe_cmp) : NULL;
 	if (!f || f->e.stored != e->stored || f->e.raw != e->raw || f->e.codec != e->codec ||
 	    f->e.type != e->type) {
 		report(c, "index", "chunk %s: index entry (pack %s offset %u) does not match the pack footer",
@@ -122,7 +122,8 @@ static int check_structure(struct ck *c)
 	int r = be->ops->list(be, "packs", list_pack_cb, c);
 	if (r < 0)
 		return r;
-	qsort(c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp);
+	if (c->npacks)
+		qsort(c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp);
 	c->res->packs = c->npacks;
 	for (size_t i = 0; i < c->npacks; i++) {
 		struct lb_pack_entry *es;
@@ -144,7 +145,8 @@ static int check_structure(struct ck *c)
 			c->fe[c->nfe++] = (struct footer_ent){ .pack = c->packs[i], .e = es[k] };
 		free(es);
 	}
-	qsort(c->fe, c->nfe, sizeof(*c->fe), fe_cmp);
+	if (c->nfe)
+		qsort(c->fe, c->nfe, sizeof(*c->fe), fe_cmp);
 	struct idx_walk w = { .c = c, .used_packs = lb_idset_new() };
 	if (!w.used_packs)
 		return -ENOMEM;

@@ -133,7 +133,8 @@ int lb_index_open(struct lb_backend *be, struct lb_index **out)
 	int r = be->ops->list(be, "index", list_runs_cb, &l);
 	if (r < 0)
 		goto fail;
-	qsort(l.v, l.n, sizeof(uint64_t), cmp_u64);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(uint64_t), cmp_u64);
 	for (size_t i = 0; i < l.n; i++) {
 		char name[64];
 		uint8_t *data;
@@ -242,7 +243,8 @@ static int cmp_build(const void *a, const void *b)
 static int write_run(struct lb_backend *be, uint64_t seq, uint64_t covers, const uint8_t *packs,
 		     uint32_t npacks, struct build_entry *ents, uint64_t n, uint8_t **data, size_t *len)
 {
-	qsort(ents, n, sizeof(*ents), cmp_build);
+	if (n)
+		qsort(ents, n, sizeof(*ents), cmp_build);
 	uint64_t m = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		if (m > 0 && memcmp(ents[m - 1].raw, ents[i].raw, LB_ID_LEN) == 0)
@@ -259,7 +261,8 @@ static int write_run(struct lb_backend *be, uint64_t seq, uint64_t covers, const
 	lb_put32(img + 12, npacks);
 	lb_put64(img + 16, m);
 	lb_put64(img + 24, covers);
-	memcpy(img + LB_INDEX_HEADER_SIZE, packs, (size_t)npacks * LB_PACK_ID_LEN);
+	if (npacks)
+		memcpy(img + LB_INDEX_HEADER_SIZE, packs, (size_t)npacks * LB_PACK_ID_LEN);
 	uint8_t *p = img + LB_INDEX_HEADER_SIZE + (size_t)npacks * LB_PACK_ID_LEN;
 	for (uint64_t i = 0; i < m; i++)
 		memcpy(p + i * LB_INDEX_ENTRY_SIZE, ents[i].raw, LB_INDEX_ENTRY_SIZE);

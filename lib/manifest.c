@@ -442,7 +442,8 @@ static int order_hardlinks(struct lb_mwriter *w, const char *paths)
 			hls[n++].rec = i;
 	}
 	if (r == 0)
-		qsort(hls, n, sizeof(*hls), hl_cmp);
+		if (n)
+			qsort(hls, n, sizeof(*hls), hl_cmp);
 	for (size_t g = 0; r == 0 && g < n;) {
 		size_t end = g + 1;
 		while (end < n && strcmp(hls[end].e.link, hls[g].e.link) == 0)
@@ -489,7 +490,8 @@ int lb_mwriter_finish(struct lb_mwriter *w, lb_tree_put_fn put, void *arg,
 		      struct lb_tree_ref **refs_out, size_t *nrefs_out, uint64_t *nentries)
 {
 	const char *paths = (const char *)w->paths.p;
-	qsort_r(w->recs, w->n, sizeof(*w->recs), rec_cmp, (void *)paths);
+	if (w->n)
+		qsort_r(w->recs, w->n, sizeof(*w->recs), rec_cmp, (void *)paths);
 	/* Of several entries with one path only the last added counts. */
 	size_t m = 0;
 	for (size_t i = 0; i < w->n; i++) {

@@ -447,7 +447,8 @@ static int catalog_add_locked(struct lb_store *s, struct lb_snapshot *snap)
 	if (r < 0)
 		return r;
 	s->snaps[s->nsnaps++] = snap;
-	qsort(s->snaps, s->nsnaps, sizeof(*s->snaps), snap_time_cmp);
+	if (s->nsnaps > 1)
+		qsort(s->snaps, s->nsnaps, sizeof(*s->snaps), snap_time_cmp);
 	return 0;
 }
 
