@@ -441,9 +441,8 @@ static int order_hardlinks(struct lb_mwriter *w, const char *paths)
 		if (r == 0)
 			hls[n++].rec = i;
 	}
-	if (r == 0)
-		if (n)
-			qsort(hls, n, sizeof(*hls), hl_cmp);
+	if (r == 0 && n)
+		qsort(hls, n, sizeof(*hls), hl_cmp);
 	for (size_t g = 0; r == 0 && g < n;) {
 		size_t end = g + 1;
 		while (end < n && strcmp(hls[end].e.link, hls[g].e.link) == 0)

@@ -34,6 +34,10 @@ int lb_pack_parse_name(const char *name, struct lb_pack_id *id)
 	const char *hex = name + 9;
 	if (name[8] != '/' || memcmp(name + 6, hex, 2) != 0)
 		return -EINVAL;
+	/* Only the lowercase form lb_pack_name writes names a pack. */
+	for (int i = 0; i < 2 * LB_PACK_ID_LEN; i++)
+		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+			return -EINVAL;
 	return lb_unhex(id->b, hex, LB_PACK_ID_LEN);
 }
 
