@@ -370,7 +370,7 @@ int main(int argc, char **argv)
 		if (pid > 0) {
 			char ok;
 			close(p[1]);
-			return read(p[0], &ok, 1) == 1 ? 0 : 1;
+			_exit(read(p[0], &ok, 1) == 1 ? 0 : 1);
 		}
 		close(p[0]);
 		ready_fd = p[1];

@@ -415,11 +415,14 @@ int main(int argc, char **argv)
 		return r < 0 ? die(r, "init") : 0;
 	}
 	if (!strcmp(cmd, "rebuild-index")) {
-		struct lb_store *st;
+		/* Opening first refuses a store in use; a damaged index is
+		 * exactly what is being repaired. */
+		struct lb_store *st = NULL;
 		r = lb_store_open(path, 0, &st);
 		if (r < 0 && r != -EBADMSG)
 			return die(r, "open");
-		lb_store_close(st);
+		if (r == 0)
+			lb_store_close(st);
 		struct lb_backend *be;
 		r = lb_backend_local_open(path, 0, &be);
 		if (r < 0)
