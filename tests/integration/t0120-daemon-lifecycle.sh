@@ -92,6 +92,39 @@ check "a reload cannot move the store: it says so" grep -q "reload: store path c
 check "and keeps serving the store it has" sh -c "'$LUMBUNG' snapshots | grep -q baru/x"
 sed -i "s|^path = $T/elsewhere\$|path = $T/store|" "$T/lumbung.conf"
 
+# systemd's notification protocol: READY=1, RELOADING=1 then READY=1 on
+# SIGHUP, STOPPING=1 on SIGTERM, read by a stand-in for systemd.
+stop_daemon
+python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind('$T/notify.sock')
+open('$T/notify.ready', 'w').close()
+s.settimeout(20)
+with open('$T/notify.log', 'w') as log:
+    while True:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        log.write(msg + '\n')
+        log.flush()
+        if 'STOPPING=1' in msg:
+            break
+" &
+listener=$!
+i=0
+while [ $i -lt 200 ] && [ ! -e "$T/notify.ready" ]; do sleep 0.02; i=$((i + 1)); done
+NOTIFY_SOCKET="$T/notify.sock" start_daemon
+kill -HUP "$DAEMON_PID"
+i=0
+while [ $i -lt 200 ] && [ "$(grep -c READY=1 "$T/notify.log")" -lt 2 ]; do sleep 0.02; i=$((i + 1)); done
+stop_daemon
+wait "$listener"
+check "sd_notify: READY, RELOADING, READY, STOPPING in that order" \
+	sh -c "[ \"\$(tr '\n' ' ' <'$T/notify.log')\" = 'READY=1 RELOADING=1 READY=1 STOPPING=1 ' ]"
+check "lumbungd starts again" start_daemon
+
 # --check-config and a second daemon.
 check "--check-config accepts the running file" "$LUMBUNGD" --check-config --config "$T/lumbung.conf"
 printf '[daemon]\nmax_jobs = many\n' >"$T/bad.conf"
