@@ -983,6 +983,11 @@ int lb_backup_file_begin(struct lb_backup *b, const struct lb_entry *e)
 	struct pend_file *f = &b->files[b->nfiles];
 	memset(f, 0, sizeof(*f));
 	r = lb_entry_copy(&f->e, e);
+	if (r == -EBADMSG) {
+		/* A field out of range: refuse this file, keep the backup. */
+		lb_set_error("entry %s has a field out of range", e->path);
+		return -EINVAL;
+	}
 	if (r < 0)
 		return fail(b, r);
 	b->nfiles++;

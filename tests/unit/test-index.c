@@ -334,7 +334,8 @@ static void test_compaction(struct lb_backend *be, const char *dir)
 	make_fake(&more[NMORE - 1], 123);
 	r = add_fakes(idx, &more[NMORE - 1], 1);
 	size_t all = total_entries(mainp, NMAIN) + total_entries(more, NMORE);
-	tap_ok(r == 0 && lb_index_nruns(idx) == 1, "the 9th run triggers a merge into 1 run (%zu)", lb_index_nruns(idx));
+	tap_ok(r == 0 && lb_index_nruns(idx) == 1, "the 9th run triggers a merge into 1 run (%zu)",
+	       lb_index_nruns(idx));
 	tap_ok(lb_index_entries(idx) == all, "merged run holds all %zu entries", all);
 	tap_ok(count_wrong(idx, mainp, NMAIN) == 0 && count_wrong(idx, more, NMORE) == 0,
 	       "after the merge every entry is found with its pack");
@@ -630,7 +631,8 @@ static void test_rebuild(const char *dir)
 	/* Rebuilding over an existing index supersedes its runs. */
 	r = lb_index_rebuild(be, &packs, &chunks, &bad);
 	nrun = list_dir(idxdir, names, 16);
-	tap_ok(r == 0 && nrun == 1 && chunks == RB_PACKS * RB_BLOBS, "rebuild over an index leaves one run (%zu)", nrun);
+	tap_ok(r == 0 && nrun == 1 && chunks == RB_PACKS * RB_BLOBS, "rebuild over an index leaves one run (%zu)",
+	       nrun);
 	r = lb_index_open(be, &idx);
 	tap_ok(r == 0 && lb_index_nruns(idx) == 1 && lb_index_entries(idx) == RB_PACKS * RB_BLOBS,
 	       "which opens with every chunk");

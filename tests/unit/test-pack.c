@@ -434,13 +434,16 @@ static void test_read(struct lb_backend *be)
 	uint8_t *buf = xmalloc(lb_blob_buf_size(&e) + 64);
 	const uint8_t *payload;
 	e.raw++;
-	tap_ok(lb_blob_read(be, &pack_id, &e, buf, &payload, NULL) == -EBADMSG, "blob_read with a wrong raw size is -EBADMSG");
+	tap_ok(lb_blob_read(be, &pack_id, &e, buf, &payload, NULL) == -EBADMSG,
+	       "blob_read with a wrong raw size is -EBADMSG");
 	e = entry_of(&blobs[2]);
 	e.id.b[0] ^= 1;
-	tap_ok(lb_blob_read(be, &pack_id, &e, buf, &payload, NULL) == -EBADMSG, "blob_read with a wrong id is -EBADMSG");
+	tap_ok(lb_blob_read(be, &pack_id, &e, buf, &payload, NULL) == -EBADMSG,
+	       "blob_read with a wrong id is -EBADMSG");
 	e = entry_of(&blobs[2]);
 	e.offset = blobs[3].offset;
-	tap_ok(lb_blob_read(be, &pack_id, &e, buf, &payload, NULL) == -EBADMSG, "blob_read at another blob's offset is -EBADMSG");
+	tap_ok(lb_blob_read(be, &pack_id, &e, buf, &payload, NULL) == -EBADMSG,
+	       "blob_read at another blob's offset is -EBADMSG");
 	free(buf);
 
 	struct verify_log v;
@@ -615,6 +618,11 @@ static void test_damage(struct lb_backend *be)
 	       "blob header flip: verify is -EBADMSG and reports that blob");
 	rewrite_file(pack_path, orig, len);
 
+	/* The reserved word of a blob header (outside the crc) must be 0. */
+	flip_byte(pack_path, blobs[2].offset + 53);
+	tap_ok(read_blob(be, 2, &same) == -EBADMSG, "reserved word flip: blob_read is -EBADMSG");
+	rewrite_file(pack_path, orig, len);
+
 	/* A base id of the delta blob: covered by the blob crc. */
 	flip_byte(pack_path, blobs[7].offset + LB_BLOB_HEADER_SIZE + 40);
 	tap_ok(read_blob(be, 7, &same) == -EBADMSG, "base id flip: blob_read is -EBADMSG");
@@ -647,6 +655,24 @@ static void test_damage(struct lb_backend *be)
 			free(es);
 		rewrite_file(pack_path, orig, len);
 	}
+	/* A trailer whose footer offset and blob count only add up to the
+	 * file size modulo 2^64. */
+	uint8_t *forged = xmalloc(len);
+	memcpy(forged, orig, len);
+	uint32_t nb = UINT32_MAX;
+	lb_put64(forged + len - LB_PACK_TRAILER_SIZE,
+		 (uint64_t)len - LB_PACK_TRAILER_SIZE - (uint64_t)nb * LB_PACK_ENTRY_SIZE);
+	lb_put32(forged + len - LB_PACK_TRAILER_SIZE + 8, nb);
+	rewrite_file(pack_path, forged, len);
+	free(forged);
+	es = NULL;
+	r = lb_pack_read_footer(be, &pack_id, &es, &n);
+	tap_ok(r == -EBADMSG, "trailer with a wrapping footer offset: read_footer is -EBADMSG (%d)", r);
+	if (r == 0)
+		free(es);
+	tap_ok(verify(be, &v) == -EBADMSG && total_calls(&v) == 0, "... and verify is -EBADMSG");
+	rewrite_file(pack_path, orig, len);
+
 	/* The trailer's file checksum only matters to verify. */
 	flip_byte(pack_path, len - LB_PACK_TRAILER_SIZE + 17);
 	tap_ok(verify(be, &v) == -EBADMSG, "file checksum flip: verify is -EBADMSG");
@@ -715,10 +741,10 @@ static void test_names(void)
 		}
 	}
 	tap_ok(rejected, "parse rejects %zu malformed names with -EINVAL", LB_ARRAY_SIZE(bad));
-	/* Upper-case hex is left out of the list above: */
-	tap_diag("TODO lib bug: lb_pack_parse_name accepts upper-case hex (\"packs/0F/0F1E...\"), a name "
-		 "lb_pack_name never writes; such a stray file makes lb_index_rebuild fail with -ENOENT "
-		 "(check left out)");
+	/* lb_pack_name writes lowercase only; an uppercase name is no pack. */
+	struct lb_pack_id up;
+	tap_ok(lb_pack_parse_name("packs/0F/0F1E2D3C4B5A69788796A5B4C3D2E1F0", &up) == -EINVAL,
+	       "parse rejects upper-case hex");
 }
 
 int main(void)
