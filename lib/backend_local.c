@@ -43,8 +43,17 @@ struct lb_obj_writer {
 	int fd;
 	uint8_t *buf;
 	size_t used;
+	uint64_t written; /* bytes handed to the kernel so far */
 	int err;
 };
+
+/* Starts writeback of what was just written without waiting for it, so
+ * that the fsync at commit finds little left to do and a pack's data goes
+ * to disk while the next one is being filled. */
+static void start_writeback(struct lb_obj_writer *w, uint64_t off, size_t len)
+{
+	sync_file_range(w->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
 
 static struct local_backend *L(struct lb_backend *be) { return (struct local_backend *)be; }
 
@@ -95,6 +104,8 @@ static int wflush(struct lb_obj_writer *w)
 		int r = lb_write_all(w->fd, w->buf, w->used);
 		if (r < 0)
 			return w->err = r;
+		start_writeback(w, w->written, w->used);
+		w->written += w->used;
 		w->used = 0;
 	}
 	return 0;
@@ -110,7 +121,11 @@ static int local_put_write(struct lb_obj_writer *w, const void *data, size_t len
 		if (r < 0)
 			return r;
 		r = lb_write_all(w->fd, p, len);
-		return r < 0 ? (w->err = r) : 0;
+		if (r < 0)
+			return w->err = r;
+		start_writeback(w, w->written, len);
+		w->written += len;
+		return 0;
 	}
 	if (w->used + len > WBUF_SIZE) {
 		int r = wflush(w);
