@@ -29,6 +29,7 @@ struct daemon {
 	uid_t conn_uids[MAX_CONNECTIONS];
 	int nconn;
 	int jobs_running;
+	pthread_mutex_t audit_mu;
 	volatile sig_atomic_t stopping;
 };
 
@@ -60,7 +61,12 @@ int identity_may(const struct identity *id, const char *tenant);
 int daemon_job_begin(struct daemon *d, int max_jobs);
 void daemon_job_end(struct daemon *d);
 
-/* Serves one connection until it closes; closes fd. */
+/* Records one request in the log and, durably, in the store's audit
+ * trail (lb_audit_append). */
+void daemon_audit(struct daemon *d, const struct identity *id, const char *tenant, const char *verb,
+		  const char *object, int result, const char *detail, uint64_t bytes);
+
+/* Serves one connection until it ends; the caller closes fd. */
 void session_run(struct daemon *d, int fd, const struct identity *peer);
 
 #endif

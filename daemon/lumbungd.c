@@ -7,6 +7,7 @@
  * one thread each.  SIGTERM stops accepting and aborts in-flight backups
  * (nothing half-committed); SIGHUP re-reads the configuration and swaps it
  * in only when it is valid. */
+#include "audit.h"
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
@@ -97,6 +98,25 @@ void daemon_job_end(struct daemon *d)
 	d->jobs_running--;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
+}
+
+void daemon_audit(struct daemon *d, const struct identity *id, const char *tenant, const char *verb,
+		  const char *object, int result, const char *detail, uint64_t bytes)
+{
+	struct lb_audit_rec r = {
+		.time_ns = lb_now_ns(), .uid = id ? id->uid : 0, .user = id ? id->name : "",
+		.tenant = tenant ? tenant : "", .verb = verb, .object = object ? object : "",
+		.result = result < 0 ? -result : result, .detail = detail ? detail : "", .bytes = bytes,
+	};
+	log_info("audit: user=%s uid=%u tenant=%s verb=%s object=%s result=%s bytes=%llu%s%s", r.user,
+		 (unsigned)r.uid, *r.tenant ? r.tenant : "-", verb, *r.object ? r.object : "-",
+		 r.result ? strerror(r.result) : "ok", (unsigned long long)bytes, *r.detail ? " detail=" : "",
+		 r.detail);
+	pthread_mutex_lock(&d->audit_mu);
+	int e = lb_audit_append(lb_store_backend(d->store), &r);
+	pthread_mutex_unlock(&d->audit_mu);
+	if (e < 0)
+		log_error("cannot write the audit trail: %s", strerror(-e));
 }
 
 static struct cfg_ref *new_ref(struct lb_config *c)
@@ -206,6 +226,8 @@ static void accept_one(struct daemon *d, int lfd)
 	/* A silent client must not hold a thread forever. */
 	struct timeval tv = { .tv_sec = 600 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Nor one that stops reading. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	pthread_mutex_lock(&d->mu);
 	int per_uid = 0, slot = -1;
 	for (int i = 0; i < MAX_CONNECTIONS; i++) {
@@ -216,7 +238,10 @@ static void accept_one(struct daemon *d, int lfd)
 	}
 	if (r < 0 || slot < 0 || per_uid >= MAX_CONNECTIONS_PER_UID) {
 		pthread_mutex_unlock(&d->mu);
-		lb_frame_send_error(fd, EAGAIN, "too many connections; try again later");
+		if (r < 0)
+			lb_frame_send_error(fd, -r, "lumbungd cannot resolve your identity: %s", strerror(-r));
+		else
+			lb_frame_send_error(fd, EAGAIN, "too many connections; try again later");
 		log_warning("refused a connection from uid %u: %s", (unsigned)cred.uid,
 			    r < 0 ? strerror(-r) : "too many connections");
 		close(fd);
@@ -387,6 +412,7 @@ int main(int argc, char **argv)
 	d.config_path = config;
 	pthread_mutex_init(&d.mu, NULL);
 	pthread_cond_init(&d.cv, NULL);
+	pthread_mutex_init(&d.audit_mu, NULL);
 	for (int i = 0; i < MAX_CONNECTIONS; i++)
 		d.conn_fds[i] = -1;
 	d.cfg = new_ref(cfg);
@@ -427,6 +453,11 @@ int main(int argc, char **argv)
 			  *lb_error_detail() ? ": " : "", lb_error_detail());
 		return 1;
 	}
+	int64_t cut = lb_audit_repair(lb_store_backend(d.store));
+	if (cut > 0)
+		log_warning("audit trail: cut %lld bytes of a record torn by a crash", (long long)cut);
+	else if (cut < 0)
+		log_error("cannot check the audit trail: %s", strerror((int)-cut));
 	int lfd = bind_socket(cfg->daemon.socket);
 	if (lfd < 0) {
 		lb_store_close(d.store);

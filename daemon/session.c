@@ -3,6 +3,7 @@
  * Every request names a tenant ("" = the caller's only tenant); a tenant the
  * caller does not act for is treated exactly like one that does not exist,
  * so that no answer tells one OPD anything about another. */
+#include "audit.h"
 #include "daemon.h"
 #include "log.h"
 #include "proto.h"
@@ -18,7 +19,27 @@ struct session {
 	struct cfg_ref *cfg;
 	struct lb_frame f;
 	char peer[96];
+	/* What the current request touched, for the audit trail. */
+	char au_tenant[LB_NAME_MAX + 1];
+	char au_object[1024];
+	char au_detail[1024];
+	uint64_t au_bytes;
+	int au_result;
 };
+
+static void au_object(struct session *s, const char *fmt, ...) LB_PRINTF(2, 3);
+static void au_object(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->au_object, sizeof(s->au_object), fmt, ap);
+	va_end(ap);
+}
+
+static void au_tenant(struct session *s, const char *t)
+{
+	snprintf(s->au_tenant, sizeof(s->au_tenant), "%s", t ? t : "");
+}
 
 static int send_end(struct session *s) { return lb_frame_send(s->fd, LB_MSG_END, NULL, 0); }
 
@@ -31,7 +52,11 @@ static int reply_error(struct session *s, int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_info("%s: refused: %s", s->peer, msg);
-	return lb_frame_send_error(s->fd, code, "%s", msg);
+	s->au_result = code;
+	snprintf(s->au_detail, sizeof(s->au_detail), "%s", msg);
+	int r = lb_frame_send_error(s->fd, code, "%s", msg);
+	/* After a malformed request nothing more is read from this client. */
+	return code == EPROTO ? -EPROTO : r;
 }
 
 /* Picks the tenant a request acts for: the named one if the caller may act
@@ -75,6 +100,7 @@ static int find_snapshot(struct session *s, const char *tenant, const char *name
 			if (found++) {
 				lb_snapshot_free(snap);
 				lb_snapshot_free(*out);
+				*out = NULL;
 				return -EEXIST;
 			}
 			*out = snap;
@@ -111,7 +137,7 @@ static int read_entry(struct session *s, struct lb_entry *e)
 	return 0;
 }
 
-static int read_extents(struct session *s, struct lb_extent **out, size_t *n)
+static int read_extents(struct session *s, struct lb_extent **out, size_t *n, uint64_t *size)
 {
 	struct lb_rd rd;
 	lb_frame_reader(&s->f, &rd);
@@ -123,6 +149,7 @@ static int read_extents(struct session *s, struct lb_extent **out, size_t *n)
 		x[i].off = lb_rd_uv(&rd);
 		x[i].len = lb_rd_uv(&rd);
 	}
+	*size = lb_rd_uv(&rd);
 	if (!lb_rd_done(&rd)) {
 		free(x);
 		return -EPROTO;
@@ -130,6 +157,22 @@ static int read_extents(struct session *s, struct lb_extent **out, size_t *n)
 	*out = x;
 	*n = cnt;
 	return 0;
+}
+
+/* A sparse map must be ordered, inside the file, and add up to the data
+ * received; with no map the data is the whole file. */
+static int extents_fit(const struct lb_extent *x, size_t n, uint64_t size, uint64_t bytes)
+{
+	if (n == 0)
+		return bytes == size;
+	uint64_t end = 0, sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (x[i].len == 0 || x[i].off < end || x[i].off > size || x[i].len > size - x[i].off)
+			return 0;
+		end = x[i].off + x[i].len;
+		sum += x[i].len;
+	}
+	return sum == bytes;
 }
 
 struct backup_ctx {
@@ -192,6 +235,7 @@ static int reuse(struct session *s, struct backup_ctx *bc, struct lb_entry *e)
 		lb_entry_clear(&old);
 		return -EPROTO;
 	}
+	free(e->extents);
 	e->chunks = old.chunks;
 	e->nchunks = old.nchunks;
 	e->extents = old.extents;
@@ -204,13 +248,24 @@ static int reuse(struct session *s, struct backup_ctx *bc, struct lb_entry *e)
 	return lb_backup_add(bc->b, e);
 }
 
-static void put_stats(struct lb_buf *b, const struct lb_backup_stats *st)
+/* How much of a backup was new to the store says whether its data was
+ * there already, perhaps in another tenant's backups: only administrators
+ * see it.  (A tenant's own charge comes with quotas.) */
+static void hide_dedup(const struct session *s, struct lb_snapshot *snap)
+{
+	if (!s->id->admin) {
+		snap->new_chunks = 0;
+		snap->new_stored = 0;
+	}
+}
+
+static void put_stats(struct lb_buf *b, const struct session *s, const struct lb_backup_stats *st)
 {
 	lb_buf_put_uv(b, st->files);
 	lb_buf_put_uv(b, st->logical);
 	lb_buf_put_uv(b, st->chunks);
-	lb_buf_put_uv(b, st->new_chunks);
-	lb_buf_put_uv(b, st->new_stored);
+	lb_buf_put_uv(b, s->id->admin ? st->new_chunks : 0);
+	lb_buf_put_uv(b, s->id->admin ? st->new_stored : 0);
 	lb_buf_put_uv(b, st->reused_files);
 }
 
@@ -236,11 +291,14 @@ static int do_backup(struct session *s)
 		r = r < 0 ? r : -EPROTO;
 		goto out;
 	}
+	au_tenant(s, tenant_req);
+	au_object(s, "dataset %s", dataset);
 	tenant = pick_tenant(s, tenant_req, "tenant");
 	if (!tenant) {
 		r = -ENOENT;
 		goto out;
 	}
+	au_tenant(s, tenant);
 	if (!lb_name_valid(dataset)) {
 		r = reply_error(s, EINVAL, "invalid dataset name '%s': use 1-64 of a-z 0-9 _ . -", dataset);
 		r = r < 0 ? r : -EINVAL;
@@ -266,13 +324,16 @@ static int do_backup(struct session *s)
 	struct lb_buf b;
 	lb_buf_init(&b);
 	lb_buf_put_u8(&b, bc.parent != NULL);
-	if (bc.parent)
+	if (bc.parent) {
+		hide_dedup(s, bc.parent);
 		lb_proto_put_snapshot(&b, bc.parent);
+	}
 	r = lb_frame_send_buf(s->fd, LB_MSG_OK, &b);
 	lb_buf_free(&b);
 	log_info("%s: backup of %s/%s started", s->peer, tenant, dataset);
 
 	int in_file = 0;
+	uint64_t file_size = 0, file_bytes = 0;
 	while (r >= 0) {
 		if (s->d->stopping) {
 			r = -ECANCELED;
@@ -290,13 +351,22 @@ static int do_backup(struct session *s)
 		int t = s->f.type;
 		if (t == LB_MSG_DATA && in_file) {
 			bc.bytes_received += s->f.len;
+			file_bytes += s->f.len;
 			r = lb_backup_file_write(bc.b, s->f.payload, s->f.len);
 		} else if (t == LB_MSG_FILE_END && in_file) {
 			struct lb_extent *x = NULL;
 			size_t nx = 0;
-			r = read_extents(s, &x, &nx);
-			if (r == 0 && nx)
-				r = lb_backup_file_set_extents(bc.b, x, nx);
+			r = read_extents(s, &x, &nx, &file_size);
+			if (r < 0)
+				lb_set_error("malformed end of file");
+			if (r == 0 && !extents_fit(x, nx, file_size, file_bytes)) {
+				/* The data must be exactly what the entry says. */
+				lb_set_error("file data (%llu bytes) does not match its size (%llu) or sparse map",
+					     (unsigned long long)file_bytes, (unsigned long long)file_size);
+				r = -EPROTO;
+			}
+			if (r == 0)
+				r = lb_backup_file_set_layout(bc.b, file_size, x, nx);
 			if (r == 0)
 				r = lb_backup_file_end(bc.b);
 			if (r != -EPROTO)
@@ -312,7 +382,15 @@ static int do_backup(struct session *s)
 				break;
 			}
 			if (t == LB_MSG_FILE) {
-				r = lb_backup_file_begin(bc.b, &e);
+				/* The sparse map comes with FILE_END, never with the entry. */
+				free(e.extents);
+				e.extents = NULL;
+				e.nextents = 0;
+				file_size = e.size;
+				file_bytes = 0;
+				r = e.type == LB_FT_REG ? lb_backup_file_begin(bc.b, &e) : -EPROTO;
+				if (r == -EPROTO)
+					lb_set_error("%s: only a regular file carries data", e.path);
 				in_file = r == 0;
 			} else if (t == LB_MSG_REUSE) {
 				r = reuse(s, &bc, &e);
@@ -320,6 +398,8 @@ static int do_backup(struct session *s)
 					lb_set_error("%s: not an unchanged file of the parent snapshot", e.path);
 			} else {
 				r = e.type == LB_FT_REG && e.size ? -EPROTO : lb_backup_add(bc.b, &e);
+				if (r == -EPROTO)
+					lb_set_error("%s: a regular file with data must be sent as FILE", e.path);
 			}
 			lb_entry_clear(&e);
 		} else if (t == LB_MSG_PARENT) {
@@ -340,9 +420,12 @@ static int do_backup(struct session *s)
 				 (unsigned long long)st->files, (unsigned long long)st->logical,
 				 (unsigned long long)bc.bytes_received, (unsigned long long)st->new_stored,
 				 (double)(lb_mono_ns() - t0) / 1e9);
+			au_object(s, "dataset %s snapshot %s files %llu", dataset, hex, (unsigned long long)st->files);
+			s->au_bytes = bc.bytes_received;
 			lb_buf_init(&b);
+			hide_dedup(s, snap);
 			lb_proto_put_snapshot(&b, snap);
-			put_stats(&b, st);
+			put_stats(&b, s, st);
 			r = lb_frame_send_buf(s->fd, LB_MSG_COMMITTED, &b);
 			lb_buf_free(&b);
 			lb_snapshot_free(snap);
@@ -358,6 +441,9 @@ static int do_backup(struct session *s)
 		snprintf(detail, sizeof(detail), "%s", lb_error_detail());
 		log_warning("%s: backup of %s/%s failed, nothing committed: %s%s%s", s->peer, tenant,
 			    dataset, strerror(-r), *detail ? ": " : "", detail);
+		s->au_result = -r;
+		s->au_bytes = bc.bytes_received;
+		snprintf(s->au_detail, sizeof(s->au_detail), "%s", detail);
 		if (r != -ECONNRESET && r != -EPIPE)
 			lb_frame_send_error(s->fd, -r, "backup failed, nothing committed: %s%s%s",
 					    strerror(-r), *detail ? ": " : "", detail);
@@ -389,6 +475,8 @@ static int do_snapshots(struct session *s)
 		r = reply_error(s, EPROTO, "malformed request");
 		goto out;
 	}
+	au_tenant(s, tenant);
+	au_object(s, "%s", dataset);
 	for (size_t i = 0; i < s->id->ntenants && r >= 0; i++) {
 		const char *t = s->id->tenants[i];
 		if (*tenant && strcmp(tenant, t))
@@ -396,15 +484,19 @@ static int do_snapshots(struct session *s)
 		struct lb_snapshot **list;
 		size_t n;
 		r = lb_store_list_snapshots(s->d->store, t, *dataset ? dataset : NULL, &list, &n);
+		if (r < 0) {
+			r = reply_error(s, -r, "cannot list snapshots: %s", strerror(-r));
+			goto out;
+		}
 		for (size_t k = 0; r >= 0 && k < n; k++) {
 			struct lb_buf b;
 			lb_buf_init(&b);
+			hide_dedup(s, list[k]);
 			lb_proto_put_snapshot(&b, list[k]);
 			r = lb_frame_send_buf(s->fd, LB_MSG_SNAPSHOT, &b);
 			lb_buf_free(&b);
 		}
-		if (r >= 0 || r == -EPIPE)
-			lb_snapshot_list_free(list, n);
+		lb_snapshot_list_free(list, n);
 	}
 	if (r >= 0)
 		r = send_end(s);
@@ -449,11 +541,16 @@ static int do_ls(struct session *s)
 		r = reply_error(s, EPROTO, "malformed request");
 		goto out;
 	}
+	au_tenant(s, tenant);
+	au_object(s, "snapshot %s path %s", name, *path ? path : "/");
+	for (size_t l = strlen(path); l > 0 && path[l - 1] == '/';)
+		path[--l] = '\0'; /* "docs/" is "docs" */
 	r = find_snapshot(s, tenant, name, &snap);
 	if (r < 0) {
 		r = snapshot_error(s, r, name);
 		goto out;
 	}
+	au_tenant(s, snap->tenant);
 	struct lb_mreader *mr = lb_store_tree_reader(s->d->store, snap);
 	if (*path)
 		r = lb_mreader_seek(mr, path);
@@ -598,11 +695,21 @@ static int do_read(struct session *s)
 		r = reply_error(s, EPROTO, "malformed request");
 		goto out;
 	}
+	{
+		size_t o = 0;
+		o += (size_t)snprintf(s->au_object, sizeof(s->au_object), "snapshot %s paths", name);
+		for (size_t i = 0; i < c.npaths && o < sizeof(s->au_object); i++)
+			o += (size_t)snprintf(s->au_object + o, sizeof(s->au_object) - o, " %s", c.paths[i]);
+		if (c.npaths == 0 && o < sizeof(s->au_object))
+			snprintf(s->au_object + o, sizeof(s->au_object) - o, " (all)");
+	}
+	au_tenant(s, tenant);
 	r = find_snapshot(s, tenant, name, &snap);
 	if (r < 0) {
 		r = snapshot_error(s, r, name);
 		goto out;
 	}
+	au_tenant(s, snap->tenant);
 	/* Every path asked for must exist before anything is sent. */
 	for (size_t i = 0; i < c.npaths; i++) {
 		struct lb_entry e;
@@ -619,6 +726,7 @@ static int do_read(struct session *s)
 	if (r == 0)
 		r = lb_store_read_files(s->d->store, read_next, read_data, read_done, &c);
 	lb_mreader_free(c.mr);
+	s->au_bytes = c.bytes;
 	char hex[LB_SNAP_HEX];
 	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
 		log_error("%s: read of %s failed: %s", s->peer, lb_snap_id_hex(snap->id, hex), lb_error_detail());
@@ -682,6 +790,8 @@ static int do_diff(struct session *s)
 		r = reply_error(s, EPROTO, "malformed request");
 		goto out;
 	}
+	au_tenant(s, tenant);
+	au_object(s, "snapshots %s %s", n1, n2);
 	if ((r = find_snapshot(s, tenant, n1, &s1)) < 0) {
 		r = snapshot_error(s, r, n1);
 		goto out;
@@ -754,6 +864,7 @@ static int do_check(struct session *s)
 	int read_data = lb_rd_u8(&rd);
 	if (!lb_rd_done(&rd))
 		return reply_error(s, EPROTO, "malformed request");
+	au_object(s, "%s", read_data ? "read-data" : "structure");
 	if (!s->id->admin)
 		return reply_error(s, EPERM, "check is for administrators (members of %s)",
 				   s->cfg->cfg->daemon.admin_group);
@@ -763,6 +874,8 @@ static int do_check(struct session *s)
 	if (r < 0 && r != -EBADMSG)
 		return reply_error(s, -r, "check could not run: %s %s", strerror(-r), lb_error_detail());
 	log_info("%s: check done: %llu errors", s->peer, (unsigned long long)res.errors);
+	snprintf(s->au_detail, sizeof(s->au_detail), "%llu problems", (unsigned long long)res.errors);
+	s->au_bytes = res.bytes_read;
 	struct lb_buf b;
 	lb_buf_init(&b);
 	lb_buf_put_uv(&b, res.packs);
@@ -777,6 +890,70 @@ static int do_check(struct session *s)
 	return r;
 }
 
+/* ---- audit ---------------------------------------------------------------------------- */
+
+struct audit_q {
+	struct session *s;
+	const char *tenant;
+	int r;
+	uint64_t n;
+};
+
+static int audit_rec_cb(void *arg, const struct lb_audit_rec *rec)
+{
+	struct audit_q *q = arg;
+	/* Members see their own tenants' records; admins everyone's. */
+	if (*q->tenant && strcmp(rec->tenant, q->tenant))
+		return 0;
+	if (!q->s->id->admin && (!*rec->tenant || !identity_may(q->s->id, rec->tenant)))
+		return 0;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_sv(&b, rec->time_ns);
+	lb_buf_put_uv(&b, rec->uid);
+	lb_buf_put_str(&b, rec->user);
+	lb_buf_put_str(&b, rec->tenant);
+	lb_buf_put_str(&b, rec->verb);
+	lb_buf_put_str(&b, rec->object);
+	lb_buf_put_uv(&b, (uint64_t)rec->result);
+	lb_buf_put_str(&b, rec->detail);
+	lb_buf_put_uv(&b, rec->bytes);
+	q->r = lb_frame_send_buf(q->s->fd, LB_MSG_AUDIT_REC, &b);
+	lb_buf_free(&b);
+	q->n++;
+	return q->r;
+}
+
+static int do_audit(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	int64_t since = lb_rd_sv(&rd);
+	int r;
+	if (!lb_rd_done(&rd) || !tenant) {
+		r = reply_error(s, EPROTO, "malformed request");
+		free(tenant);
+		return r;
+	}
+	au_tenant(s, tenant);
+	au_object(s, "since %lld", (long long)(since / 1000000000LL));
+	if (*tenant && !identity_may(s->id, tenant)) {
+		/* Like any other tenant's object: as if it did not exist. */
+		free(tenant);
+		return reply_error(s, ENOENT, "tenant not found");
+	}
+	struct audit_q q = { .s = s, .tenant = tenant };
+	r = lb_audit_read(lb_store_backend(s->d->store), since, audit_rec_cb, &q);
+	free(tenant);
+	if (r < 0 && q.r == 0)
+		return reply_error(s, EIO, "cannot read the audit trail: %s", strerror(-r));
+	if (r < 0)
+		return r;
+	snprintf(s->au_detail, sizeof(s->au_detail), "%llu records", (unsigned long long)q.n);
+	return send_end(s);
+}
+
 /* ---- the connection ---------------------------------------------------------------- */
 
 static int welcome(struct session *s)
@@ -788,8 +965,11 @@ static int welcome(struct session *s)
 	free(client);
 	if (!ok)
 		return reply_error(s, EPROTO, "malformed hello");
-	if (!s->id->admin && s->id->ntenants == 0)
+	if (!s->id->admin && s->id->ntenants == 0) {
+
+		daemon_audit(s->d, s->id, "", "connect", "", EACCES, "not a member of any tenant", 0);
 		return reply_error(s, EACCES, "user %s is not a member of any tenant of this lumbungd", s->id->name);
+	}
 	struct lb_buf b;
 	lb_buf_init(&b);
 	lb_buf_put_str(&b, PACKAGE_VERSION);
@@ -836,7 +1016,17 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			greeted = 1;
 			continue;
 		}
+		static const char *verbs[] = {
+			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
+			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
+			[LB_MSG_AUDIT] = "audit",
+		};
+		int type = s.f.type;
+		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
+		s.au_bytes = 0;
+		s.au_result = 0;
 		switch (s.f.type) {
+		case LB_MSG_AUDIT: r = do_audit(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;
@@ -847,10 +1037,14 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			lb_frame_send_error(fd, EPROTO, "unknown request type %d", s.f.type);
 			r = -EPROTO;
 		}
+		if (type < (int)LB_ARRAY_SIZE(verbs) && verbs[type]) {
+			int res = s.au_result ? s.au_result : (r < 0 ? -r : 0);
+			daemon_audit(d, peer, s.au_tenant, verbs[type], s.au_object, res, s.au_detail, s.au_bytes);
+		}
 		/* A failed backup leaves the client mid-stream, and a protocol
 		 * error or a broken stream leaves nothing to talk about: both
 		 * end the connection. */
-		if (r < 0 && (s.f.type == LB_MSG_BACKUP || r == -EPROTO || r == -ECONNRESET ||
+		if (r < 0 && (type == LB_MSG_BACKUP || r == -EPROTO || r == -ECONNRESET ||
 			      r == -EPIPE || r == -ECANCELED))
 			break;
 	}

@@ -39,6 +39,11 @@ struct lb_backend_ops {
 	/* Every object whose name starts with prefix + "/", in no set order. */
 	int (*list)(struct lb_backend *be, const char *prefix, lb_list_cb cb, void *arg);
 	int (*remove)(struct lb_backend *be, const char *name);
+	/* Appends to an append-only object (created if missing) and makes
+	 * the bytes durable before returning. */
+	int (*append)(struct lb_backend *be, const char *name, const void *data, size_t len);
+	/* Cuts an append-only object to size (a torn tail after a crash). */
+	int (*truncate)(struct lb_backend *be, const char *name, uint64_t size);
 	/* Atomically and durably replaces (or creates) a small object. */
 	int (*replace)(struct lb_backend *be, const char *name, const void *data, size_t len);
 	/* Takes the store's exclusive owner lock for this process' lifetime.

@@ -335,6 +335,44 @@ static int local_remove(struct lb_backend *be, const char *name)
 	return lb_fsync_dir_at(L(be)->rootfd, parent_dir(name, dir, sizeof(dir)) ? dir : ".");
 }
 
+static int local_append(struct lb_backend *be, const char *name, const void *data, size_t len)
+{
+	char dir[256];
+	if (!name_ok(name))
+		return -EINVAL;
+	int created = 0;
+	if (parent_dir(name, dir, sizeof(dir))) {
+		int r = lb_mkdir_p_at(L(be)->rootfd, dir, 0750);
+		if (r < 0)
+			return r;
+	}
+	_cleanup_close_ int fd = openat(L(be)->rootfd, name, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = openat(L(be)->rootfd, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		created = 1;
+	}
+	if (fd < 0)
+		return -errno;
+	int r = lb_write_all(fd, data, len);
+	if (r == 0)
+		r = lb_fsync(fd);
+	if (r == 0 && created)
+		r = lb_fsync_dir_at(L(be)->rootfd, parent_dir(name, dir, sizeof(dir)) ? dir : ".");
+	return r;
+}
+
+static int local_truncate(struct lb_backend *be, const char *name, uint64_t size)
+{
+	if (!name_ok(name))
+		return -EINVAL;
+	_cleanup_close_ int fd = openat(L(be)->rootfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	return lb_fsync(fd);
+}
+
 static int local_replace(struct lb_backend *be, const char *name, const void *data, size_t len)
 {
 	char dir[256];
@@ -421,6 +459,8 @@ static const struct lb_backend_ops local_ops = {
 	.stat = local_stat,
 	.list = local_list,
 	.remove = local_remove,
+	.append = local_append,
+	.truncate = local_truncate,
 	.replace = local_replace,
 	.lock = local_lock,
 	.cleanup = local_cleanup,

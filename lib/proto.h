@@ -31,7 +31,8 @@ enum lb_msg {
 	LB_MSG_ENTRY = 3,     /* entry record without data (also daemon -> client) */
 	LB_MSG_FILE = 4,      /* entry record of a regular file; DATA frames follow */
 	LB_MSG_DATA = 5,      /* raw bytes (both directions) */
-	LB_MSG_FILE_END = 6,  /* uv nextents, (uv off, uv len)... (sparse map; 0 = dense) */
+	LB_MSG_FILE_END = 6,  /* uv nextents, (uv off, uv len)... (sparse map; 0 = dense),
+			       * uv size (the file's final size) */
 	LB_MSG_REUSE = 7,     /* entry record of a file unchanged since the parent */
 	LB_MSG_COMMIT = 8,    /* (empty) */
 	LB_MSG_SNAPSHOTS = 9, /* str tenant ("" = all mine), str dataset ("" = all) */
@@ -41,6 +42,7 @@ enum lb_msg {
 	LB_MSG_CHECK = 13,    /* u8 read_data */
 	LB_MSG_PARENT = 14,   /* (empty, inside a backup) -> ENTRY... END */
 	LB_MSG_ABORT = 15,    /* (empty, inside a backup) */
+	LB_MSG_AUDIT = 16,    /* str tenant ("" = all I may see), sv since (ns) */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */
@@ -54,6 +56,8 @@ enum lb_msg {
 	LB_MSG_COMMITTED = 72, /* snapshot summary, then uv files, logical, chunks, new_chunks,
 				* new_stored, reused_files */
 	LB_MSG_WARNING = 73,   /* str message (the operation goes on) */
+	LB_MSG_AUDIT_REC = 74, /* sv time, uv uid, str user, str tenant, str verb, str object,
+				* uv result (errno), str detail, uv bytes */
 };
 
 /* A frame as read. */

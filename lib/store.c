@@ -1025,7 +1025,7 @@ int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len)
 	return 0;
 }
 
-int lb_backup_file_set_extents(struct lb_backup *b, const struct lb_extent *ext, size_t n)
+int lb_backup_file_set_layout(struct lb_backup *b, uint64_t size, const struct lb_extent *ext, size_t n)
 {
 	if (b->failed)
 		return b->failed;
@@ -1040,6 +1040,7 @@ int lb_backup_file_set_extents(struct lb_backup *b, const struct lb_extent *ext,
 	free(e->extents);
 	e->extents = copy;
 	e->nextents = n;
+	e->size = size;
 	return 0;
 }
 

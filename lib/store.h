@@ -95,9 +95,11 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e);
 int lb_backup_file_begin(struct lb_backup *b, const struct lb_entry *e);
 int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len);
 int lb_backup_file_end(struct lb_backup *b);
-/* Records the data extents of the current (sparse) file: the data written
- * is their bytes back to back.  Call before lb_backup_file_end. */
-int lb_backup_file_set_extents(struct lb_backup *b, const struct lb_extent *ext, size_t n);
+/* Records the final size of the current file and, for a sparse file, its
+ * data extents (the data written is their bytes back to back; n = 0 for a
+ * dense file).  Call before lb_backup_file_end when the size was not known
+ * at lb_backup_file_begin or the file has holes. */
+int lb_backup_file_set_layout(struct lb_backup *b, uint64_t size, const struct lb_extent *ext, size_t n);
 /* Adds a tag to the snapshot. */
 int lb_backup_tag(struct lb_backup *b, const char *tag);
 /* Overrides the snapshot time (default: lb_now_ns() at begin). */

@@ -256,6 +256,7 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 		lb_buf_put_uv(&j->b, j->ext[i].off);
 		lb_buf_put_uv(&j->b, j->ext[i].len);
 	}
+	lb_buf_put_uv(&j->b, size);
 	return lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
 }
 
@@ -451,6 +452,7 @@ static int from_stdin(struct job *j, const char *name)
 	if (r == 0) {
 		lb_buf_reset(&j->b);
 		lb_buf_put_uv(&j->b, 0);
+		lb_buf_put_uv(&j->b, j->bytes); /* stdin's size is known only now */
 		r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
 	}
 	return r;

@@ -110,13 +110,26 @@ static int header(struct sink *s, const struct lb_entry *e)
 	return 0;
 }
 
+/* Writes n zero bytes to stdout (the holes of a sparse file for cat). */
+static int zeros_out(uint64_t n)
+{
+	static const uint8_t zeros[65536];
+	while (n > 0) {
+		size_t z = (size_t)LB_MIN(n, sizeof(zeros));
+		if (fwrite(zeros, 1, z, stdout) != z)
+			return -EIO;
+		n -= z;
+	}
+	return 0;
+}
+
 /* Writes len bytes of the current file's data stream. */
 static int data(struct sink *s, const uint8_t *p, size_t len)
 {
 	s->bytes += len;
-	if (s->to_stdout)
-		return fwrite(p, 1, len, stdout) == len ? 0 : -EIO;
 	const struct lb_entry *e = &s->cur;
+	if (s->to_stdout && e->nextents == 0)
+		return fwrite(p, 1, len, stdout) == len ? 0 : -EIO;
 	while (len > 0) {
 		uint64_t off = s->off;
 		size_t n = len;
@@ -127,7 +140,12 @@ static int data(struct sink *s, const uint8_t *p, size_t len)
 			n = (size_t)LB_MIN((uint64_t)len, e->extents[s->ext].len - s->in_ext);
 		}
 		la_ssize_t w;
-		if (s->disk) {
+		if (s->to_stdout) {
+			/* cat: holes come out as the zeros they read as. */
+			if (zeros_out(off - s->off) < 0 || fwrite(p, 1, n, stdout) != n)
+				return -EIO;
+			w = (la_ssize_t)n;
+		} else if (s->disk) {
 			w = archive_write_data_block(s->a, p, n, (la_int64_t)off);
 			w = w < 0 ? w : (la_ssize_t)n;
 		} else {
@@ -160,6 +178,8 @@ static int data(struct sink *s, const uint8_t *p, size_t len)
 
 static int finish_file(struct sink *s)
 {
+	if (s->to_stdout && s->cur.nextents && s->off < s->cur.size && zeros_out(s->cur.size - s->off) < 0)
+		return -EIO;
 	if (s->a && !s->disk && s->off < s->cur.size) {
 		static const uint8_t zeros[65536];
 		while (s->off < s->cur.size) {
@@ -208,6 +228,11 @@ static int run_read(struct client *c, const char *tenant, const char *snap, char
 			if (lb_entry_decode(&rd, &e) < 0 || !lb_rd_done(&rd)) {
 				fprintf(stderr, "lumbung: malformed entry from lumbungd\n");
 				return EXIT_FAILED;
+			}
+			if (s->to_stdout && (c->f.type != LB_MSG_FILE || s->files > 0)) {
+				fprintf(stderr, "lumbung: %s is not a regular file\n", s->files ? "the path" : e.path);
+				lb_entry_clear(&e);
+				return EXIT_NOTFOUND;
 			}
 			r = header(s, &e);
 			if (r < 0) {

@@ -102,6 +102,15 @@ def main():
             + uv(0) + uv(0) + uv(5) + uv(0) + uv(0) + uv(1) + s("") + uv(0) + uv(0) \
             + uv(0) + s("") + s("") + uv(0) + uv(1) + b"\x11" * 32 + uv(5)
         sock.sendall(frame(3, uv(len(rec_body)) + rec_body))
+    elif case == "short-data":
+        # A file that says 100 bytes but brings 3.
+        sock.sendall(hello)
+        read_frame(sock)
+        sock.sendall(frame(2, s("dinkes") + s("short") + s("h") + uv(0)))
+        read_frame(sock)
+        sock.sendall(frame(4, entry("f.txt", 1, 100)))
+        sock.sendall(frame(5, b"abc"))
+        sock.sendall(frame(6, uv(0) + uv(100)))
     elif case.startswith("disconnect-mid-file"):
         sock.sendall(hello)
         read_frame(sock)

@@ -71,6 +71,9 @@ check "ls lists the tree" sh -c "'$LUMBUNG' ls dinkes/simpus@latest | grep -q ' 
 check "ls PATH lists below it only" sh -c "'$LUMBUNG' ls dinkes/simpus@latest docs/sub | awk '{print \$NF}' | grep -v '^docs/sub' | wc -l | grep -qx 0"
 check "ls --json is valid JSON" sh -c "'$LUMBUNG' ls --json dinkes/simpus@latest | python3 -c 'import json,sys; assert len(json.load(sys.stdin)) > 10'"
 check "cat writes one file" sh -c "'$LUMBUNG' cat dinkes/simpus@latest docs/sub/numbers.txt | cmp - '$S/docs/sub/numbers.txt'"
+check "cat of a sparse file gives its holes as zeros" sh -c "'$LUMBUNG' cat dinkes/simpus@latest sparse.img | cmp - '$S/sparse.img'"
+"$LUMBUNG" cat dinkes/simpus@latest docs >"$T/catdir" 2>"$T/err"
+check "cat of a directory exits 4 and writes nothing" sh -c "[ $? -eq 4 ] && [ ! -s '$T/catdir' ] && grep -q 'not a regular file' '$T/err'"
 check "a unique id prefix names a snapshot" sh -c "'$LUMBUNG' cat \$(cut -c1-8 '$T/id1') seed.txt | grep -qx 'seed 7'"
 check "snapshots --json lists three with their fields" python3 -c "
 import json, subprocess

@@ -35,6 +35,7 @@ check "a request before hello is refused" sh -c "$RAW no-hello | grep -q 'error:
 check "a malformed hello is refused" sh -c "$RAW truncated-hello | grep -q 'error: malformed hello'"
 check "an unknown request is refused and the connection closed" sh -c "$RAW unknown-type | tr '\n' ' ' | grep -q 'error: unknown request type 200 then closed'"
 check "an entry carrying chunk ids is refused" sh -c "$RAW chunks-from-client | grep -q 'error: backup failed, nothing committed'"
+check "file data shorter than its size is refused" sh -c "$RAW short-data | grep -q 'error: backup failed, nothing committed: Protocol error: file data (3 bytes) does not match its size (100)'"
 check "a client that disconnects mid-file commits nothing" sh -c "$RAW disconnect-mid-file | grep -q closed-by-client"
 check "the daemon still serves, and nothing was committed" sh -c "'$LUMBUNG' snapshots >/dev/null && $(declare -f store_state unchanged); T='$T'; unchanged"
 check "the daemon logged why" grep -q "failed, nothing committed" "$T/lumbungd.log"
@@ -50,6 +51,14 @@ check "naming the path" grep -q "path 'no/such/file' not found" "$T/err"
 check "an unknown tenant looks like a missing snapshot" grep -qx "lumbung: snapshot 'notatenant/app@latest' not found" "$T/err"
 "$LUMBUNG" backup --dataset 'dinkes/Bad Name' "$T/src" >/dev/null 2>"$T/err"
 check "a bad dataset name is a usage error (exit 2)" test $? -eq 2
+
+# A name that matches in two tenants (an administrator sees both).
+check "a second tenant's dataset of the same name" sh -c "'$LUMBUNG' backup --dataset disdik/app '$T/src' >/dev/null 2>&1"
+"$LUMBUNG" ls app@latest >/dev/null 2>"$T/err"
+check "an ambiguous name is a usage error (exit 2)" test $? -eq 2
+check "saying it is ambiguous" grep -q "is ambiguous" "$T/err"
+check "and the daemon is unharmed" "$LUMBUNG" snapshots
+store_state >"$T/state0"
 
 # Hostile archives.
 python3 - "$T" <<'PY'

@@ -6,7 +6,7 @@
 # quotas inside the 12.5 TB allocation.
 . "$(dirname "$0")/lib.sh"
 
-src=${top_srcdir:-.}
+src=$(cd "${top_srcdir:-.}" && pwd)
 command -v systemd-analyze >/dev/null || skip_all "systemd-analyze not installed"
 mkdir -p "$T/unit" "$T/man/man1" "$T/man/man5" "$T/man/man8"
 abs_daemon=$(cd "$(dirname "$LUMBUNGD")" && pwd)/lumbungd

@@ -8,7 +8,7 @@
  * lb_store_lookup, chunk ids checked against SHA-256 of the input;
  * lb_store_read_files (order of data and done callbacks, errors from the
  * callbacks); reusing stored chunks with lb_backup_add; a sparse file
- * (lb_backup_file_set_extents); lb_store_load_tree; snapshot listing and
+ * (lb_backup_file_set_layout); lb_store_load_tree; snapshot listing and
  * lookup by id prefix, by DATASET@latest and by TENANT/DATASET@YYYY-MM-DD,
  * with ambiguous and absent names refused; a second backup of the same data
  * storing only tree blobs; persistence across close and reopen; two backups
@@ -430,7 +430,7 @@ static void test_sparse(struct lb_store *s)
 	struct lb_backup *b = NULL;
 	struct lb_snapshot *snap = NULL;
 	int r = lb_backup_begin(s, "acme", "sparse", NULL, &b);
-	tap_ok(r == 0 && lb_backup_file_set_extents(b, ext, 3) == -EINVAL, "set_extents outside a file is -EINVAL");
+	tap_ok(r == 0 && lb_backup_file_set_layout(b, logical, ext, 3) == -EINVAL, "set_layout outside a file is -EINVAL");
 	char path[] = "disk.img";
 	struct lb_entry e = { .path = path, .type = LB_FT_REG, .mode = 0600, .size = logical };
 	if (r == 0)
@@ -438,7 +438,7 @@ static void test_sparse(struct lb_store *s)
 	if (r == 0)
 		r = lb_backup_file_write(b, data, len);
 	if (r == 0)
-		r = lb_backup_file_set_extents(b, ext, 3);
+		r = lb_backup_file_set_layout(b, logical, ext, 3);
 	if (r == 0)
 		r = lb_backup_file_end(b);
 	if (r == 0)
