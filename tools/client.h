@@ -81,5 +81,6 @@ int cmd_ls(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <getopt.h>
+#include <time.h>
 
 /* Parses the common options only; returns -1 to go on, else an exit code. */
 static int parse_common(int argc, char **argv, struct common *co, const char *help)
@@ -361,6 +362,117 @@ int cmd_version(int argc, char **argv)
 		printf("lumbungd %s; you are %s, acting for %zu tenant%s\n", cl.daemon_version,
 		       cl.admin ? "an administrator" : "a tenant member", cl.ntenants, cl.ntenants == 1 ? "" : "s");
 	}
+	client_close(&cl);
+	return rc;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung audit [--tenant T] [--since YYYY-MM-DD] [--json]\n"
+		"\n"
+		"Shows the audit trail: every request made to lumbungd, with its time, the\n"
+		"user (as the kernel identified them), tenant, verb, object (dataset,\n"
+		"snapshot, paths restored), result and bytes moved.  Administrators see every\n"
+		"tenant's records; tenant members see their own tenants'.  --since takes a\n"
+		"day (from 00:00 local time).\n";
+	static const struct option opts[] = { COMMON_OPTIONS, { "since", required_argument, NULL, 's' },
+					      { NULL, 0, NULL, 0 } };
+	struct common co = { 0 };
+	int64_t since = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		if (c == 's') {
+			struct tm tm = { 0 };
+			char *end = strptime(optarg, "%Y-%m-%d", &tm);
+			if (!end || *end) {
+				fprintf(stderr, "lumbung audit: --since takes YYYY-MM-DD, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			tm.tm_isdst = -1;
+			since = (int64_t)mktime(&tm) * 1000000000LL;
+		} else if (c == 'h') {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "lumbung: try 'lumbung audit --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lumbung audit: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	struct client cl;
+	int rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, co.tenant ? co.tenant : "");
+	lb_buf_put_sv(&b, since);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_AUDIT, &b);
+	lb_buf_free(&b);
+	int n = 0;
+	if (co.json)
+		printf("[");
+	else
+		printf("%-19s  %-12s  %-12s  %-9s  %-7s  %10s  %s\n", "TIME", "USER", "TENANT", "VERB", "RESULT",
+		       "BYTES", "OBJECT");
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_AUDIT_REC) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		int64_t t = lb_rd_sv(&rd);
+		uint64_t uid = lb_rd_uv(&rd);
+		char *user = lb_rd_strdup(&rd, 255), *tenant = lb_rd_strdup(&rd, 255), *verb = lb_rd_strdup(&rd, 64);
+		char *object = lb_rd_strdup(&rd, 65536);
+		uint64_t result = lb_rd_uv(&rd);
+		char *detail = lb_rd_strdup(&rd, 65536);
+		uint64_t bytes = lb_rd_uv(&rd);
+		if (lb_rd_done(&rd) && user && tenant && verb && object && detail) {
+			char when[32];
+			fmt_time(t, when, sizeof(when));
+			if (co.json) {
+				printf("%s{\"time\":%lld,\"uid\":%llu,\"user\":", n ? "," : "", (long long)(t / 1000000000LL),
+				       (unsigned long long)uid);
+				json_str(stdout, user);
+				printf(",\"tenant\":");
+				json_str(stdout, tenant);
+				printf(",\"verb\":");
+				json_str(stdout, verb);
+				printf(",\"object\":");
+				json_str(stdout, object);
+				printf(",\"result\":");
+				json_str(stdout, result ? strerror((int)result) : "ok");
+				printf(",\"detail\":");
+				json_str(stdout, detail);
+				printf(",\"bytes\":%llu}", (unsigned long long)bytes);
+			} else {
+				printf("%-19s  %-12.12s  %-12.12s  %-9s  %-7.7s  %10llu  %s%s%s\n", when, user,
+				       *tenant ? tenant : "-", verb, result ? strerror((int)result) : "ok",
+				       (unsigned long long)bytes, object, *detail ? " -- " : "", detail);
+			}
+			n++;
+		} else {
+			r = -EPROTO;
+		}
+		free(user);
+		free(tenant);
+		free(verb);
+		free(object);
+		free(detail);
+	}
+	if (co.json)
+		printf("]\n");
+	if (r == 0 && cl.f.type != LB_MSG_END)
+		rc = client_unexpected(&cl, "audit");
+	else if (r < 0)
+		rc = EXIT_FAILED;
 	client_close(&cl);
 	return rc;
 }
