@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "proto.h"
+#include "usage.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -311,6 +312,9 @@ static int do_backup(struct session *s)
 	}
 	have_job = 1;
 	r = lb_backup_begin(s->d->store, tenant, dataset, host, &bc.b);
+	const struct lb_tenant_cfg *tcfg = lb_config_tenant(s->cfg->cfg, tenant);
+	if (r == 0)
+		lb_backup_set_limits(bc.b, tcfg ? tcfg->quota : 0, s->cfg->cfg->store.capacity);
 	for (size_t i = 0; r == 0 && i < got; i++)
 		r = tags[i] ? lb_backup_tag(bc.b, tags[i]) : -EINVAL;
 	if (r < 0) {
@@ -409,7 +413,31 @@ static int do_backup(struct session *s)
 			lb_set_error("the client aborted the backup");
 		} else if (t == LB_MSG_COMMIT) {
 			struct lb_snapshot *snap;
+			/* Crossing the soft quota: the backup goes on, and says so
+			 * in the snapshot, the log and the client's output. */
+			char warn[256] = "";
+			r = lb_backup_settle(bc.b);
+			if (r < 0)
+				break;
+			if (tcfg && tcfg->soft_quota) {
+				struct lb_tenant_usage u;
+				lb_store_tenant_usage(s->d->store, tenant, &u);
+				uint64_t after = u.charged + lb_backup_charge(bc.b);
+				if (after > tcfg->soft_quota) {
+					char a[32], q[32];
+					snprintf(warn, sizeof(warn), "tenant %s is over its soft quota: %s of %s", tenant,
+						 lb_format_size(a, sizeof(a), after), lb_format_size(q, sizeof(q), tcfg->soft_quota));
+					lb_backup_tag(bc.b, "soft-quota-exceeded");
+				}
+			}
 			r = lb_backup_commit(bc.b, &snap);
+			if (r == 0 && *warn) {
+				log_warning("%s: %s", s->peer, warn);
+				lb_buf_init(&b);
+				lb_buf_put_str(&b, warn);
+				lb_frame_send_buf(s->fd, LB_MSG_WARNING, &b);
+				lb_buf_free(&b);
+			}
 			if (r < 0)
 				break;
 			const struct lb_backup_stats *st = lb_backup_get_stats(bc.b);
@@ -954,6 +982,58 @@ static int do_audit(struct session *s)
 	return send_end(s);
 }
 
+/* ---- quota --------------------------------------------------------------------------- */
+
+static int do_quota(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	if (!lb_rd_done(&rd) || !tenant) {
+		free(tenant);
+		return reply_error(s, EPROTO, "malformed request");
+	}
+	au_tenant(s, tenant);
+	if (*tenant && !identity_may(s->id, tenant)) {
+		free(tenant);
+		return reply_error(s, ENOENT, "tenant not found");
+	}
+	const struct lb_config *cfg = s->cfg->cfg;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < s->id->ntenants; i++) {
+		const char *t = s->id->tenants[i];
+		if (*tenant && strcmp(t, tenant))
+			continue;
+		const struct lb_tenant_cfg *tc = lb_config_tenant(cfg, t);
+		struct lb_tenant_usage u;
+		lb_store_tenant_usage(s->d->store, t, &u);
+		struct lb_buf b;
+		lb_buf_init(&b);
+		lb_buf_put_str(&b, t);
+		lb_buf_put_str(&b, tc && tc->name ? tc->name : "");
+		lb_buf_put_uv(&b, tc ? tc->quota : 0);
+		lb_buf_put_uv(&b, tc ? tc->soft_quota : 0);
+		lb_buf_put_uv(&b, u.charged);
+		lb_buf_put_uv(&b, u.snapshots);
+		lb_buf_put_uv(&b, u.logical);
+		/* What is shared with whom is the administrators' business. */
+		lb_buf_put_uv(&b, s->id->admin ? lb_store_tenant_exclusive(s->d->store, t) : 0);
+		r = lb_frame_send_buf(s->fd, LB_MSG_QUOTA_ROW, &b);
+		lb_buf_free(&b);
+	}
+	if (r == 0 && s->id->admin) {
+		struct lb_buf b;
+		lb_buf_init(&b);
+		lb_buf_put_uv(&b, lb_store_physical(s->d->store));
+		lb_buf_put_uv(&b, cfg->store.capacity);
+		lb_buf_put_uv(&b, lb_config_quota_sum(cfg));
+		r = lb_frame_send_buf(s->fd, LB_MSG_QUOTA_STORE, &b);
+		lb_buf_free(&b);
+	}
+	free(tenant);
+	return r == 0 ? send_end(s) : r;
+}
+
 /* ---- the connection ---------------------------------------------------------------- */
 
 static int welcome(struct session *s)
@@ -1019,7 +1099,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		static const char *verbs[] = {
 			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
-			[LB_MSG_AUDIT] = "audit",
+			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota",
 		};
 		int type = s.f.type;
 		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
@@ -1027,6 +1107,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		s.au_result = 0;
 		switch (s.f.type) {
 		case LB_MSG_AUDIT: r = do_audit(&s); break;
+		case LB_MSG_QUOTA: r = do_quota(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

@@ -9,6 +9,7 @@
 #include "pack.h"
 #include "pool.h"
 #include "store_internal.h"
+#include "usage.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -360,6 +361,27 @@ int lb_store_check(struct lb_store *s, int read_data, lb_problem_fn problem, voi
 		r = walk_snapshots(&c, 0);
 	if (r == 0 && lb_idset_count(c.bad) > 0)
 		r = walk_snapshots(&c, 1);
+	if (r == 0) {
+		/* The charges kept up to date by every backup must equal a
+		 * recount from the snapshots alone. */
+		struct lb_usage *fresh;
+		r = lb_store_recount_usage(s, &fresh);
+		if (r == 0) {
+			const char *t = NULL;
+			pthread_mutex_lock(&s->usage_mu);
+			int eq = lb_usage_equal(s->usage, fresh, &t);
+			if (!eq) {
+				struct lb_tenant_usage a, b2;
+				lb_usage_get(s->usage, t, &a);
+				lb_usage_get(fresh, t, &b2);
+				report(&c, "usage", "tenant %s: charged %llu bytes, but its snapshots add up to %llu", t,
+				       (unsigned long long)a.charged, (unsigned long long)b2.charged);
+				res->usage_mismatch++;
+			}
+			pthread_mutex_unlock(&s->usage_mu);
+			lb_usage_free(fresh);
+		}
+	}
 	lb_idset_free(c.bad);
 	free(c.packs);
 	free(c.fe);

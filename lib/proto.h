@@ -43,6 +43,7 @@ enum lb_msg {
 	LB_MSG_PARENT = 14,   /* (empty, inside a backup) -> ENTRY... END */
 	LB_MSG_ABORT = 15,    /* (empty, inside a backup) */
 	LB_MSG_AUDIT = 16,    /* str tenant ("" = all I may see), sv since (ns) */
+	LB_MSG_QUOTA = 17,    /* str tenant ("" = all I may see) */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */
@@ -58,6 +59,9 @@ enum lb_msg {
 	LB_MSG_WARNING = 73,   /* str message (the operation goes on) */
 	LB_MSG_AUDIT_REC = 74, /* sv time, uv uid, str user, str tenant, str verb, str object,
 				* uv result (errno), str detail, uv bytes */
+	LB_MSG_QUOTA_ROW = 75, /* str tenant, str name, uv quota, uv soft quota, uv charged,
+				* uv snapshots, uv logical, uv exclusive (admins; else 0) */
+	LB_MSG_QUOTA_STORE = 76, /* uv physical, uv capacity, uv sum of quotas (admins only) */
 };
 
 /* A frame as read. */

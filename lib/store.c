@@ -12,6 +12,8 @@
 #include "pack.h"
 #include "pool.h"
 #include "store_internal.h"
+#include "idset.h"
+#include "usage.h"
 #include "util.h"
 
 #include <ini.h>
@@ -174,6 +176,7 @@ struct openpack {
 struct pnode {
 	struct lb_id id;
 	int state;
+	uint32_t stored;
 	struct openpack *op;
 	struct pnode *next;
 };
@@ -257,14 +260,17 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	*stored_out = 0;
 	if (len > LB_CDC_MAX_MAX)
 		return -EFBIG;
-	if (lb_index_lookup(s->idx, id, &pid, &e))
+	if (lb_index_lookup(s->idx, id, &pid, &e)) {
+		*stored_out = e.stored;
 		return 0;
+	}
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		struct pnode *n = pfind(s, id);
 		if (!n)
 			break;
 		if (n->state == PN_APPENDED) {
+			*stored_out = n->stored;
 			pthread_mutex_unlock(&s->mu);
 			return 0;
 		}
@@ -272,6 +278,7 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	}
 	/* A flush may have moved it from pending into the index meanwhile. */
 	if (lb_index_lookup(s->idx, id, &pid, &e)) {
+		*stored_out = e.stored;
 		pthread_mutex_unlock(&s->mu);
 		return 0;
 	}
@@ -328,6 +335,8 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	} else {
 		node->state = PN_APPENDED;
 		node->op = op;
+		node->stored = (uint32_t)stored;
+		s->physical += lb_usage_blob_bytes((uint32_t)stored);
 		if (lb_pack_writer_size(op->w) >= s->p.pack_size) {
 			s->cur[kind] = NULL;
 			s->sealing++;
@@ -497,6 +506,61 @@ size_t lb_store_damaged_heads(struct lb_store *s, char ***names)
 	return s->ndamaged;
 }
 
+/* ---- usage ------------------------------------------------------------------ */
+
+static int physical_cb(void *arg, const char *name, uint64_t size)
+{
+	struct lb_store *s = arg;
+	(void)name;
+	s->physical += size;
+	return 0;
+}
+
+/* Charges every tenant for its snapshots, from scratch. */
+static int build_usage(struct lb_store *s, struct lb_usage **out)
+{
+	struct lb_usage *u = lb_usage_new();
+	if (!u)
+		return -ENOMEM;
+	struct lb_snapshot **list;
+	size_t n;
+	int r = lb_store_list_snapshots(s, NULL, NULL, &list, &n);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = lb_usage_add(u, s, list[i]);
+	if (r == 0 || r == -EBADMSG)
+		lb_snapshot_list_free(list, n);
+	if (r == -EBADMSG) {
+		/* A damaged manifest: the store still opens (check names it);
+		 * the tenant's charge misses what cannot be read. */
+		r = 0;
+	}
+	if (r < 0) {
+		lb_usage_free(u);
+		return r;
+	}
+	*out = u;
+	return 0;
+}
+
+int lb_store_recount_usage(struct lb_store *s, struct lb_usage **out) { return build_usage(s, out); }
+
+void lb_store_tenant_usage(struct lb_store *s, const char *tenant, struct lb_tenant_usage *out)
+{
+	pthread_mutex_lock(&s->usage_mu);
+	lb_usage_get(s->usage, tenant, out);
+	pthread_mutex_unlock(&s->usage_mu);
+}
+
+uint64_t lb_store_tenant_exclusive(struct lb_store *s, const char *tenant)
+{
+	pthread_mutex_lock(&s->usage_mu);
+	uint64_t x = lb_usage_exclusive(s->usage, tenant);
+	pthread_mutex_unlock(&s->usage_mu);
+	return x;
+}
+
+uint64_t lb_store_physical(struct lb_store *s) { return s->physical; }
+
 /* ---- open / close ---------------------------------------------------------- */
 
 static unsigned ncpus(void)
@@ -515,6 +579,7 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 	pthread_mutex_init(&s->pack_mu, NULL);
 	pthread_mutex_init(&s->flush_mu, NULL);
 	pthread_mutex_init(&s->cat_mu, NULL);
+	pthread_mutex_init(&s->usage_mu, NULL);
 	s->buckets = calloc(PT_BUCKETS, sizeof(*s->buckets));
 	int r = s->buckets ? 0 : -ENOMEM;
 	if (r == 0)
@@ -531,6 +596,10 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 		r = lb_index_open(s->be, &s->idx);
 	if (r == 0)
 		r = s->be->ops->list(s->be, "snapshots", load_head_cb, s);
+	if (r == 0)
+		r = s->be->ops->list(s->be, "packs", physical_cb, s);
+	if (r == 0)
+		r = build_usage(s, &s->usage);
 	/* The caller's thread works too, so one worker fewer than CPUs. */
 	if (r == 0)
 		r = lb_pool_new(threads ? threads - 1 : ncpus() - 1, &s->pool);
@@ -575,6 +644,7 @@ void lb_store_close(struct lb_store *s)
 	for (size_t i = 0; i < s->ndamaged; i++)
 		free(s->damaged[i]);
 	free(s->damaged);
+	lb_usage_free(s->usage);
 	lb_index_free(s->idx);
 	lb_backend_free(s->be);
 	pthread_mutex_destroy(&s->mu);
@@ -582,6 +652,7 @@ void lb_store_close(struct lb_store *s)
 	pthread_mutex_destroy(&s->pack_mu);
 	pthread_mutex_destroy(&s->flush_mu);
 	pthread_mutex_destroy(&s->cat_mu);
+	pthread_mutex_destroy(&s->usage_mu);
 	free(s);
 }
 
@@ -737,6 +808,7 @@ struct item {
 
 struct batch {
 	struct lb_store *s;
+	struct lb_backup *b;
 	uint8_t *buf;
 	size_t cap, fill, cut;
 	struct item *items;
@@ -760,6 +832,11 @@ struct lb_backup {
 	size_t nfiles, capfiles;
 	uint64_t head_seq;
 	struct lb_backup_stats st;
+	/* Charging: blobs new to the tenant, counted once. */
+	pthread_mutex_t mu;
+	struct lb_idset *counted;
+	uint64_t charge;
+	uint64_t quota, capacity;
 };
 
 int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset, const char *host,
@@ -782,7 +859,9 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	b->host = strdup(host ? host : "");
 	b->mw = lb_mwriter_new();
 	b->time_ns = lb_now_ns();
-	int ok = b->tenant && b->dataset && b->host && b->mw;
+	b->counted = lb_idset_new();
+	pthread_mutex_init(&b->mu, NULL);
+	int ok = b->tenant && b->dataset && b->host && b->mw && b->counted;
 	for (int i = 0; i < 2; i++) {
 		b->bt[i].cap = BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
 		b->bt[i].buf = malloc(b->bt[i].cap);
@@ -800,6 +879,60 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 }
 
 void lb_backup_set_time(struct lb_backup *b, int64_t time_ns) { b->time_ns = time_ns; }
+
+void lb_backup_set_limits(struct lb_backup *b, uint64_t quota, uint64_t capacity)
+{
+	b->quota = quota;
+	b->capacity = capacity;
+}
+
+uint64_t lb_backup_charge(struct lb_backup *b)
+{
+	pthread_mutex_lock(&b->mu);
+	uint64_t c = b->charge;
+	pthread_mutex_unlock(&b->mu);
+	return c;
+}
+
+static int check_limits(struct lb_backup *b, uint64_t charge)
+{
+	char a[32], q[32], n[32];
+	if (b->quota) {
+		struct lb_tenant_usage u;
+		lb_store_tenant_usage(b->s, b->tenant, &u);
+		if (u.charged + charge > b->quota) {
+			lb_set_error("tenant %s would go over its quota: it uses %s of %s, and this backup needs %s more",
+				     b->tenant, lb_format_size(a, sizeof(a), u.charged),
+				     lb_format_size(q, sizeof(q), b->quota),
+				     lb_format_size(n, sizeof(n), u.charged + charge - b->quota));
+			return -EDQUOT;
+		}
+	}
+	if (b->capacity && b->s->physical > b->capacity) {
+		lb_set_error("the store is at its capacity: %s used of %s",
+			     lb_format_size(a, sizeof(a), b->s->physical), lb_format_size(q, sizeof(q), b->capacity));
+		return -EDQUOT;
+	}
+	return 0;
+}
+
+/* Charges a blob the backup references to its tenant, unless the tenant's
+ * snapshots (or this backup) already hold it, and enforces the limits. */
+static int account(struct lb_backup *b, const struct lb_id *id, uint32_t stored)
+{
+	pthread_mutex_lock(&b->s->usage_mu);
+	int held = lb_usage_holds(b->s->usage, b->tenant, id);
+	pthread_mutex_unlock(&b->s->usage_mu);
+	pthread_mutex_lock(&b->mu);
+	int added = held ? 0 : lb_idset_add(b->counted, id);
+	if (added == 1)
+		b->charge += lb_usage_blob_bytes(stored);
+	uint64_t charge = b->charge;
+	pthread_mutex_unlock(&b->mu);
+	if (added < 0)
+		return added;
+	return check_limits(b, charge);
+}
 const struct lb_backup_stats *lb_backup_get_stats(const struct lb_backup *b) { return &b->st; }
 
 int lb_backup_tag(struct lb_backup *b, const char *tag)
@@ -861,6 +994,8 @@ static void chunk_job(void *arg, size_t i)
 	const uint8_t *data = bt->buf + it->off;
 	lb_sha256(data, it->len, &it->id);
 	it->err = lb_store_put_blob(bt->s, LB_BLOB_DATA, &it->id, data, it->len, &it->is_new, &it->stored);
+	if (it->err == 0)
+		it->err = account(bt->b, &it->id, it->stored);
 	if (it->err < 0)
 		snprintf(it->errdetail, sizeof(it->errdetail), "%s", lb_error_detail());
 }
@@ -929,6 +1064,7 @@ static int switch_batch(struct lb_backup *b)
 	next->cut = 0;
 	cur->fill = cur->cut;
 	cur->s = b->s;
+	cur->b = b;
 	if (cur->nitems) {
 		r = lb_job_submit(b->s->pool, cur->nitems, chunk_job, cur, &cur->job);
 		if (r < 0)
@@ -1080,7 +1216,19 @@ static int tree_put(void *arg, const void *data, size_t len, struct lb_id *id)
 		b->st.new_chunks++;
 		b->st.new_stored += stored;
 	}
+	if (r == 0)
+		r = account(b, id, stored);
 	return r;
+}
+
+int lb_backup_settle(struct lb_backup *b)
+{
+	if (b->failed)
+		return b->failed;
+	if (b->in_file)
+		return -EINVAL;
+	int r = drain(b);
+	return r < 0 ? fail(b, r) : 0;
 }
 
 int lb_backup_commit(struct lb_backup *b, struct lb_snapshot **out)
@@ -1144,6 +1292,12 @@ int lb_backup_commit(struct lb_backup *b, struct lb_snapshot **out)
 		lb_snapshot_free(copy);
 		return fail(b, r);
 	}
+	/* Charge the tenant exactly: the snapshot exists now. */
+	pthread_mutex_lock(&s->usage_mu);
+	int ru = lb_usage_add(s->usage, s, copy);
+	pthread_mutex_unlock(&s->usage_mu);
+	if (ru < 0)
+		return fail(b, ru);
 	b->failed = -EALREADY; /* committed: no further use */
 	if (out) {
 		*out = lb_snapshot_dup(copy);
@@ -1167,6 +1321,8 @@ void lb_backup_free(struct lb_backup *b)
 		lb_entry_clear(&b->files[i].e);
 	free(b->files);
 	lb_mwriter_free(b->mw);
+	lb_idset_free(b->counted);
+	pthread_mutex_destroy(&b->mu);
 	for (size_t i = 0; i < b->ntags; i++)
 		free(b->tags[i]);
 	free(b->tags);

@@ -100,6 +100,17 @@ int lb_backup_file_end(struct lb_backup *b);
  * dense file).  Call before lb_backup_file_end when the size was not known
  * at lb_backup_file_begin or the file has holes. */
 int lb_backup_file_set_layout(struct lb_backup *b, uint64_t size, const struct lb_extent *ext, size_t n);
+/* Limits for this backup: the tenant's hard quota and the store's capacity
+ * (0 = none).  A backup that would take the tenant's charge past quota, or
+ * the store past capacity, fails with -EDQUOT and a detail naming tenant,
+ * usage, limit and the amount needed; nothing of it is committed. */
+void lb_backup_set_limits(struct lb_backup *b, uint64_t quota, uint64_t capacity);
+/* Bytes this backup adds to its tenant's charge so far (blobs the tenant's
+ * snapshots do not reference yet).  lb_backup_settle first makes it
+ * complete for all data given so far (manifest blobs excepted). */
+uint64_t lb_backup_charge(struct lb_backup *b);
+/* Stores every chunk cut so far; returns 0 or the first error. */
+int lb_backup_settle(struct lb_backup *b);
 /* Adds a tag to the snapshot. */
 int lb_backup_tag(struct lb_backup *b, const char *tag);
 /* Overrides the snapshot time (default: lb_now_ns() at begin). */
@@ -146,6 +157,16 @@ int lb_store_load_tree(struct lb_store *s, const struct lb_snapshot *snap, struc
 /* Looks up one path in a snapshot: 1 found, 0 absent, or -errno. */
 int lb_store_lookup(struct lb_store *s, const struct lb_snapshot *snap, const char *path, struct lb_entry *e);
 
+/* ---- usage ---------------------------------------------------------------------- */
+
+struct lb_tenant_usage;
+/* The tenant's charge and counts (see usage.h), kept up to date. */
+void lb_store_tenant_usage(struct lb_store *s, const char *tenant, struct lb_tenant_usage *out);
+/* Bytes only this tenant's snapshots reference. */
+uint64_t lb_store_tenant_exclusive(struct lb_store *s, const char *tenant);
+/* Bytes the store's packs occupy. */
+uint64_t lb_store_physical(struct lb_store *s);
+
 /* ---- verification ------------------------------------------------------------ */
 
 struct lb_check_result {
@@ -154,6 +175,7 @@ struct lb_check_result {
 	uint64_t errors;          /* problems reported */
 	uint64_t unindexed_packs; /* sealed packs no index run names (garbage) */
 	uint64_t torn_packs;      /* packs never sealed or with damaged trailers */
+	uint64_t usage_mismatch;  /* tenants whose kept charge differs from a recount */
 };
 
 /* A problem found by check: kind is one of "pack", "index", "chunk",

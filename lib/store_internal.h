@@ -10,6 +10,7 @@
 struct openpack;
 struct pnode;
 struct lb_pool;
+struct lb_usage;
 
 struct lb_store {
 	struct lb_backend *be;
@@ -34,6 +35,12 @@ struct lb_store {
 
 	pthread_mutex_t flush_mu;
 
+	/* usage_mu guards the per-tenant charge table. */
+	pthread_mutex_t usage_mu;
+	struct lb_usage *usage;
+	/* Bytes of sealed packs, plus blobs appended since (for capacity). */
+	_Atomic uint64_t physical;
+
 	pthread_mutex_t cat_mu; /* the snapshot catalog */
 	struct lb_snapshot **snaps;
 	size_t nsnaps, capsnaps;
@@ -45,8 +52,12 @@ struct lb_store {
  * pack still being written).  Sets *is_new and the stored size. */
 int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, const void *data,
 		      size_t len, int *is_new, uint32_t *stored_out);
+/* Hashing is done by the caller; *stored_out is the blob's stored payload
+ * size whether it was new or already held. */
 /* Seals every open pack and writes an index run for all sealed packs. */
 int lb_store_flush(struct lb_store *s);
 struct lb_pool *lb_store_pool(struct lb_store *s);
+/* Charges every tenant from scratch into a new table (for check). */
+int lb_store_recount_usage(struct lb_store *s, struct lb_usage **out);
 
 #endif

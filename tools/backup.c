@@ -632,6 +632,17 @@ int cmd_backup(int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto out;
 	}
+	while (cl.f.type == LB_MSG_WARNING) {
+		char *w;
+		lb_frame_reader(&cl.f, &rd);
+		w = lb_rd_strdup(&rd, 1024);
+		fprintf(stderr, "lumbung: warning: %s\n", w ? w : "?");
+		free(w);
+		if (client_read(&cl) < 0) {
+			rc = EXIT_FAILED;
+			goto out;
+		}
+	}
 	if (cl.f.type != LB_MSG_COMMITTED) {
 		rc = client_unexpected(&cl, "commit");
 		if (rc != EXIT_NOTFOUND)

@@ -17,6 +17,7 @@ static const struct verb {
 	{ "diff", cmd_diff, "show what changed between two snapshots" },
 	{ "restore", cmd_restore, "restore a snapshot (or part) to a directory, tar or zip" },
 	{ "check", cmd_check, "verify the store (administrators)" },
+	{ "quota", cmd_quota, "quota and charged usage per tenant" },
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
 };

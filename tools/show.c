@@ -476,3 +476,103 @@ int cmd_audit(int argc, char **argv)
 	client_close(&cl);
 	return rc;
 }
+
+int cmd_quota(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung quota [--tenant T] [--json]\n"
+		"\n"
+		"Shows each of your tenants' quota, soft quota, charged usage and the share\n"
+		"used.  A tenant is charged the stored bytes of every distinct chunk its\n"
+		"snapshots reference (and their manifests): what it would use alone, whatever\n"
+		"other tenants store.  Administrators also see each tenant's exclusive bytes\n"
+		"(freed if it were deleted) and the store's physical use against its capacity.\n";
+	struct common co = { 0 };
+	int rc = parse_common(argc, argv, &co, help);
+	if (rc >= 0)
+		return rc;
+	if (optind != argc) {
+		fprintf(stderr, "lumbung quota: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, co.tenant ? co.tenant : "");
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_QUOTA, &b);
+	lb_buf_free(&b);
+	int n = 0;
+	if (co.json)
+		printf("{\"tenants\":[");
+	else
+		printf("%-16s  %10s  %10s  %10s  %6s%s\n", "TENANT", "QUOTA", "SOFT", "CHARGED", "USED",
+		       cl.admin ? "   EXCLUSIVE" : "");
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_QUOTA_ROW) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		char *t = lb_rd_strdup(&rd, LB_NAME_MAX), *name = lb_rd_strdup(&rd, 1024);
+		uint64_t v[6];
+		for (int i = 0; i < 6; i++)
+			v[i] = lb_rd_uv(&rd);
+		if (!lb_rd_done(&rd) || !t || !name) {
+			free(t);
+			free(name);
+			r = -EPROTO;
+			break;
+		}
+		double pct = v[0] ? 100.0 * (double)v[2] / (double)v[0] : 0;
+		if (co.json) {
+			printf("%s{\"tenant\":", n ? "," : "");
+			json_str(stdout, t);
+			printf(",\"name\":");
+			json_str(stdout, name);
+			printf(",\"quota\":%llu,\"soft_quota\":%llu,\"charged\":%llu,\"percent\":%.2f,"
+			       "\"snapshots\":%llu,\"logical\":%llu",
+			       (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2], pct,
+			       (unsigned long long)v[3], (unsigned long long)v[4]);
+			if (cl.admin)
+				printf(",\"exclusive\":%llu", (unsigned long long)v[5]);
+			printf("}");
+		} else {
+			char q[32], sq[32], ch[32], ex[32];
+			printf("%-16s  %10s  %10s  %10s  %5.1f%%", t, v[0] ? lb_format_size(q, sizeof(q), v[0]) : "none",
+			       v[1] ? lb_format_size(sq, sizeof(sq), v[1]) : "-", lb_format_size(ch, sizeof(ch), v[2]), pct);
+			if (cl.admin)
+				printf("  %10s", lb_format_size(ex, sizeof(ex), v[5]));
+			printf("\n");
+		}
+		n++;
+		free(t);
+		free(name);
+	}
+	if (co.json)
+		printf("]");
+	if (r == 0 && cl.f.type == LB_MSG_QUOTA_STORE) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		uint64_t phys = lb_rd_uv(&rd), cap = lb_rd_uv(&rd), sum = lb_rd_uv(&rd);
+		if (co.json) {
+			printf(",\"store\":{\"physical\":%llu,\"capacity\":%llu,\"quota_sum\":%llu}",
+			       (unsigned long long)phys, (unsigned long long)cap, (unsigned long long)sum);
+		} else {
+			char a[32], c2[32], s2[32];
+			printf("\nstore: %s used of %s capacity; quotas add up to %s%s\n", lb_format_size(a, sizeof(a), phys),
+			       cap ? lb_format_size(c2, sizeof(c2), cap) : "unlimited", lb_format_size(s2, sizeof(s2), sum),
+			       cap && sum > cap ? " (overcommitted)" : "");
+		}
+		r = client_read(&cl);
+	}
+	if (co.json)
+		printf("}\n");
+	if (r == 0 && cl.f.type != LB_MSG_END)
+		rc = client_unexpected(&cl, "quota");
+	else if (r < 0)
+		rc = EXIT_FAILED;
+	client_close(&cl);
+	return rc;
+}
