@@ -982,6 +982,51 @@ static int do_audit(struct session *s)
 	return send_end(s);
 }
 
+/* ---- forget ------------------------------------------------------------------------------ */
+
+static int do_forget(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *name = lb_rd_strdup(&rd, 255);
+	struct lb_snapshot *snap = NULL;
+	int r;
+	if (!lb_rd_done(&rd) || !tenant || !name) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	au_tenant(s, tenant);
+	au_object(s, "snapshot %s", name);
+	/* Snapshots are append-only for tenants: only an administrator removes
+	 * one (retention comes later, applied by the daemon itself).  Refused
+	 * before any lookup, so the answer says nothing about the name. */
+	if (!s->id->admin) {
+		r = reply_error(s, EPERM, "forget is for administrators: snapshots are append-only for tenants");
+		goto out;
+	}
+	r = find_snapshot(s, tenant, name, &snap);
+	if (r < 0) {
+		r = snapshot_error(s, r, name);
+		goto out;
+	}
+	au_tenant(s, snap->tenant);
+	char hex[LB_SNAP_HEX];
+	au_object(s, "snapshot %s/%s %s", snap->tenant, snap->dataset, lb_snap_id_hex(snap->id, hex));
+	r = lb_store_forget(s->d->store, snap);
+	if (r < 0) {
+		r = reply_error(s, -r, "cannot forget %s: %s", name, strerror(-r));
+		goto out;
+	}
+	log_info("%s: forgot snapshot %s of %s/%s", s->peer, hex, snap->tenant, snap->dataset);
+	r = lb_frame_send(s->fd, LB_MSG_OK, NULL, 0);
+out:
+	lb_snapshot_free(snap);
+	free(tenant);
+	free(name);
+	return r;
+}
+
 /* ---- quota --------------------------------------------------------------------------- */
 
 static int do_quota(struct session *s)
@@ -1099,7 +1144,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		static const char *verbs[] = {
 			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
-			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota",
+			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota", [LB_MSG_FORGET] = "forget",
 		};
 		int type = s.f.type;
 		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
@@ -1108,6 +1153,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		switch (s.f.type) {
 		case LB_MSG_AUDIT: r = do_audit(&s); break;
 		case LB_MSG_QUOTA: r = do_quota(&s); break;
+		case LB_MSG_FORGET: r = do_forget(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

@@ -44,6 +44,7 @@ enum lb_msg {
 	LB_MSG_ABORT = 15,    /* (empty, inside a backup) */
 	LB_MSG_AUDIT = 16,    /* str tenant ("" = all I may see), sv since (ns) */
 	LB_MSG_QUOTA = 17,    /* str tenant ("" = all I may see) */
+	LB_MSG_FORGET = 18,   /* str tenant, str snapshot (administrators only) -> OK */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */

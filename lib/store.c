@@ -499,6 +499,34 @@ static int load_head_cb(void *arg, const char *name, uint64_t size)
 	return catalog_add_locked(s, snap);
 }
 
+int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap)
+{
+	char name[256];
+	lb_snapshot_object_name(snap, name, sizeof(name));
+	pthread_mutex_lock(&s->cat_mu);
+	struct lb_snapshot *victim = NULL;
+	size_t at = 0;
+	for (size_t i = 0; i < s->nsnaps; i++) {
+		if (!memcmp(s->snaps[i]->id, snap->id, LB_SNAP_ID_LEN) && !strcmp(s->snaps[i]->tenant, snap->tenant)) {
+			victim = s->snaps[i];
+			at = i;
+		}
+	}
+	int r = victim ? s->be->ops->remove(s->be, name) : -ENOENT;
+	if (r == 0) {
+		memmove(s->snaps + at, s->snaps + at + 1, (s->nsnaps - at - 1) * sizeof(*s->snaps));
+		s->nsnaps--;
+	}
+	pthread_mutex_unlock(&s->cat_mu);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->usage_mu);
+	r = lb_usage_remove(s->usage, s, victim);
+	pthread_mutex_unlock(&s->usage_mu);
+	lb_snapshot_free(victim);
+	return r;
+}
+
 size_t lb_store_damaged_heads(struct lb_store *s, char ***names)
 {
 	if (names)

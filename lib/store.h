@@ -66,6 +66,11 @@ void lb_snapshot_list_free(struct lb_snapshot **list, size_t n);
 int lb_store_find_snapshot(struct lb_store *s, const char *tenant, const char *name,
 			   struct lb_snapshot **out);
 
+/* Deletes a snapshot: its head object goes (durably), then it leaves the
+ * catalog and its tenant's charge drops by exactly what only it held.  Its
+ * blobs become garbage for a later GC.  -ENOENT when it does not exist. */
+int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap);
+
 /* Number of heads that failed to load at open (damaged), for check. */
 size_t lb_store_damaged_heads(struct lb_store *s, char ***names);
 

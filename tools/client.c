@@ -129,6 +129,8 @@ int client_error(struct client *c)
 	switch (code) {
 	case ENOENT: return EXIT_NOTFOUND;
 	case EEXIST: return EXIT_USAGE; /* an ambiguous name */
+	case EPERM:
+	case EACCES: return EXIT_DENIED;
 	case EPROTONOSUPPORT: return EXIT_UNREACHABLE;
 	default: return EXIT_FAILED;
 	}

@@ -18,6 +18,7 @@ enum {
 	EXIT_DAMAGED = 3,
 	EXIT_NOTFOUND = 4,
 	EXIT_UNREACHABLE = 5,
+	EXIT_DENIED = 6,
 };
 
 struct client {
@@ -83,5 +84,6 @@ int cmd_check(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_quota(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 
 #endif

@@ -576,3 +576,43 @@ int cmd_quota(int argc, char **argv)
 	client_close(&cl);
 	return rc;
 }
+
+int cmd_forget(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung forget SNAPSHOT\n"
+		"\n"
+		"Deletes one snapshot (administrators only: for tenants the store is\n"
+		"append-only).  The tenant's charged usage drops at once by exactly what only\n"
+		"that snapshot referenced; the space returns when garbage is collected.\n";
+	struct common co = { 0 };
+	int rc = parse_common(argc, argv, &co, help);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1) {
+		fprintf(stderr, "lumbung forget: give one SNAPSHOT; try 'lumbung forget --help'\n");
+		return EXIT_USAGE;
+	}
+	struct client cl;
+	rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, co.tenant ? co.tenant : "");
+	lb_buf_put_str(&b, argv[optind]);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_FORGET, &b);
+	lb_buf_free(&b);
+	if (r == 0 && (r = client_read(&cl)) == 0) {
+		if (cl.f.type == LB_MSG_OK)
+			fprintf(stderr, "forgot %s\n", argv[optind]);
+		else
+			rc = client_unexpected(&cl, "forget");
+	} else {
+		rc = EXIT_FAILED;
+	}
+	client_close(&cl);
+	return rc;
+}

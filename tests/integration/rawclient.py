@@ -111,6 +111,11 @@ def main():
         sock.sendall(frame(4, entry("f.txt", 1, 100)))
         sock.sendall(frame(5, b"abc"))
         sock.sendall(frame(6, uv(0) + uv(100)))
+    elif case.startswith("read-other:"):
+        # READ of a snapshot named on the command line, tenant left empty.
+        sock.sendall(hello)
+        read_frame(sock)
+        sock.sendall(frame(11, s("") + s(case.split(":", 1)[1]) + uv(0)))
     elif case.startswith("disconnect-mid-file"):
         sock.sendall(hello)
         read_frame(sock)
