@@ -118,10 +118,12 @@ int client_read(struct client *c)
 	return r == 0 ? -ECONNRESET : r;
 }
 
-int client_error(struct client *c)
+int client_error(struct client *c) { return frame_error(&c->f); }
+
+int frame_error(const struct lb_frame *f)
 {
 	struct lb_rd rd;
-	lb_frame_reader(&c->f, &rd);
+	lb_frame_reader(f, &rd);
 	uint64_t code = lb_rd_uv(&rd);
 	char *msg = lb_rd_strdup(&rd, 4096);
 	fprintf(stderr, "lumbung: %s\n", msg ? msg : "lumbungd reported an error");
@@ -136,11 +138,13 @@ int client_error(struct client *c)
 	}
 }
 
-int client_unexpected(struct client *c, const char *context)
+int client_unexpected(struct client *c, const char *context) { return frame_unexpected(&c->f, context); }
+
+int frame_unexpected(const struct lb_frame *f, const char *context)
 {
-	if (c->f.type == LB_MSG_ERROR)
-		return client_error(c);
-	fprintf(stderr, "lumbung: unexpected message %d from lumbungd during %s\n", c->f.type, context);
+	if (f->type == LB_MSG_ERROR)
+		return frame_error(f);
+	fprintf(stderr, "lumbung: unexpected message %d from lumbungd during %s\n", f->type, context);
 	return EXIT_FAILED;
 }
 

@@ -62,6 +62,9 @@ int client_read(struct client *c);
 int client_error(struct client *c);
 /* Prints an unexpected-frame message and returns EXIT_FAILED. */
 int client_unexpected(struct client *c, const char *context);
+/* The same for any frame. */
+int frame_error(const struct lb_frame *f);
+int frame_unexpected(const struct lb_frame *f, const char *context);
 
 /* Splits "TENANT/NAME" into tenant and name (buffers of LB_NAME_MAX + 1);
  * a name without '/' leaves the tenant as given by --tenant (or empty). */

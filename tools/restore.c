@@ -9,6 +9,8 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -199,6 +201,144 @@ static int finish_file(struct sink *s)
 	return 0;
 }
 
+/* Frames read ahead by a receiving thread, so that lumbungd keeps sending
+ * (and decompressing) while this side writes files: a restore then costs the
+ * larger of the two, not their sum. */
+#define FQ_SLOTS 16
+
+struct fq {
+	int fd;
+	struct lb_frame fr[FQ_SLOTS];
+	int rc[FQ_SLOTS];
+	char detail[FQ_SLOTS][256];
+	unsigned head, tail; /* consume at head, fill at tail */
+	int stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static void *fq_reader(void *arg)
+{
+	struct fq *q = arg;
+	for (;;) {
+		pthread_mutex_lock(&q->mu);
+		while (q->tail - q->head == FQ_SLOTS && !q->stop)
+			pthread_cond_wait(&q->cv, &q->mu);
+		if (q->stop) {
+			pthread_mutex_unlock(&q->mu);
+			return NULL;
+		}
+		unsigned slot = q->tail % FQ_SLOTS;
+		pthread_mutex_unlock(&q->mu);
+		int r = lb_frame_read(q->fd, &q->fr[slot]);
+		snprintf(q->detail[slot], sizeof(q->detail[slot]), "%s", r < 0 ? lb_error_detail() : "");
+		pthread_mutex_lock(&q->mu);
+		q->rc[slot] = r;
+		q->tail++;
+		pthread_cond_broadcast(&q->cv);
+		pthread_mutex_unlock(&q->mu);
+		if (r <= 0 || q->fr[slot].type == LB_MSG_END || q->fr[slot].type == LB_MSG_ERROR)
+			return NULL;
+	}
+}
+
+/* The next frame (valid until fq_done), or NULL after printing why the
+ * stream broke. */
+static struct lb_frame *fq_next(struct fq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (q->head == q->tail)
+		pthread_cond_wait(&q->cv, &q->mu);
+	unsigned slot = q->head % FQ_SLOTS;
+	int r = q->rc[slot];
+	pthread_mutex_unlock(&q->mu);
+	if (r == 1)
+		return &q->fr[slot];
+	if (r == 0)
+		fprintf(stderr, "lumbung: lumbungd closed the connection\n");
+	else
+		fprintf(stderr, "lumbung: connection to lumbungd failed: %s%s%s\n", strerror(-r),
+			*q->detail[slot] ? ": " : "", q->detail[slot]);
+	return NULL;
+}
+
+static void fq_done(struct fq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->head++;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Consumes the stream after OK; returns the exit code. */
+static int consume(struct fq *q, struct sink *s)
+{
+	int skip = 0;
+	for (;;) {
+		struct lb_frame *f = fq_next(q);
+		if (!f)
+			return EXIT_FAILED;
+		struct lb_rd rd;
+		int rc = -1;
+		switch (f->type) {
+		case LB_MSG_ENTRY:
+		case LB_MSG_FILE: {
+			struct lb_entry e;
+			lb_frame_reader(f, &rd);
+			if (lb_entry_decode(&rd, &e) < 0 || !lb_rd_done(&rd)) {
+				fprintf(stderr, "lumbung: malformed entry from lumbungd\n");
+				return EXIT_FAILED;
+			}
+			if (s->to_stdout && (f->type != LB_MSG_FILE || s->files > 0)) {
+				fprintf(stderr, "lumbung: %s is not a regular file\n", s->files ? "the path" : e.path);
+				lb_entry_clear(&e);
+				return EXIT_NOTFOUND;
+			}
+			int r = header(s, &e);
+			if (r < 0) {
+				lb_entry_clear(&e);
+				return EXIT_FAILED;
+			}
+			if (f->type == LB_MSG_FILE) {
+				s->cur = e;
+				s->in_file = 1;
+				s->off = 0;
+				s->ext = 0;
+				s->in_ext = 0;
+				skip = r == 1;
+			} else {
+				if (s->a && r == 0)
+					archive_write_finish_entry(s->a);
+				lb_entry_clear(&e);
+			}
+			break;
+		}
+		case LB_MSG_DATA:
+			if (!s->in_file)
+				return frame_unexpected(f, "restore");
+			if (!skip && data(s, f->payload, f->len) < 0)
+				return EXIT_FAILED;
+			progress(s, 0);
+			break;
+		case LB_MSG_FILE_END:
+			if (!s->in_file)
+				return frame_unexpected(f, "restore");
+			finish_file(s);
+			skip = 0;
+			break;
+		case LB_MSG_END:
+			progress(s, 1);
+			rc = s->errors ? EXIT_FAILED : EXIT_OK;
+			break;
+		default:
+			rc = frame_unexpected(f, "restore");
+		}
+		fq_done(q);
+		if (rc >= 0)
+			return rc;
+	}
+}
+
 /* Sends READ and consumes the stream into the sink. */
 static int run_read(struct client *c, const char *tenant, const char *snap, char **paths, int npaths, struct sink *s)
 {
@@ -215,64 +355,31 @@ static int run_read(struct client *c, const char *tenant, const char *snap, char
 		return EXIT_FAILED;
 	if (c->f.type != LB_MSG_OK)
 		return client_unexpected(c, "restore");
-	int skip = 0;
-	for (;;) {
-		if (client_read(c) < 0)
-			return EXIT_FAILED;
-		struct lb_rd rd;
-		switch (c->f.type) {
-		case LB_MSG_ENTRY:
-		case LB_MSG_FILE: {
-			struct lb_entry e;
-			lb_frame_reader(&c->f, &rd);
-			if (lb_entry_decode(&rd, &e) < 0 || !lb_rd_done(&rd)) {
-				fprintf(stderr, "lumbung: malformed entry from lumbungd\n");
-				return EXIT_FAILED;
-			}
-			if (s->to_stdout && (c->f.type != LB_MSG_FILE || s->files > 0)) {
-				fprintf(stderr, "lumbung: %s is not a regular file\n", s->files ? "the path" : e.path);
-				lb_entry_clear(&e);
-				return EXIT_NOTFOUND;
-			}
-			r = header(s, &e);
-			if (r < 0) {
-				lb_entry_clear(&e);
-				return EXIT_FAILED;
-			}
-			if (c->f.type == LB_MSG_FILE) {
-				s->cur = e;
-				s->in_file = 1;
-				s->off = 0;
-				s->ext = 0;
-				s->in_ext = 0;
-				skip = r == 1;
-			} else {
-				if (s->a && r == 0)
-					archive_write_finish_entry(s->a);
-				lb_entry_clear(&e);
-			}
-			break;
-		}
-		case LB_MSG_DATA:
-			if (!s->in_file)
-				return client_unexpected(c, "restore");
-			if (!skip && data(s, c->f.payload, c->f.len) < 0)
-				return EXIT_FAILED;
-			progress(s, 0);
-			break;
-		case LB_MSG_FILE_END:
-			if (!s->in_file)
-				return client_unexpected(c, "restore");
-			finish_file(s);
-			skip = 0;
-			break;
-		case LB_MSG_END:
-			progress(s, 1);
-			return s->errors ? EXIT_FAILED : EXIT_OK;
-		default:
-			return client_unexpected(c, "restore");
-		}
+	struct fq *q = calloc(1, sizeof(*q));
+	if (!q)
+		return EXIT_FAILED;
+	q->fd = c->fd;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	pthread_t t;
+	if (pthread_create(&t, NULL, fq_reader, q) != 0) {
+		free(q);
+		return EXIT_FAILED;
 	}
+	int rc = consume(q, s);
+	/* Stop the reader: it may be waiting for a slot or for data. */
+	pthread_mutex_lock(&q->mu);
+	q->stop = 1;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	shutdown(c->fd, SHUT_RD);
+	pthread_join(t, NULL);
+	for (int i = 0; i < FQ_SLOTS; i++)
+		lb_frame_free(&q->fr[i]);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	free(q);
+	return rc;
 }
 
 static void restore_usage(FILE *f)
