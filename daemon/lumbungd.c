@@ -169,6 +169,12 @@ static void reload(struct daemon *d)
 	daemon_config_put(d, old);
 	log_set_level(c->daemon.log_level);
 	log_info("configuration reloaded: %zu tenants, %zu datasets", c->ntenants, c->ndatasets);
+	uint64_t qsum = lb_config_quota_sum(c);
+	if (c->store.capacity && qsum > c->store.capacity) {
+		char a[32], b[32];
+		log_warning("tenant quotas add up to %s, more than the store capacity %s",
+			    lb_format_size(a, sizeof(a), qsum), lb_format_size(b, sizeof(b), c->store.capacity));
+	}
 	notify("READY=1");
 }
 

@@ -37,8 +37,12 @@ static void au_object(struct session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Records the tenant a request touched, but only one the caller acts for:
+ * another tenant's members must not see who probed their names. */
 static void au_tenant(struct session *s, const char *t)
 {
+	if (t && *t && !identity_may(s->id, t))
+		t = "";
 	snprintf(s->au_tenant, sizeof(s->au_tenant), "%s", t ? t : "");
 }
 
@@ -292,7 +296,6 @@ static int do_backup(struct session *s)
 		r = r < 0 ? r : -EPROTO;
 		goto out;
 	}
-	au_tenant(s, tenant_req);
 	au_object(s, "dataset %s", dataset);
 	tenant = pick_tenant(s, tenant_req, "tenant");
 	if (!tenant) {
@@ -314,7 +317,10 @@ static int do_backup(struct session *s)
 	r = lb_backup_begin(s->d->store, tenant, dataset, host, &bc.b);
 	const struct lb_tenant_cfg *tcfg = lb_config_tenant(s->cfg->cfg, tenant);
 	if (r == 0)
+	{
 		lb_backup_set_limits(bc.b, tcfg ? tcfg->quota : 0, s->cfg->cfg->store.capacity);
+		lb_backup_set_reserve(bc.b, s->cfg->cfg->store.reserve);
+	}
 	for (size_t i = 0; r == 0 && i < got; i++)
 		r = tags[i] ? lb_backup_tag(bc.b, tags[i]) : -EINVAL;
 	if (r < 0) {
@@ -373,8 +379,7 @@ static int do_backup(struct session *s)
 				r = lb_backup_file_set_layout(bc.b, file_size, x, nx);
 			if (r == 0)
 				r = lb_backup_file_end(bc.b);
-			if (r != -EPROTO)
-				free(x);
+			free(x); /* set_layout keeps a copy */
 			in_file = 0;
 		} else if (in_file) {
 			r = -EPROTO;
@@ -756,7 +761,10 @@ static int do_read(struct session *s)
 	lb_mreader_free(c.mr);
 	s->au_bytes = c.bytes;
 	char hex[LB_SNAP_HEX];
+	if (r < 0)
+		s->au_result = -r;
 	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+		snprintf(s->au_detail, sizeof(s->au_detail), "%s", lb_error_detail());
 		log_error("%s: read of %s failed: %s", s->peer, lb_snap_id_hex(snap->id, hex), lb_error_detail());
 		r = lb_frame_send_error(s->fd, EIO, "%s", lb_error_detail());
 	} else if (r == 0) {

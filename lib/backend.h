@@ -46,6 +46,9 @@ struct lb_backend_ops {
 	int (*truncate)(struct lb_backend *be, const char *name, uint64_t size);
 	/* Atomically and durably replaces (or creates) a small object. */
 	int (*replace)(struct lb_backend *be, const char *name, const void *data, size_t len);
+	/* Bytes still free for the store (the filesystem's, for the local
+	 * backend); -ENOTSUP where unknown. */
+	int (*space)(struct lb_backend *be, uint64_t *free_bytes);
 	/* Takes the store's exclusive owner lock for this process' lifetime.
 	 * -EBUSY (with the holder in lb_error_detail()) when another has it. */
 	int (*lock)(struct lb_backend *be);

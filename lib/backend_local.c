@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define WBUF_SIZE (1u << 20)
 #define FD_CACHE 64
@@ -386,6 +387,15 @@ static int local_replace(struct lb_backend *be, const char *name, const void *da
 	return lb_write_file_atomic_at(L(be)->rootfd, name, data, len, 0640);
 }
 
+static int local_space(struct lb_backend *be, uint64_t *free_bytes)
+{
+	struct statvfs sv;
+	if (fstatvfs(L(be)->rootfd, &sv) < 0)
+		return -errno;
+	*free_bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return 0;
+}
+
 static int local_lock(struct lb_backend *be)
 {
 	struct local_backend *lb = L(be);
@@ -462,6 +472,7 @@ static const struct lb_backend_ops local_ops = {
 	.append = local_append,
 	.truncate = local_truncate,
 	.replace = local_replace,
+	.space = local_space,
 	.lock = local_lock,
 	.cleanup = local_cleanup,
 	.free = local_free,

@@ -864,7 +864,8 @@ struct lb_backup {
 	pthread_mutex_t mu;
 	struct lb_idset *counted;
 	uint64_t charge;
-	uint64_t quota, capacity;
+	uint64_t quota, capacity, reserve;
+	int64_t last_space_check;
 };
 
 int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset, const char *host,
@@ -914,6 +915,8 @@ void lb_backup_set_limits(struct lb_backup *b, uint64_t quota, uint64_t capacity
 	b->capacity = capacity;
 }
 
+void lb_backup_set_reserve(struct lb_backup *b, uint64_t reserve) { b->reserve = reserve; }
+
 uint64_t lb_backup_charge(struct lb_backup *b)
 {
 	pthread_mutex_lock(&b->mu);
@@ -940,6 +943,13 @@ static int check_limits(struct lb_backup *b, uint64_t charge)
 		lb_set_error("the store is at its capacity: %s used of %s",
 			     lb_format_size(a, sizeof(a), b->s->physical), lb_format_size(q, sizeof(q), b->capacity));
 		return -EDQUOT;
+	}
+	uint64_t free_bytes;
+	if (b->reserve && b->s->be->ops->space && b->s->be->ops->space(b->s->be, &free_bytes) == 0 &&
+	    free_bytes < b->reserve) {
+		lb_set_error("the store's filesystem has %s free, less than the %s reserve kept for prune and GC",
+			     lb_format_size(a, sizeof(a), free_bytes), lb_format_size(q, sizeof(q), b->reserve));
+		return -ENOSPC;
 	}
 	return 0;
 }

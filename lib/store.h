@@ -110,6 +110,9 @@ int lb_backup_file_set_layout(struct lb_backup *b, uint64_t size, const struct l
  * the store past capacity, fails with -EDQUOT and a detail naming tenant,
  * usage, limit and the amount needed; nothing of it is committed. */
 void lb_backup_set_limits(struct lb_backup *b, uint64_t quota, uint64_t capacity);
+/* Free space the store's filesystem must keep (so that prune and GC can
+ * always run); a backup that would eat into it fails with -ENOSPC. */
+void lb_backup_set_reserve(struct lb_backup *b, uint64_t reserve);
 /* Bytes this backup adds to its tenant's charge so far (blobs the tenant's
  * snapshots do not reference yet).  lb_backup_settle first makes it
  * complete for all data given so far (manifest blobs excepted). */

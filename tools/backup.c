@@ -248,6 +248,17 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, path, archive_error_string(a));
 		return -EIO;
 	}
+	if (j->next == 0 && size > 0) {
+		/* All hole: send its last byte (a zero), so that the map says
+		 * "sparse" and the restore makes a sparse file of the size. */
+		static const uint8_t zero;
+		int s = lb_frame_send(j->c->fd, LB_MSG_DATA, &zero, 1);
+		if (s < 0)
+			return s;
+		if (add_extent(j, size - 1, 1) < 0)
+			return -ENOMEM;
+		j->sent += 1;
+	}
 	lb_buf_reset(&j->b);
 	/* A dense file is one extent covering it; only a sparse map is sent. */
 	int dense = j->next == 0 || (j->next == 1 && j->ext[0].off == 0 && j->ext[0].len == size);
@@ -348,7 +359,9 @@ static int walk(struct job *j, const char *root, int single)
 		const char *sub = name + (strncmp(name, root, rootlen) == 0 ? rootlen : 0);
 		while (*sub == '/')
 			sub++;
-		if (single)
+		if (single && !*sub && archive_entry_filetype(ae) != AE_IFDIR)
+			snprintf(rel, sizeof(rel), "%s", base); /* one file: keep its name */
+		else if (single)
 			snprintf(rel, sizeof(rel), "%s", sub);
 		else
 			snprintf(rel, sizeof(rel), "%s%s%s", base, *sub ? "/" : "", sub);

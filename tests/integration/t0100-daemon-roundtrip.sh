@@ -24,6 +24,7 @@ chmod 4755 "$S/docs/empty-file"
 printf 'x\001\002y' >"$S/bytes"
 setfattr -n user.binary -v 0x00ff00 "$S/bytes"
 touch -h -d '2001-09-09 01:46:40.123456789' "$S/docs/link"
+truncate -s 3M "$S/all-hole.img"
 
 check "backup of the tree" sh -c "'$LUMBUNG' backup --dataset dinkes/simpus '$S' >'$T/id1' 2>'$T/err1'"
 check "the snapshot id is printed" grep -Eq '^[0-9a-f]{32}$' "$T/id1"
@@ -43,6 +44,7 @@ if [ "$have_acl" = 1 ]; then
 fi
 check "hard links come back as one inode" sh -c "[ \$(stat -c %i '$T/out/hardlink.bin') = \$(stat -c %i '$T/out/docs/random.bin') ]"
 check "sparse files stay sparse" sh -c "[ \$(du -k '$T/out/sparse.img' | cut -f1) -lt 1024 ]"
+check "a file that is all hole comes back as one" sh -c "[ \$(stat -c %s '$T/out/all-hole.img') -eq 3145728 ] && [ \$(du -k '$T/out/all-hole.img' | cut -f1) -lt 64 ] && cmp '$T/out/all-hole.img' '$S/all-hole.img'"
 check "devices come back" sh -c "[ -c '$T/out/null-dev' ] && [ -b '$T/out/loop-dev' ] && [ \"\$(stat -c %t:%T '$T/out/loop-dev')\" = 7:c8 ]"
 check "GNU tar --compare agrees too" sh -c "cd '$S' && tar -cf '$T/src.tar' --xattrs . && cd '$T/out' && tar --compare -f '$T/src.tar' --xattrs >/dev/null"
 
@@ -106,6 +108,7 @@ if command -v bsdtar >/dev/null; then
 	check "backup of a bsdtar pax.xz file" sh -c "'$LUMBUNG' backup --dataset disdik/bsdtar --archive '$T/bsd.tar.xz' >/dev/null 2>&1"
 	check "its files come back" sh -c "'$LUMBUNG' cat disdik/bsdtar@latest docs/sub/numbers.txt | cmp - '$S/docs/sub/numbers.txt'"
 fi
+check "backup of one file given as the path keeps its name" sh -c "'$LUMBUNG' backup --dataset dukcapil/onefile '$S/docs/sub/numbers.txt' >/dev/null 2>&1 && '$LUMBUNG' cat dukcapil/onefile@latest numbers.txt | cmp - '$S/docs/sub/numbers.txt'"
 head -c 3000000 /dev/urandom >"$T/dump.sql"
 check "backup of stdin as one file" sh -c "'$LUMBUNG' backup --dataset dukcapil/db --stdin-name dumps/siak.sql <'$T/dump.sql' >/dev/null 2>&1"
 check "the stdin file comes back" sh -c "'$LUMBUNG' cat dukcapil/db@latest dumps/siak.sql | cmp - '$T/dump.sql'"

@@ -94,4 +94,34 @@ c_before=$(charged dinkes)
 stop_daemon
 check "lumbungd restarts" start_daemon
 check "the charge after a restart is the same" test "$(charged dinkes)" -eq "$c_before"
+
+# The reserve: on a small filesystem (a 48 MiB tmpfs), backups stop before
+# the free space drops below the reserve, so prune and GC can still run.
+stop_daemon
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=48M tmpfs "$T/small" 2>/dev/null; then
+	trap 'stop_daemon; umount "$T/small" 2>/dev/null' EXIT
+	cat >"$T/lumbung.conf" <<CONF
+[store]
+path = $T/small/store
+reserve = 24M
+[daemon]
+socket = $T/lumbungd.sock
+[tenant dinkes]
+quota = 1G
+CONF
+	check "lumbungd starts on the small filesystem" start_daemon
+	mkdir -p "$T/r1" "$T/r2"
+	head -c 10000000 /dev/urandom >"$T/r1/a.bin"
+	head -c 20000000 /dev/urandom >"$T/r2/b.bin"
+	check "a backup that leaves the reserve free succeeds" sh -c "'$LUMBUNG' backup --dataset dinkes/r '$T/r1' >/dev/null 2>&1"
+	"$LUMBUNG" backup --dataset dinkes/r "$T/r2" >/dev/null 2>"$T/reserve.err"
+	check "one that would eat into the reserve is refused" test $? -ne 0
+	check "saying so" grep -q "the store's filesystem has .* free, less than the 24.0 MiB reserve" "$T/reserve.err"
+	check "the filesystem still has room for prune and GC" sh -c "[ \$(df -k --output=avail '$T/small' | tail -n 1) -gt 8000 ]"
+	check "the earlier snapshot is intact" sh -c "'$LUMBUNG' cat dinkes/r@latest a.bin | cmp - '$T/r1/a.bin'"
+	stop_daemon
+	umount "$T/small"
+else
+	diag "not root or no tmpfs: the reserve is not exercised here"
+fi
 done_testing
