@@ -12,4 +12,5 @@ apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config \
 	libzstd-dev libarchive-dev librsync-dev libinih-dev libssl-dev \
 	zstd python3 attr acl util-linux coreutils findutils \
-	mtree-netbsd libarchive-tools tar ca-certificates
+	mtree-netbsd libarchive-tools tar ca-certificates \
+	openssh-server openssh-client systemd

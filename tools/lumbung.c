@@ -21,6 +21,7 @@ static const struct verb {
 	{ "forget", cmd_forget, "delete one snapshot (administrators)" },
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
+	{ "serve", cmd_serve, "the forced command of an OPD server's SSH key" },
 };
 
 static void usage(FILE *f)
