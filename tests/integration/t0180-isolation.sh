@@ -13,10 +13,12 @@ for u in opd-dinkes opd-disdik opd-both nobody-here; do
 	id "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u" || skip_all "cannot create users"
 done
 getent group lumbung-admin >/dev/null || groupadd --system lumbung-admin
+getent group dinkes-it >/dev/null || groupadd --system dinkes-it
+id opd-grp >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin -G dinkes-it opd-grp
 id admin-user >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin -G lumbung-admin admin-user
 chmod 755 "$T"
 write_config
-sed -i 's/^users = opd-dinkes$/users = opd-dinkes, opd-both/; s/^users = opd-disdik$/users = opd-disdik, opd-both/' "$T/lumbung.conf"
+sed -i 's/^users = opd-dinkes$/users = opd-dinkes, opd-both\ngroups = dinkes-it/; s/^users = opd-disdik$/users = opd-disdik, opd-both/' "$T/lumbung.conf"
 check "lumbungd starts" start_daemon
 as() { u=$1; shift; runuser -u "$u" -- env LUMBUNG_SOCKET="$LUMBUNG_SOCKET" "$@"; }
 mkdir -p "$T/src"
@@ -70,6 +72,9 @@ check "an admin-group member sees every tenant" sh -c "$(declare -f as); LUMBUNG
 as opd-both "$LUMBUNG" backup --dataset app "$T/src" >/dev/null 2>"$T/err"
 check "a member of two tenants must name one" grep -q "name the tenant" "$T/err"
 check "and --tenant picks it" sh -c "$(declare -f as); LUMBUNG_SOCKET='$LUMBUNG_SOCKET'; as opd-both '$LUMBUNG' backup --tenant disdik --dataset app '$T/src' >/dev/null 2>&1"
+
+check "membership through a group (groups = dinkes-it) is honoured" sh -c "$(declare -f as); LUMBUNG_SOCKET='$LUMBUNG_SOCKET'; as opd-grp '$LUMBUNG' snapshots --json | grep -q dinkes/ || as opd-grp '$LUMBUNG' snapshots --json | grep -q '\"tenant\":\"dinkes\"'"
+check "and only that tenant" sh -c "$(declare -f as); LUMBUNG_SOCKET='$LUMBUNG_SOCKET'; ! as opd-grp '$LUMBUNG' snapshots --json | grep -q '\"tenant\":\"disdik\"'"
 
 # Append-only: members cannot delete; admins can, and the charge drops.
 as opd-dinkes "$LUMBUNG" forget dinkes/simpus@latest >/dev/null 2>"$T/err"
