@@ -1,11 +1,9 @@
 /* audit.h - the audit trail: who did what to which tenant's data, when,
  * and with what result.
  *
- * Records are appended to one object per month ("audit/YYYY-MM") and made
- * durable before the append returns.  Each record is
- *     u32 length | u32 crc32c(payload) | payload (varints, see audit.c)
- * so a record torn by a crash is recognised; lb_audit_repair cuts it off
- * before new records are appended after it. */
+ * Records go to the "audit" record log (reclog.h: one object per month,
+ * each record checksummed, durable when appended, a torn tail cut on
+ * repair); the payload is varints, see audit.c. */
 #ifndef LB_AUDIT_H
 #define LB_AUDIT_H
 
