@@ -538,3 +538,16 @@ int lb_index_rebuild(struct lb_backend *be, uint64_t *packs, uint64_t *chunks, u
 	free(rb.ents);
 	return r;
 }
+
+uint64_t lb_index_blob_bytes(struct lb_index *idx)
+{
+	uint64_t sum = 0;
+	pthread_rwlock_rdlock(&idx->lock);
+	for (size_t i = 0; i < idx->nruns; i++) {
+		const struct run *ru = &idx->runs[i];
+		for (uint64_t j = 0; j < ru->n; j++)
+			sum += LB_BLOB_HEADER_SIZE + lb_get32(ru->entries + j * LB_INDEX_ENTRY_SIZE + 40);
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	return sum;
+}

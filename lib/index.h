@@ -39,6 +39,9 @@ int lb_index_add(struct lb_index *idx, const struct lb_index_pack *packs, size_t
 /* Merges all runs into one (dropping duplicate ids); no-op for one run. */
 int lb_index_compact(struct lb_index *idx);
 
+/* Bytes of the blobs the index describes (header plus payload each). */
+uint64_t lb_index_blob_bytes(struct lb_index *idx);
+
 /* Number of distinct-run entries, runs, and bytes of memory held. */
 uint64_t lb_index_entries(struct lb_index *idx);
 size_t lb_index_nruns(struct lb_index *idx);

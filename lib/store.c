@@ -589,6 +589,101 @@ uint64_t lb_store_tenant_exclusive(struct lb_store *s, const char *tenant)
 
 uint64_t lb_store_physical(struct lb_store *s) { return s->physical; }
 
+struct space_walk {
+	uint64_t total;
+	uint64_t packs;
+	uint64_t npacks;
+};
+
+static int space_cb(void *arg, const char *name, uint64_t size)
+{
+	struct space_walk *w = arg;
+	w->total += size;
+	if (!strncmp(name, "packs/", 6)) {
+		w->packs += size;
+		w->npacks++;
+	}
+	return 0;
+}
+
+int lb_store_space(struct lb_store *s, struct lb_store_space *out)
+{
+	memset(out, 0, sizeof(*out));
+	static const char *prefixes[] = { "packs", "index", "snapshots", "audit", "jobs", "usage" };
+	struct space_walk w = { 0 };
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < LB_ARRAY_SIZE(prefixes); i++)
+		r = s->be->ops->list(s->be, prefixes[i], space_cb, &w);
+	uint64_t cfg = 0;
+	if (r == 0 && s->be->ops->stat(s->be, "config", &cfg) == 0)
+		w.total += cfg;
+	if (r < 0)
+		return r;
+	/* Blob bytes in packs: every indexed blob's header and payload. */
+	out->physical = w.total;
+	pthread_mutex_lock(&s->usage_mu);
+	const char **names;
+	size_t n = lb_usage_tenants(s->usage, &names);
+	out->tenants = calloc(n ? n : 1, sizeof(char *));
+	out->exclusive = calloc(n ? n : 1, sizeof(uint64_t));
+	out->fair = calloc(n ? n : 1, sizeof(uint64_t));
+	out->charged = calloc(n ? n : 1, sizeof(uint64_t));
+	out->logical = calloc(n ? n : 1, sizeof(uint64_t));
+	out->snapshots = calloc(n ? n : 1, sizeof(uint64_t));
+	if (!out->tenants || !out->exclusive || !out->fair || !out->charged || !out->logical || !out->snapshots)
+		r = -ENOMEM;
+	if (r == 0)
+		r = lb_usage_breakdown(s->usage, &out->referenced, out->exclusive, out->fair);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct lb_tenant_usage tu;
+		lb_usage_get(s->usage, names[i], &tu);
+		out->tenants[i] = strdup(names[i]);
+		if (!out->tenants[i])
+			r = -ENOMEM;
+		out->charged[i] = tu.charged;
+		out->logical[i] = tu.logical;
+		out->snapshots[i] = tu.snapshots;
+		out->ntenants = i + 1;
+	}
+	pthread_mutex_unlock(&s->usage_mu);
+	if (r < 0) {
+		lb_store_space_clear(out);
+		return r;
+	}
+	uint64_t ex = 0;
+	for (size_t i = 0; i < out->ntenants; i++)
+		ex += out->exclusive[i];
+	out->shared = out->referenced - ex;
+	/* Overhead: what is not blob data: pack headers, footers and trailers
+	 * (packs minus the blobs their index entries describe) and every
+	 * other object.  Unreferenced: blobs in packs no snapshot uses. */
+	uint64_t blob_bytes = lb_index_blob_bytes(s->idx);
+	uint64_t pack_overhead = w.packs > blob_bytes ? w.packs - blob_bytes : 0;
+	out->overhead = (w.total - w.packs) + pack_overhead;
+	uint64_t accounted = out->referenced + out->overhead;
+	out->unreferenced = out->physical > accounted ? out->physical - accounted : 0;
+	/* Whatever rounding is left (a blob indexed twice) goes to overhead so
+	 * that the rows always add up. */
+	out->overhead = out->physical - out->referenced - out->unreferenced;
+	uint64_t free_bytes;
+	if (s->be->ops->space && s->be->ops->space(s->be, &free_bytes) == 0)
+		out->free_bytes = free_bytes;
+	return 0;
+}
+
+void lb_store_space_clear(struct lb_store_space *sp)
+{
+	for (size_t i = 0; i < sp->ntenants; i++)
+		free(sp->tenants[i]);
+	free(sp->tenants);
+	free(sp->exclusive);
+	free(sp->fair);
+	free(sp->charged);
+	free(sp->logical);
+	free(sp->snapshots);
+	memset(sp, 0, sizeof(*sp));
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 static unsigned ncpus(void)

@@ -175,6 +175,22 @@ uint64_t lb_store_tenant_exclusive(struct lb_store *s, const char *tenant);
 /* Bytes the store's packs occupy. */
 uint64_t lb_store_physical(struct lb_store *s);
 
+/* Where the store's bytes go.  The per-tenant exclusive bytes plus shared,
+ * unreferenced and overhead add up to physical. */
+struct lb_store_space {
+	uint64_t physical;     /* every object of the store */
+	uint64_t referenced;   /* distinct blobs some snapshot uses */
+	uint64_t shared;       /* of those, used by more than one tenant */
+	uint64_t unreferenced; /* blobs no snapshot uses (garbage for GC) */
+	uint64_t overhead;     /* pack headers and footers, index, heads, logs */
+	uint64_t free_bytes;   /* left on the filesystem */
+	size_t ntenants;
+	char **tenants;        /* owned by the struct */
+	uint64_t *exclusive, *fair, *charged, *logical, *snapshots;
+};
+int lb_store_space(struct lb_store *s, struct lb_store_space *out);
+void lb_store_space_clear(struct lb_store_space *sp);
+
 /* ---- verification ------------------------------------------------------------ */
 
 struct lb_check_result {

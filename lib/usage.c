@@ -302,3 +302,38 @@ int lb_usage_equal(const struct lb_usage *a, const struct lb_usage *b, const cha
 	}
 	return 1;
 }
+
+int lb_usage_breakdown(const struct lb_usage *u, uint64_t *referenced, uint64_t *exclusive, uint64_t *fair)
+{
+	/* How many tenants use each blob: a table of the union, where count
+	 * holds the number of tenants instead of snapshots. */
+	struct tenant all = { 0 };
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < u->n; i++) {
+		const struct tenant *t = &u->t[i];
+		for (size_t k = 0; r == 0 && k < t->cap; k++)
+			if (t->slots[k].count)
+				r = ref_add(&all, &t->slots[k].id, t->slots[k].stored);
+	}
+	if (r == 0) {
+		*referenced = all.u.charged;
+		for (size_t i = 0; i < u->n; i++) {
+			const struct tenant *t = &u->t[i];
+			uint64_t ex = 0;
+			double fs = 0;
+			for (size_t k = 0; k < t->cap; k++) {
+				if (!t->slots[k].count)
+					continue;
+				const struct ref *g = lookup(&all, &t->slots[k].id);
+				uint64_t bytes = lb_usage_blob_bytes(t->slots[k].stored);
+				if (g && g->count == 1)
+					ex += bytes;
+				fs += (double)bytes / (double)(g ? g->count : 1);
+			}
+			exclusive[i] = ex;
+			fair[i] = (uint64_t)(fs + 0.5);
+		}
+	}
+	free(all.slots);
+	return r;
+}

@@ -51,6 +51,13 @@ size_t lb_usage_tenants(const struct lb_usage *u, const char ***names);
  * the first differing tenant in *tenant. */
 int lb_usage_equal(const struct lb_usage *a, const struct lb_usage *b, const char **tenant);
 
+/* Splits the referenced bytes between tenants: for the tenants named by
+ * lb_usage_tenants (same order), the bytes only that tenant references
+ * (exclusive) and its fair share (each blob's bytes divided equally among
+ * the tenants using it); *referenced is the bytes of the distinct blobs
+ * any tenant uses.  The arrays hold lb_usage_tenants() entries. */
+int lb_usage_breakdown(const struct lb_usage *u, uint64_t *referenced, uint64_t *exclusive, uint64_t *fair);
+
 /* The charge of one blob as stored: header plus payload. */
 uint64_t lb_usage_blob_bytes(uint32_t stored);
 
