@@ -29,7 +29,8 @@ struct daemon {
 	uid_t conn_uids[MAX_CONNECTIONS];
 	int nconn;
 	int jobs_running;
-	pthread_mutex_t audit_mu;
+	pthread_mutex_t audit_mu; /* every record-log append */
+	int64_t last_sample_day;
 	volatile sig_atomic_t stopping;
 };
 
@@ -65,6 +66,12 @@ void daemon_job_end(struct daemon *d);
  * trail (lb_audit_append). */
 void daemon_audit(struct daemon *d, const struct identity *id, const char *tenant, const char *verb,
 		  const char *object, int result, const char *detail, uint64_t bytes);
+
+/* Appends a job record (lib/records.h), serialised with the audit trail. */
+struct lb_job_rec;
+void daemon_job_record(struct daemon *d, const struct lb_job_rec *j);
+/* Takes today's usage sample if none was taken yet (called every second). */
+void daemon_sample(struct daemon *d);
 
 /* Serves one connection until it ends; the caller closes fd. */
 void session_run(struct daemon *d, int fd, const struct identity *peer);

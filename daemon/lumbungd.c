@@ -9,6 +9,7 @@
  * in only when it is valid. */
 #include "audit.h"
 #include "daemon.h"
+#include "records.h"
 #include "fsutil.h"
 #include "log.h"
 #include "proto.h"
@@ -117,6 +118,64 @@ void daemon_audit(struct daemon *d, const struct identity *id, const char *tenan
 	pthread_mutex_unlock(&d->audit_mu);
 	if (e < 0)
 		log_error("cannot write the audit trail: %s", strerror(-e));
+}
+
+void daemon_job_record(struct daemon *d, const struct lb_job_rec *j)
+{
+	pthread_mutex_lock(&d->audit_mu);
+	int e = lb_job_append(lb_store_backend(d->store), j);
+	pthread_mutex_unlock(&d->audit_mu);
+	if (e < 0)
+		log_error("cannot write a job record: %s", strerror(-e));
+}
+
+#define DAY_NS (86400LL * 1000000000LL)
+
+static int last_sample_cb(void *arg, const struct lb_sample *s)
+{
+	int64_t *day = arg;
+	if (s->time_ns / DAY_NS > *day)
+		*day = s->time_ns / DAY_NS;
+	return 0;
+}
+
+void daemon_sample(struct daemon *d)
+{
+	int64_t now = lb_now_ns(), day = now / DAY_NS;
+	if (d->last_sample_day == 0) {
+		d->last_sample_day = -1;
+		lb_sample_read(lb_store_backend(d->store), now - 3 * DAY_NS, last_sample_cb, &d->last_sample_day);
+	}
+	if (day <= d->last_sample_day)
+		return;
+	struct lb_store_space sp;
+	if (lb_store_space(d->store, &sp) < 0)
+		return;
+	struct lb_sample s = { .time_ns = now, .physical = sp.physical, .unreferenced = sp.unreferenced,
+			       .overhead = sp.overhead, .nt = sp.ntenants };
+	s.t = calloc(sp.ntenants ? sp.ntenants : 1, sizeof(*s.t));
+	for (size_t i = 0; s.t && i < sp.ntenants; i++) {
+		snprintf(s.t[i].tenant, sizeof(s.t[i].tenant), "%s", sp.tenants[i]);
+		s.t[i].charged = sp.charged[i];
+		s.t[i].exclusive = sp.exclusive[i];
+		s.t[i].logical = sp.logical[i];
+		s.t[i].snapshots = sp.snapshots[i];
+	}
+	int e = s.t ? 0 : -ENOMEM;
+	if (e == 0) {
+		pthread_mutex_lock(&d->audit_mu);
+		e = lb_sample_append(lb_store_backend(d->store), &s);
+		pthread_mutex_unlock(&d->audit_mu);
+	}
+	if (e < 0) {
+		log_error("cannot record today's usage sample: %s", strerror(-e));
+	} else {
+		d->last_sample_day = day;
+		log_info("usage sample taken: %zu tenants, %llu bytes physical", sp.ntenants,
+			 (unsigned long long)sp.physical);
+	}
+	free(s.t);
+	lb_store_space_clear(&sp);
 }
 
 static struct cfg_ref *new_ref(struct lb_config *c)
@@ -490,6 +549,7 @@ int main(int argc, char **argv)
 
 	log_info("lumbungd %s serving store %s on %s (%zu tenants)", PACKAGE_VERSION, cfg->store.path,
 		 cfg->daemon.socket, cfg->ntenants);
+	daemon_sample(&d);
 	notify("READY=1");
 	while (!got_term) {
 		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sig_pipe[0], POLLIN, 0 } };
@@ -505,6 +565,7 @@ int main(int argc, char **argv)
 		}
 		if (n > 0 && (p[0].revents & POLLIN) && !got_term)
 			accept_one(&d, lfd);
+		daemon_sample(&d);
 	}
 
 	notify("STOPPING=1");

@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "proto.h"
+#include "records.h"
 #include "usage.h"
 #include "util.h"
 
@@ -289,8 +290,9 @@ static int do_backup(struct session *s)
 	int r = 0;
 	struct backup_ctx bc = { 0 };
 	int have_job = 0;
-	int64_t t0 = lb_mono_ns();
+	int64_t t0 = lb_mono_ns(), start_ns = lb_now_ns();
 	const char *tenant = NULL;
+	struct lb_job_rec job = { .kind = "backup" };
 	if (!lb_rd_done(&rd) || !tenant_req || !dataset || !host) {
 		r = reply_error(s, EPROTO, "malformed backup request");
 		r = r < 0 ? r : -EPROTO;
@@ -455,6 +457,10 @@ static int do_backup(struct session *s)
 				 (double)(lb_mono_ns() - t0) / 1e9);
 			au_object(s, "dataset %s snapshot %s files %llu", dataset, hex, (unsigned long long)st->files);
 			s->au_bytes = bc.bytes_received;
+			snprintf(job.snapshot, sizeof(job.snapshot), "%s", hex);
+			job.bytes_read = st->logical;
+			job.new_stored = st->new_stored;
+			job.files = st->files;
 			lb_buf_init(&b);
 			hide_dedup(s, snap);
 			lb_proto_put_snapshot(&b, snap);
@@ -477,11 +483,26 @@ static int do_backup(struct session *s)
 		s->au_result = -r;
 		s->au_bytes = bc.bytes_received;
 		snprintf(s->au_detail, sizeof(s->au_detail), "%s", detail);
+		job.status = -r;
+		snprintf(job.error, sizeof(job.error), "%.60s: %.440s", strerror(-r), detail);
 		if (r != -ECONNRESET && r != -EPIPE)
 			lb_frame_send_error(s->fd, -r, "backup failed, nothing committed: %s%s%s",
 					    strerror(-r), *detail ? ": " : "", detail);
 	}
 out:
+	if (bc.b && tenant) {
+		/* Every backup that started leaves a job record for the reports. */
+		snprintf(job.tenant, sizeof(job.tenant), "%s", tenant);
+		snprintf(job.dataset, sizeof(job.dataset), "%s", dataset);
+		job.start_ns = start_ns;
+		job.end_ns = lb_now_ns();
+		job.bytes_sent = bc.bytes_received;
+		if (r < 0 && !job.status) {
+			job.status = -r;
+			snprintf(job.error, sizeof(job.error), "%s", strerror(-r));
+		}
+		daemon_job_record(s->d, &job);
+	}
 	lb_mindex_free(bc.pmap);
 	lb_snapshot_free(bc.parent);
 	lb_backup_free(bc.b);
@@ -1035,6 +1056,243 @@ out:
 	return r;
 }
 
+/* ---- report ---------------------------------------------------------------------------- */
+
+#define DAY_NS (86400LL * 1000000000LL)
+
+/* A value's history from the daily samples: the earliest sample in the
+ * window of N days before now. */
+struct hist {
+	char tenant[65];
+	int64_t t7, t30;
+	uint64_t v7, v30;
+};
+
+struct report_ctx {
+	struct session *s;
+	int64_t now;
+	struct hist *h;   /* per tenant, plus one named "" for the store */
+	size_t nh;
+	/* per dataset, from job records */
+	struct dsrow {
+		char tenant[65], dataset[65];
+		int64_t last_ok;
+		uint64_t jobs, failed;
+		char error[512];
+	} *ds;
+	size_t nds, capds;
+};
+
+static struct hist *hist_of(struct report_ctx *c, const char *tenant)
+{
+	for (size_t i = 0; i < c->nh; i++)
+		if (!strcmp(c->h[i].tenant, tenant))
+			return &c->h[i];
+	return NULL;
+}
+
+static void hist_note(struct hist *h, int64_t now, int64_t t, uint64_t v)
+{
+	if (t >= now - 7 * DAY_NS && (!h->t7 || t < h->t7)) {
+		h->t7 = t;
+		h->v7 = v;
+	}
+	if (t >= now - 30 * DAY_NS && (!h->t30 || t < h->t30)) {
+		h->t30 = t;
+		h->v30 = v;
+	}
+}
+
+static int sample_cb(void *arg, const struct lb_sample *smp)
+{
+	struct report_ctx *c = arg;
+	hist_note(hist_of(c, ""), c->now, smp->time_ns, smp->physical);
+	for (size_t i = 0; i < smp->nt; i++) {
+		struct hist *h = hist_of(c, smp->t[i].tenant);
+		if (h)
+			hist_note(h, c->now, smp->time_ns, smp->t[i].charged);
+	}
+	return 0;
+}
+
+/* Bytes per day from the window's first sample to now (0 without a day
+ * of history). */
+static int64_t growth(int64_t now, int64_t t, uint64_t then, uint64_t v)
+{
+	if (!t || now - t < DAY_NS)
+		return 0;
+	return (int64_t)(((double)v - (double)then) * (double)DAY_NS / (double)(now - t));
+}
+
+static int64_t forecast(int64_t now, uint64_t value, uint64_t limit, int64_t g7, int64_t g30)
+{
+	int64_t g = g30 > 0 ? g30 : g7;
+	if (g <= 0 || !limit || value >= limit)
+		return value >= limit && limit ? now : 0;
+	return now + (int64_t)((double)(limit - value) / (double)g * (double)DAY_NS);
+}
+
+static struct dsrow *ds_of(struct report_ctx *c, const char *tenant, const char *dataset)
+{
+	for (size_t i = 0; i < c->nds; i++)
+		if (!strcmp(c->ds[i].tenant, tenant) && !strcmp(c->ds[i].dataset, dataset))
+			return &c->ds[i];
+	if (lb_grow(&c->ds, &c->capds, c->nds + 1, sizeof(*c->ds)) < 0)
+		return NULL;
+	struct dsrow *d = &c->ds[c->nds++];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->tenant, sizeof(d->tenant), "%s", tenant);
+	snprintf(d->dataset, sizeof(d->dataset), "%s", dataset);
+	return d;
+}
+
+static int job_cb(void *arg, const struct lb_job_rec *j)
+{
+	struct report_ctx *c = arg;
+	if (!identity_may(c->s->id, j->tenant))
+		return 0;
+	struct dsrow *d = ds_of(c, j->tenant, j->dataset);
+	if (!d)
+		return -ENOMEM;
+	d->jobs++;
+	if (j->status) {
+		d->failed++;
+		snprintf(d->error, sizeof(d->error), "%s", j->error);
+	} else if (j->end_ns > d->last_ok) {
+		d->last_ok = j->end_ns;
+	}
+	return 0;
+}
+
+static int do_report(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *want = lb_rd_strdup(&rd, LB_NAME_MAX);
+	int64_t since = lb_rd_sv(&rd);
+	if (!lb_rd_done(&rd) || !want) {
+		free(want);
+		return reply_error(s, EPROTO, "malformed request");
+	}
+	au_tenant(s, want);
+	if (*want && !identity_may(s->id, want)) {
+		free(want);
+		return reply_error(s, ENOENT, "tenant not found");
+	}
+	struct report_ctx c = { .s = s, .now = lb_now_ns() };
+	const struct lb_config *cfg = s->cfg->cfg;
+	c.h = calloc(s->id->ntenants + 1, sizeof(*c.h));
+	int r = c.h ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < s->id->ntenants; i++)
+		snprintf(c.h[c.nh++].tenant, sizeof(c.h[0].tenant), "%s", s->id->tenants[i]);
+	if (r == 0)
+		c.nh++; /* the store's, named "" */
+	struct lb_backend *be = lb_store_backend(s->d->store);
+	if (r == 0)
+		r = lb_sample_read(be, c.now - 31 * DAY_NS, sample_cb, &c);
+	if (r == 0)
+		r = lb_job_read(be, since, job_cb, &c);
+	struct lb_store_space sp = { 0 };
+	if (r == 0)
+		r = lb_store_space(s->d->store, &sp);
+	for (size_t i = 0; r == 0 && i < s->id->ntenants; i++) {
+		const char *t = s->id->tenants[i];
+		if (*want && strcmp(t, want))
+			continue;
+		const struct lb_tenant_cfg *tc = lb_config_tenant(cfg, t);
+		struct lb_tenant_usage u;
+		lb_store_tenant_usage(s->d->store, t, &u);
+		uint64_t ex = 0, fair = 0;
+		for (size_t k = 0; k < sp.ntenants; k++)
+			if (!strcmp(sp.tenants[k], t)) {
+				ex = sp.exclusive[k];
+				fair = sp.fair[k];
+			}
+		struct lb_snapshot **list;
+		size_t n;
+		int64_t oldest = 0, newest = 0;
+		r = lb_store_list_snapshots(s->d->store, t, NULL, &list, &n);
+		if (r < 0)
+			break;
+		if (n) {
+			oldest = list[0]->time_ns;
+			newest = list[n - 1]->time_ns;
+		}
+		/* Datasets: declared ones, and every one with a snapshot. */
+		for (size_t k = 0; k < cfg->ndatasets; k++)
+			if (!strcmp(cfg->datasets[k].tenant, t))
+				ds_of(&c, t, cfg->datasets[k].name);
+		for (size_t k = 0; k < n; k++) {
+			struct dsrow *d = ds_of(&c, t, list[k]->dataset);
+			if (d && list[k]->time_ns > d->last_ok)
+				d->last_ok = list[k]->time_ns;
+		}
+		lb_snapshot_list_free(list, n);
+		struct hist *h = hist_of(&c, t);
+		int64_t g7 = growth(c.now, h->t7, h->v7, u.charged), g30 = growth(c.now, h->t30, h->v30, u.charged);
+		struct lb_buf b;
+		lb_buf_init(&b);
+		lb_buf_put_str(&b, t);
+		lb_buf_put_str(&b, tc && tc->name ? tc->name : "");
+		lb_buf_put_uv(&b, tc ? tc->quota : 0);
+		lb_buf_put_uv(&b, tc ? tc->soft_quota : 0);
+		lb_buf_put_uv(&b, u.charged);
+		lb_buf_put_uv(&b, s->id->admin ? ex : 0);
+		lb_buf_put_uv(&b, s->id->admin ? fair : 0);
+		lb_buf_put_uv(&b, u.logical);
+		lb_buf_put_uv(&b, u.raw);
+		lb_buf_put_uv(&b, u.snapshots);
+		lb_buf_put_sv(&b, oldest);
+		lb_buf_put_sv(&b, newest);
+		lb_buf_put_sv(&b, g7);
+		lb_buf_put_sv(&b, g30);
+		lb_buf_put_sv(&b, forecast(c.now, u.charged, tc ? tc->quota : 0, g7, g30));
+		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_TENANT, &b);
+		lb_buf_free(&b);
+	}
+	for (size_t i = 0; r == 0 && i < c.nds; i++) {
+		if (*want && strcmp(c.ds[i].tenant, want))
+			continue;
+		struct lb_buf b;
+		lb_buf_init(&b);
+		lb_buf_put_str(&b, c.ds[i].tenant);
+		lb_buf_put_str(&b, c.ds[i].dataset);
+		lb_buf_put_sv(&b, c.ds[i].last_ok);
+		lb_buf_put_uv(&b, c.ds[i].jobs);
+		lb_buf_put_uv(&b, c.ds[i].failed);
+		lb_buf_put_str(&b, c.ds[i].error);
+		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_DATASET, &b);
+		lb_buf_free(&b);
+	}
+	/* Store totals are the administrators' alone. */
+	if (r == 0 && s->id->admin && !*want) {
+		struct hist *h = hist_of(&c, "");
+		int64_t g30 = growth(c.now, h->t30, h->v30, sp.physical);
+		int64_t g7 = growth(c.now, h->t7, h->v7, sp.physical);
+		struct lb_buf b;
+		lb_buf_init(&b);
+		lb_buf_put_uv(&b, sp.physical);
+		lb_buf_put_uv(&b, cfg->store.capacity);
+		lb_buf_put_uv(&b, sp.free_bytes);
+		lb_buf_put_uv(&b, lb_config_quota_sum(cfg));
+		lb_buf_put_uv(&b, sp.referenced);
+		lb_buf_put_uv(&b, sp.shared);
+		lb_buf_put_uv(&b, sp.unreferenced);
+		lb_buf_put_uv(&b, sp.overhead);
+		lb_buf_put_sv(&b, g30 ? g30 : g7);
+		lb_buf_put_sv(&b, forecast(c.now, sp.physical, cfg->store.capacity, g7, g30));
+		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_STORE, &b);
+		lb_buf_free(&b);
+	}
+	lb_store_space_clear(&sp);
+	free(c.h);
+	free(c.ds);
+	free(want);
+	if (r < 0 && r != -EPIPE)
+		return reply_error(s, -r, "cannot build the report: %s", strerror(-r));
+	return r < 0 ? r : send_end(s);
+}
+
 /* ---- quota --------------------------------------------------------------------------- */
 
 static int do_quota(struct session *s)
@@ -1153,6 +1411,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
 			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota", [LB_MSG_FORGET] = "forget",
+			[LB_MSG_REPORT] = "report",
 		};
 		int type = s.f.type;
 		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
@@ -1162,6 +1421,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		case LB_MSG_AUDIT: r = do_audit(&s); break;
 		case LB_MSG_QUOTA: r = do_quota(&s); break;
 		case LB_MSG_FORGET: r = do_forget(&s); break;
+		case LB_MSG_REPORT: r = do_report(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

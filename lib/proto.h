@@ -45,6 +45,7 @@ enum lb_msg {
 	LB_MSG_AUDIT = 16,    /* str tenant ("" = all I may see), sv since (ns) */
 	LB_MSG_QUOTA = 17,    /* str tenant ("" = all I may see) */
 	LB_MSG_FORGET = 18,   /* str tenant, str snapshot (administrators only) -> OK */
+	LB_MSG_REPORT = 19,   /* str tenant ("" = all I may see), sv period start (ns) */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */
@@ -63,6 +64,14 @@ enum lb_msg {
 	LB_MSG_QUOTA_ROW = 75, /* str tenant, str name, uv quota, uv soft quota, uv charged,
 				* uv snapshots, uv logical, uv exclusive (admins; else 0) */
 	LB_MSG_QUOTA_STORE = 76, /* uv physical, uv capacity, uv sum of quotas (admins only) */
+	LB_MSG_REPORT_TENANT = 77,  /* str tenant, str name, uv quota, uv soft, uv charged,
+				     * uv exclusive, uv fair share (both 0 for members), uv logical,
+				     * uv raw, uv snapshots, sv oldest, sv newest (ns),
+				     * sv growth/day over 7 d, over 30 d (bytes), sv quota full (ns, 0 none) */
+	LB_MSG_REPORT_DATASET = 78, /* str tenant, str dataset, sv last success (ns, 0 none),
+				     * uv jobs in period, uv failed in period, str last error */
+	LB_MSG_REPORT_STORE = 79,   /* uv physical, capacity, free, quota sum, referenced, shared,
+				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns) */
 };
 
 /* A frame as read. */

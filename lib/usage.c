@@ -13,6 +13,7 @@ struct ref {
 	struct lb_id id;
 	uint32_t count; /* snapshots of this tenant using the blob; 0 = free slot */
 	uint32_t stored;
+	uint32_t raw;
 };
 
 struct tenant {
@@ -122,7 +123,7 @@ static void delete_slot(struct tenant *t, size_t j)
 	}
 }
 
-static int ref_add(struct tenant *t, const struct lb_id *id, uint32_t stored)
+static int ref_add(struct tenant *t, const struct lb_id *id, uint32_t stored, uint32_t raw)
 {
 	struct ref *r = lookup(t, id);
 	if (r) {
@@ -137,9 +138,10 @@ static int ref_add(struct tenant *t, const struct lb_id *id, uint32_t stored)
 	size_t j = slot_of(id, t->cap);
 	while (t->slots[j].count)
 		j = (j + 1) & (t->cap - 1);
-	t->slots[j] = (struct ref){ .id = *id, .count = 1, .stored = stored };
+	t->slots[j] = (struct ref){ .id = *id, .count = 1, .stored = stored, .raw = raw };
 	t->n++;
 	t->u.blobs++;
+	t->u.raw += raw;
 	t->u.charged += lb_usage_blob_bytes(stored);
 	return 0;
 }
@@ -151,6 +153,7 @@ static void ref_drop(struct tenant *t, const struct lb_id *id)
 		return;
 	if (--r->count == 0) {
 		t->u.blobs--;
+		t->u.raw -= r->raw;
 		t->u.charged -= lb_usage_blob_bytes(r->stored);
 		t->n--;
 		r->count = 1; /* delete_slot clears it */
@@ -171,7 +174,7 @@ static uint64_t head_bytes(const struct lb_snapshot *snap)
 /* Collects the distinct blobs (tree and data) of a snapshot with their
  * stored sizes, and calls fn for each. */
 static int each_blob(struct lb_store *s, const struct lb_snapshot *snap,
-		     int (*fn)(void *arg, const struct lb_id *id, uint32_t stored), void *arg)
+		     int (*fn)(void *arg, const struct lb_id *id, uint32_t stored, uint32_t raw), void *arg)
 {
 	struct lb_idset *seen = lb_idset_new();
 	if (!seen)
@@ -182,7 +185,7 @@ static int each_blob(struct lb_store *s, const struct lb_snapshot *snap,
 		struct lb_pack_id pid;
 		struct lb_pack_entry pe;
 		if (lb_idset_add(seen, &snap->tree[i].id) == 1 && lb_index_lookup(idx, &snap->tree[i].id, &pid, &pe))
-			r = fn(arg, &snap->tree[i].id, pe.stored);
+			r = fn(arg, &snap->tree[i].id, pe.stored, pe.raw);
 	}
 	struct lb_mreader *mr = lb_store_tree_reader(s, snap);
 	if (!mr)
@@ -197,7 +200,7 @@ static int each_blob(struct lb_store *s, const struct lb_snapshot *snap,
 			if (added < 0)
 				r = added;
 			else if (added && lb_index_lookup(idx, &e.chunks[k].id, &pid, &pe))
-				r = fn(arg, &e.chunks[k].id, pe.stored);
+				r = fn(arg, &e.chunks[k].id, pe.stored, pe.raw);
 		}
 		lb_entry_clear(&e);
 	}
@@ -206,11 +209,15 @@ static int each_blob(struct lb_store *s, const struct lb_snapshot *snap,
 	return r < 0 ? r : (rr < 0 ? rr : 0);
 }
 
-static int add_cb(void *arg, const struct lb_id *id, uint32_t stored) { return ref_add(arg, id, stored); }
+static int add_cb(void *arg, const struct lb_id *id, uint32_t stored, uint32_t raw)
+{
+	return ref_add(arg, id, stored, raw);
+}
 
-static int drop_cb(void *arg, const struct lb_id *id, uint32_t stored)
+static int drop_cb(void *arg, const struct lb_id *id, uint32_t stored, uint32_t raw)
 {
 	(void)stored;
+	(void)raw;
 	ref_drop(arg, id);
 	return 0;
 }
@@ -313,7 +320,7 @@ int lb_usage_breakdown(const struct lb_usage *u, uint64_t *referenced, uint64_t 
 		const struct tenant *t = &u->t[i];
 		for (size_t k = 0; r == 0 && k < t->cap; k++)
 			if (t->slots[k].count)
-				r = ref_add(&all, &t->slots[k].id, t->slots[k].stored);
+				r = ref_add(&all, &t->slots[k].id, t->slots[k].stored, t->slots[k].raw);
 	}
 	if (r == 0) {
 		*referenced = all.u.charged;

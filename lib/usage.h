@@ -27,6 +27,7 @@ struct lb_tenant_usage {
 	uint64_t blobs;     /* distinct blobs referenced */
 	uint64_t snapshots; /* retained snapshots */
 	uint64_t logical;   /* file bytes of all snapshots */
+	uint64_t raw;       /* plaintext bytes of the distinct blobs */
 };
 
 struct lb_usage *lb_usage_new(void);

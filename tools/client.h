@@ -89,5 +89,6 @@ int cmd_audit(int argc, char **argv);
 int cmd_quota(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const struct verb {
 	{ "restore", cmd_restore, "restore a snapshot (or part) to a directory, tar or zip" },
 	{ "check", cmd_check, "verify the store (administrators)" },
 	{ "quota", cmd_quota, "quota and charged usage per tenant" },
+	{ "report", cmd_report, "quota and backup report (table, csv, json)" },
 	{ "forget", cmd_forget, "delete one snapshot (administrators)" },
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },

@@ -119,6 +119,7 @@ int cmd_serve(int argc, char **argv)
 		{ "backup", cmd_backup }, { "snapshots", cmd_snapshots }, { "ls", cmd_ls },
 		{ "cat", cmd_cat }, { "diff", cmd_diff }, { "restore", cmd_restore },
 		{ "quota", cmd_quota }, { "audit", cmd_audit }, { "version", cmd_version },
+		{ "report", cmd_report },
 	};
 	for (size_t i = 0; i < LB_ARRAY_SIZE(allowed); i++) {
 		if (strcmp(av[0], allowed[i].verb))

@@ -13,7 +13,7 @@ check "lumbung --version" sh -c "'$LUMBUNG' --version | grep -q '^lumbung [0-9]'
 check "an unknown verb exits 2" sh -c "[ $? -eq 2 ] && grep -q 'unknown verb' '$T/err'"
 "$LUMBUNG" >/dev/null 2>&1
 check "no verb exits 2" test $? -eq 2
-for v in backup snapshots ls cat diff restore check version audit quota forget; do
+for v in backup snapshots ls cat diff restore check version audit quota forget report; do
 	check "lumbung $v --help" sh -c "'$LUMBUNG' $v --help | grep -q 'Usage: lumbung $v'"
 	"$LUMBUNG" $v --no-such-option >/dev/null 2>"$T/err"
 	check "lumbung $v with a bad option exits 2" sh -c "[ $? -eq 2 ] && grep -q \"lumbung $v --help\" '$T/err'"

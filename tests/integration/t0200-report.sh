@@ -1,0 +1,103 @@
+#!/bin/bash
+# Reports over a store built day by day (the clock is simulated with
+# LUMBUNG_TEST_NOW, never by sleeping): growth per day and the forecast
+# date come out of the daily usage samples as computed independently here;
+# failed jobs are listed per dataset; CSV reads back with a real CSV parser;
+# JSON has its documented fields; the store's rows add up to its physical
+# total; a tenant member sees only its own tenant and no store totals.
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root to run as a tenant member"
+id opd-dinkes >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin opd-dinkes || skip_all "cannot create a user"
+chmod 755 "$T"
+write_config
+sed -i 's/^quota = 10G$/quota = 40M/' "$T/lumbung.conf"
+day0=1790000000 # a fixed day, midnight UTC plus a little
+mkdir -p "$T/src"
+declare -a charged
+q() { "$LUMBUNG" quota --tenant dinkes --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenants"][0]["charged"])'; }
+for d in 0 1 2 3 4 5 6 7 8; do
+	export LUMBUNG_TEST_NOW=$((day0 + d * 86400))
+	start_daemon >/dev/null || { check "lumbungd starts on day $d" false; break; }
+	charged[$d]=$(q) # what today's sample (taken at start) holds
+	if [ "$d" -lt 8 ]; then
+		head -c 1500000 /dev/urandom >"$T/src/day$d.bin"
+		"$LUMBUNG" backup --dataset dinkes/simpus "$T/src" >/dev/null 2>&1
+	fi
+	stop_daemon
+done
+export LUMBUNG_TEST_NOW=$((day0 + 8 * 86400))
+check "lumbungd starts on day 8 again" start_daemon
+# A failed job: disdik over its quota for one dataset.
+sed -i 's/^quota = 40M$/quota = 40M/' "$T/lumbung.conf"
+mkdir -p "$T/big"
+head -c 3000000 /dev/urandom >"$T/big/x.bin"
+"$LUMBUNG" backup --dataset disdik/ok "$T/src" >/dev/null 2>&1
+# A source that is not there: the client aborts, the job fails.
+"$LUMBUNG" backup --dataset disdik/broken "$T/not-there" >/dev/null 2>&1
+
+"$LUMBUNG" report --format json >"$T/r.json"
+check "the JSON report has every documented field" python3 -c "
+import json
+r = json.load(open('$T/r.json'))
+for k in ('generated', 'period_start', 'tenants', 'store'):
+    assert k in r, k
+t = [x for x in r['tenants'] if x['tenant'] == 'dinkes'][0]
+for k in ('tenant', 'name', 'quota', 'soft_quota', 'charged', 'percent', 'exclusive', 'fair_share', 'logical',
+          'dedup_ratio', 'compression_ratio', 'snapshots', 'oldest', 'newest', 'growth_per_day_7d',
+          'growth_per_day_30d', 'quota_full', 'datasets'):
+    assert k in t, k
+for k in ('physical', 'capacity', 'free', 'quota_sum', 'overcommit', 'referenced', 'shared', 'unreferenced',
+          'overhead', 'growth_per_day_30d', 'capacity_full'):
+    assert k in r['store'], k
+assert isinstance(t['charged'], int) and t['snapshots'] == 8"
+check "growth per day over 7 days is (charge now - charge 7 days ago) / 7" python3 -c "
+import json
+r = json.load(open('$T/r.json'))
+t = [x for x in r['tenants'] if x['tenant'] == 'dinkes'][0]
+now, then = ${charged[8]}, ${charged[1]}
+assert t['charged'] == now, (t['charged'], now)
+assert t['growth_per_day_7d'] == (now - then) // 7, (t['growth_per_day_7d'], (now - then) // 7)
+# dinkes first appears in the sample of day 1 (it had nothing on day 0),
+# so the 30-day window starts there too.
+assert t['growth_per_day_30d'] == (now - then) // 7, t"
+check "the quota fills on the date the 30-day growth gives" python3 -c "
+import json
+r = json.load(open('$T/r.json'))
+t = [x for x in r['tenants'] if x['tenant'] == 'dinkes'][0]
+now = $LUMBUNG_TEST_NOW
+expect = now + (t['quota'] - t['charged']) / t['growth_per_day_30d'] * 86400
+assert abs(t['quota_full'] - expect) < 2, (t['quota_full'], expect)"
+check "the failed job is listed with its dataset and error" python3 -c "
+import json
+r = json.load(open('$T/r.json'))
+t = [x for x in r['tenants'] if x['tenant'] == 'disdik'][0]
+d = {x['dataset']: x for x in t['datasets']}
+assert d['broken']['failed'] == 1 and d['broken']['last_success'] is None and d['broken']['last_error'], d
+assert d['ok']['failed'] == 0 and d['ok']['last_success'] == $LUMBUNG_TEST_NOW, d"
+check "exclusive bytes, shared, unreferenced and overhead add up to the physical total" python3 -c "
+import json
+r = json.load(open('$T/r.json'))
+s = r['store']
+ex = sum(t['exclusive'] for t in r['tenants'])
+assert ex + s['shared'] + s['unreferenced'] + s['overhead'] == s['physical'], (ex, s)"
+"$LUMBUNG" report --format csv --output "$T/r.csv"
+check "the CSV reads back with a CSV parser, one row per tenant and a header" python3 -c "
+import csv, json
+rows = list(csv.DictReader(open('$T/r.csv', newline='')))
+j = json.load(open('$T/r.json'))
+assert len(rows) == len(j['tenants']), (len(rows), len(j['tenants']))
+byt = {r['tenant']: r for r in rows}
+for t in j['tenants']:
+    assert int(byt[t['tenant']]['charged']) == t['charged']
+    assert byt[t['tenant']]['name'] == t['name']"
+"$LUMBUNG" report >"$T/r.txt"
+check "the table fits an 80-column terminal" sh -c "[ \$(awk '{ if (length > m) m = length } END { print m }' '$T/r.txt') -le 80 ]"
+check "and lists every tenant" sh -c "grep -q '^dinkes' '$T/r.txt' && grep -q '^disdik' '$T/r.txt'"
+runuser -u opd-dinkes -- env LUMBUNG_SOCKET="$LUMBUNG_SOCKET" LUMBUNG_TEST_NOW="$LUMBUNG_TEST_NOW" "$LUMBUNG" report --format json >"$T/m.json"
+check "a member's report holds only its tenant, no store totals, no exclusive bytes" python3 -c "
+import json
+r = json.load(open('$T/m.json'))
+assert [t['tenant'] for t in r['tenants']] == ['dinkes'], r['tenants']
+assert 'store' not in r and r['tenants'][0]['exclusive'] == 0"
+done_testing
