@@ -1070,7 +1070,9 @@ struct hist {
 
 struct report_ctx {
 	struct session *s;
-	int64_t now;
+	int64_t now, since;
+	struct { int64_t t; uint64_t v; } *pts;
+	size_t npts, cappts;
 	struct hist *h;   /* per tenant, plus one named "" for the store */
 	size_t nh;
 	/* per dataset, from job records */
@@ -1107,6 +1109,10 @@ static int sample_cb(void *arg, const struct lb_sample *smp)
 {
 	struct report_ctx *c = arg;
 	hist_note(hist_of(c, ""), c->now, smp->time_ns, smp->physical);
+	if (smp->time_ns >= c->since && lb_grow(&c->pts, &c->cappts, c->npts + 1, sizeof(*c->pts)) == 0) {
+		c->pts[c->npts].t = smp->time_ns;
+		c->pts[c->npts++].v = smp->physical;
+	}
 	for (size_t i = 0; i < smp->nt; i++) {
 		struct hist *h = hist_of(c, smp->t[i].tenant);
 		if (h)
@@ -1179,7 +1185,7 @@ static int do_report(struct session *s)
 		free(want);
 		return reply_error(s, ENOENT, "tenant not found");
 	}
-	struct report_ctx c = { .s = s, .now = lb_now_ns() };
+	struct report_ctx c = { .s = s, .now = lb_now_ns(), .since = since };
 	const struct lb_config *cfg = s->cfg->cfg;
 	c.h = calloc(s->id->ntenants + 1, sizeof(*c.h));
 	int r = c.h ? 0 : -ENOMEM;
@@ -1189,7 +1195,7 @@ static int do_report(struct session *s)
 		c.nh++; /* the store's, named "" */
 	struct lb_backend *be = lb_store_backend(s->d->store);
 	if (r == 0)
-		r = lb_sample_read(be, c.now - 31 * DAY_NS, sample_cb, &c);
+		r = lb_sample_read(be, LB_MIN(since, c.now - 31 * DAY_NS), sample_cb, &c);
 	if (r == 0)
 		r = lb_job_read(be, since, job_cb, &c);
 	struct lb_store_space sp = { 0 };
@@ -1283,10 +1289,18 @@ static int do_report(struct session *s)
 		lb_buf_put_sv(&b, forecast(c.now, sp.physical, cfg->store.capacity, g7, g30));
 		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_STORE, &b);
 		lb_buf_free(&b);
+		for (size_t i = 0; r == 0 && i < c.npts; i++) {
+			lb_buf_init(&b);
+			lb_buf_put_sv(&b, c.pts[i].t);
+			lb_buf_put_uv(&b, c.pts[i].v);
+			r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_POINT, &b);
+			lb_buf_free(&b);
+		}
 	}
 	lb_store_space_clear(&sp);
 	free(c.h);
 	free(c.ds);
+	free(c.pts);
 	free(want);
 	if (r < 0 && r != -EPIPE)
 		return reply_error(s, -r, "cannot build the report: %s", strerror(-r));

@@ -72,6 +72,8 @@ enum lb_msg {
 				     * uv jobs in period, uv failed in period, str last error */
 	LB_MSG_REPORT_STORE = 79,   /* uv physical, capacity, free, quota sum, referenced, shared,
 				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns) */
+	LB_MSG_REPORT_POINT = 80,   /* sv time (ns), uv physical: the store's daily samples in the
+				     * period (administrators) */
 };
 
 /* A frame as read. */

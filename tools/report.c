@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <time.h>
 
 struct tenant_row {
@@ -26,7 +27,14 @@ struct store_row {
 	int64_t growth, full;
 };
 
+struct point {
+	int64_t t;
+	uint64_t v;
+};
+
 struct report {
+	struct point *pts;
+	size_t npts, cappts;
 	struct tenant_row *t;
 	size_t nt, capt;
 	struct dataset_row *d;
@@ -211,6 +219,240 @@ static void out_table(FILE *f, const struct report *r)
 	}
 }
 
+static void html_text(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+/* One self-contained page: inline CSS and SVG, nothing fetched, no script;
+ * laid out for A4 paper. */
+static void out_html(FILE *f, const struct report *r)
+{
+	char a[32], b[32], c[32], ov[32];
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"id\"><head><meta charset=\"utf-8\">\n"
+		   "<title>Lumbung: quota and backup report</title>\n<style>\n"
+		   "@page { size: A4; margin: 14mm; }\n"
+		   "body { font: 10pt/1.4 sans-serif; color: #222; max-width: 182mm; margin: 0 auto; }\n"
+		   "h1 { font-size: 15pt; margin: 0 0 2pt; } h2 { font-size: 12pt; margin: 14pt 0 4pt; }\n"
+		   "table { border-collapse: collapse; width: 100%%; } th, td { padding: 2pt 4pt; text-align: right; }\n"
+		   "th:first-child, td:first-child { text-align: left; } thead th { border-bottom: 1px solid #444; }\n"
+		   "tbody tr:nth-child(even) { background: #f3f3f3; } .warn { color: #a00; }\n"
+		   "svg { display: block; } section { break-inside: avoid; }\n"
+		   "</style></head><body>\n");
+	fprintf(f, "<h1>Lumbung &mdash; laporan kuota dan cadangan / quota and backup report</h1>\n");
+	char g[32], p[32];
+	fprintf(f, "<p>Generated %s; period from %s.</p>\n", day(r->now, g, sizeof(g)), day(r->since, p, sizeof(p)));
+
+	/* Charged usage against quota, one bar per tenant. */
+	int rows = (int)r->nt, bh = 14, gap = 4, left = 110, width = 560;
+	uint64_t scale = 1;
+	for (size_t i = 0; i < r->nt; i++)
+		scale = LB_MAX(scale, LB_MAX(r->t[i].quota, r->t[i].charged));
+	fprintf(f, "<section><h2>Charged usage against quota</h2>\n"
+		   "<svg id=\"quota-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		   "role=\"img\" aria-label=\"charged usage against quota per OPD\">\n",
+		left + width + 60, rows * (bh + gap) + 10);
+	for (size_t i = 0; i < r->nt; i++) {
+		const struct tenant_row *t = &r->t[i];
+		int y = (int)i * (bh + gap) + 5;
+		double q = (double)t->quota / (double)scale * width, ch = (double)t->charged / (double)scale * width;
+		int over = t->quota && t->charged > t->quota;
+		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"9\" text-anchor=\"end\">", left - 6, y + bh - 3);
+		html_text(f, t->tenant);
+		fprintf(f, "</text>\n");
+		if (t->quota)
+			fprintf(f, "<rect class=\"quota\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#dde6f0\"/>\n",
+				left, y, q, bh);
+		fprintf(f, "<rect class=\"bar\" data-tenant=\"");
+		html_text(f, t->tenant);
+		fprintf(f, "\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", left, y + 3,
+			ch < 0.5 && t->charged ? 0.5 : ch, bh - 6, over ? "#c0392b" : "#2c6fa8");
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"8\">%.0f%%</text>\n", left + LB_MAX(q, ch) + 4,
+			y + bh - 3, t->quota ? 100.0 * ratio(t->charged, t->quota) : 0.0);
+	}
+	fprintf(f, "</svg></section>\n");
+
+	/* The store over time, with the forecast to capacity. */
+	if (r->st.have) {
+		const struct store_row *s = &r->st;
+		int W = 640, H = 200, L = 60, B = 20;
+		int64_t t0 = r->since, t1 = s->full && s->full > r->now ? LB_MIN(s->full, r->now + (r->now - r->since) * 3) : r->now;
+		uint64_t vmax = LB_MAX(s->capacity, s->physical);
+		for (size_t i = 0; i < r->npts; i++)
+			vmax = LB_MAX(vmax, r->pts[i].v);
+		if (!vmax)
+			vmax = 1;
+		double xs = (double)(W - L - 10) / (double)(t1 > t0 ? t1 - t0 : 1), ys = (double)(H - B - 10) / (double)vmax;
+		fprintf(f, "<section><h2>Store usage over time</h2>\n"
+			   "<svg id=\"store-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+			   "role=\"img\" aria-label=\"store usage over time with forecast\">\n", W, H);
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#444\"/>\n", L, H - B, W - 10, H - B);
+		fprintf(f, "<line x1=\"%d\" y1=\"10\" x2=\"%d\" y2=\"%d\" stroke=\"#444\"/>\n", L, L, H - B);
+		if (s->capacity)
+			fprintf(f, "<line class=\"capacity\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#c0392b\" "
+				   "stroke-dasharray=\"2,2\"/><text x=\"%d\" y=\"%.1f\" font-size=\"8\">capacity %s</text>\n",
+				L, H - B - (double)s->capacity * ys, W - 10, H - B - (double)s->capacity * ys, L + 4,
+				H - B - (double)s->capacity * ys - 3, lb_format_size(a, sizeof(a), s->capacity));
+		fprintf(f, "<polyline class=\"usage\" fill=\"none\" stroke=\"#2c6fa8\" stroke-width=\"2\" points=\"");
+		for (size_t i = 0; i < r->npts; i++)
+			fprintf(f, "%.1f,%.1f ", L + (double)(r->pts[i].t - t0) * xs, H - B - (double)r->pts[i].v * ys);
+		fprintf(f, "%.1f,%.1f\"/>\n", L + (double)(r->now - t0) * xs, H - B - (double)s->physical * ys);
+		if (s->growth > 0) {
+			double fx = L + (double)(t1 - t0) * xs;
+			double fv = (double)s->physical + (double)s->growth * (double)(t1 - r->now) / 86400e9;
+			fprintf(f, "<line class=\"forecast\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2c6fa8\" "
+				   "stroke-dasharray=\"5,3\"/>\n", L + (double)(r->now - t0) * xs,
+				H - B - (double)s->physical * ys, fx, H - B - fv * ys);
+		}
+		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"8\">%s</text><text x=\"%d\" y=\"%d\" font-size=\"8\" "
+			   "text-anchor=\"end\">%s</text>\n", L, H - 6, day(t0, b, sizeof(b)), W - 10, H - 6,
+			day(t1, c, sizeof(c)));
+		fprintf(f, "</svg>\n<p>%s used of %s; quotas add up to %s%s; shared %s, unreferenced %s, overhead %s.",
+			lb_format_size(a, sizeof(a), s->physical), s->capacity ? lb_format_size(b, sizeof(b), s->capacity) : "no set capacity",
+			lb_format_size(c, sizeof(c), s->quota_sum), s->capacity && s->quota_sum > s->capacity ? " (overcommitted)" : "",
+			lb_format_size(g, sizeof(g), s->shared), lb_format_size(p, sizeof(p), s->unreferenced),
+			lb_format_size(ov, sizeof(ov), s->overhead));
+		if (s->full)
+			fprintf(f, " At the current growth the allocation fills on %s.", day(s->full, b, sizeof(b)));
+		fprintf(f, "</p></section>\n");
+	}
+
+	/* Backups that need attention. */
+	fprintf(f, "<section><h2>Missed or failed backups</h2>\n<table id=\"missed\"><thead><tr><th>Dataset</th>"
+		   "<th>Last success</th><th>Failed jobs</th><th>Last error</th></tr></thead><tbody>\n");
+	int any = 0;
+	for (size_t k = 0; k < r->nd; k++) {
+		const struct dataset_row *d = &r->d[k];
+		if (!d->failed && d->last_ok)
+			continue;
+		any++;
+		fprintf(f, "<tr><td>");
+		html_text(f, d->tenant);
+		fputc('/', f);
+		html_text(f, d->dataset);
+		fprintf(f, "</td><td>%s</td><td class=\"warn\">%llu of %llu</td><td>", d->last_ok ? day(d->last_ok, a, sizeof(a)) : "never",
+			(unsigned long long)d->failed, (unsigned long long)d->jobs);
+		html_text(f, d->error);
+		fprintf(f, "</td></tr>\n");
+	}
+	if (!any)
+		fprintf(f, "<tr><td colspan=\"4\">None: every dataset has a successful backup and no failure.</td></tr>\n");
+	fprintf(f, "</tbody></table></section>\n");
+
+	/* The figures. */
+	fprintf(f, "<section><h2>Tenants</h2>\n<table id=\"tenants\"><thead><tr><th>OPD</th><th>Quota</th><th>Charged</th>"
+		   "<th>Used</th><th>Growth/day</th><th>Quota full</th><th>Snapshots</th><th>Dedup</th><th>Compr.</th>"
+		   "</tr></thead><tbody>\n");
+	for (size_t i = 0; i < r->nt; i++) {
+		const struct tenant_row *t = &r->t[i];
+		fprintf(f, "<tr><td title=\"");
+		html_text(f, t->name);
+		fprintf(f, "\">");
+		html_text(f, t->tenant);
+		fprintf(f, "</td><td>%s</td><td>%s</td><td>%.1f%%</td><td>%s</td><td>%s</td><td>%llu</td><td>%.2f&times;</td>"
+			   "<td>%.2f&times;</td></tr>\n",
+			t->quota ? lb_format_size(a, sizeof(a), t->quota) : "none", lb_format_size(b, sizeof(b), t->charged),
+			t->quota ? 100.0 * ratio(t->charged, t->quota) : 0.0,
+			t->g30 || t->g7 ? lb_format_size(c, sizeof(c), (uint64_t)llabs(t->g30 ? t->g30 : t->g7)) : "&ndash;",
+			t->full ? day(t->full, g, sizeof(g)) : "&ndash;", (unsigned long long)t->snapshots,
+			ratio(t->logical, t->raw), ratio(t->raw, t->charged));
+	}
+	fprintf(f, "</tbody></table></section>\n</body></html>\n");
+}
+
+static void prom_label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+}
+
+static void prom_head(FILE *f, const char *name, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+/* Prometheus text exposition, for node_exporter's textfile collector. */
+static void out_prom(FILE *f, const struct report *r)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} tm[] = {
+		{ "lumbung_tenant_quota_bytes", "Hard quota of the tenant (0 for none).", offsetof(struct tenant_row, quota) },
+		{ "lumbung_tenant_soft_quota_bytes", "Soft quota of the tenant (0 for none).", offsetof(struct tenant_row, soft) },
+		{ "lumbung_tenant_charged_bytes", "Bytes charged to the tenant: what its snapshots reference.", offsetof(struct tenant_row, charged) },
+		{ "lumbung_tenant_exclusive_bytes", "Bytes only this tenant references.", offsetof(struct tenant_row, exclusive) },
+		{ "lumbung_tenant_logical_bytes", "File bytes of all the tenant's snapshots.", offsetof(struct tenant_row, logical) },
+		{ "lumbung_tenant_snapshots", "Snapshots the tenant keeps.", offsetof(struct tenant_row, snapshots) },
+	};
+	for (size_t m = 0; m < LB_ARRAY_SIZE(tm); m++) {
+		prom_head(f, tm[m].name, tm[m].help);
+		for (size_t i = 0; i < r->nt; i++) {
+			fprintf(f, "%s{tenant=\"", tm[m].name);
+			prom_label(f, r->t[i].tenant);
+			fprintf(f, "\"} %llu\n", (unsigned long long)*(const uint64_t *)((const char *)&r->t[i] + tm[m].off));
+		}
+	}
+	prom_head(f, "lumbung_tenant_growth_bytes_per_day", "Growth of the charge per day over the window.");
+	for (size_t i = 0; i < r->nt; i++) {
+		for (int w = 0; w < 2; w++) {
+			fprintf(f, "lumbung_tenant_growth_bytes_per_day{tenant=\"");
+			prom_label(f, r->t[i].tenant);
+			fprintf(f, "\",window=\"%s\"} %lld\n", w ? "30d" : "7d", (long long)(w ? r->t[i].g30 : r->t[i].g7));
+		}
+	}
+	prom_head(f, "lumbung_last_success_timestamp_seconds", "When the dataset's last successful backup ended.");
+	for (size_t k = 0; k < r->nd; k++) {
+		fprintf(f, "lumbung_last_success_timestamp_seconds{tenant=\"");
+		prom_label(f, r->d[k].tenant);
+		fprintf(f, "\",dataset=\"");
+		prom_label(f, r->d[k].dataset);
+		fprintf(f, "\"} %lld\n", (long long)(r->d[k].last_ok / 1000000000LL));
+	}
+	prom_head(f, "lumbung_dataset_failed_jobs", "Failed backup jobs of the dataset in the report's period.");
+	for (size_t k = 0; k < r->nd; k++) {
+		fprintf(f, "lumbung_dataset_failed_jobs{tenant=\"");
+		prom_label(f, r->d[k].tenant);
+		fprintf(f, "\",dataset=\"");
+		prom_label(f, r->d[k].dataset);
+		fprintf(f, "\"} %llu\n", (unsigned long long)r->d[k].failed);
+	}
+	if (r->st.have) {
+		const struct store_row *s = &r->st;
+		const struct {
+			const char *name, *help;
+			uint64_t v;
+		} sm[] = {
+			{ "lumbung_store_physical_bytes", "Bytes the store occupies.", s->physical },
+			{ "lumbung_store_capacity_bytes", "The store's allocation (0 for none).", s->capacity },
+			{ "lumbung_store_free_bytes", "Free bytes on the store's filesystem.", s->free_bytes },
+			{ "lumbung_store_quota_sum_bytes", "Sum of the tenants' hard quotas.", s->quota_sum },
+			{ "lumbung_store_shared_bytes", "Bytes referenced by more than one tenant.", s->shared },
+			{ "lumbung_store_unreferenced_bytes", "Bytes no snapshot references (awaiting GC).", s->unreferenced },
+			{ "lumbung_store_overhead_bytes", "Pack headers and footers, index, heads and logs.", s->overhead },
+		};
+		for (size_t m = 0; m < LB_ARRAY_SIZE(sm); m++) {
+			prom_head(f, sm[m].name, sm[m].help);
+			fprintf(f, "%s %llu\n", sm[m].name, (unsigned long long)sm[m].v);
+		}
+	}
+}
+
 static int parse_period(const char *s, int64_t *ns)
 {
 	char *end;
@@ -224,7 +466,8 @@ static int parse_period(const char *s, int64_t *ns)
 int cmd_report(int argc, char **argv)
 {
 	static const char help[] =
-		"Usage: lumbung report [--tenant T] [--period 30d] [--format table|csv|json] [--output FILE]\n"
+		"Usage: lumbung report [--tenant T] [--period 30d] [--format table|csv|json|html|prom]\n"
+		"                      [--output FILE]\n"
 		"\n"
 		"Quota and backup report.  Per tenant: quota, charged usage and its share,\n"
 		"exclusive bytes and fair share of shared data (administrators), logical size,\n"
@@ -235,7 +478,9 @@ int cmd_report(int argc, char **argv)
 		"overcommit, shared, unreferenced and overhead bytes (which, with the\n"
 		"tenants' exclusive bytes, add up to the physical total) and the date the\n"
 		"allocation fills.  csv is RFC 4180 with a header row; json field names are\n"
-		"in lumbung(1).\n";
+		"in lumbung(1); html is one self-contained page with charts, for A4; prom is\n"
+		"the Prometheus text format for node_exporter's textfile collector.  --output\n"
+		"replaces FILE atomically.\n";
 	static const struct option opts[] = { COMMON_OPTIONS, { "period", required_argument, NULL, 'p' },
 					      { "format", required_argument, NULL, 'f' },
 					      { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
@@ -264,8 +509,9 @@ int cmd_report(int argc, char **argv)
 	}
 	if (co.json)
 		format = "json";
-	if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json")) {
-		fprintf(stderr, "lumbung report: --format is table, csv or json, not '%s'\n", format);
+	if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") && strcmp(format, "html") &&
+	    strcmp(format, "prom")) {
+		fprintf(stderr, "lumbung report: --format is table, csv, json, html or prom, not '%s'\n", format);
 		return EXIT_USAGE;
 	}
 	if (optind != argc) {
@@ -321,6 +567,15 @@ int cmd_report(int argc, char **argv)
 			d->error = lb_rd_strdup(&rd, 1024);
 			if (!lb_rd_done(&rd) || !d->tenant || !d->dataset || !d->error)
 				r = -EPROTO;
+		} else if (cl.f.type == LB_MSG_REPORT_POINT) {
+			if (lb_grow(&rep.pts, &rep.cappts, rep.npts + 1, sizeof(*rep.pts)) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			rep.pts[rep.npts].t = lb_rd_sv(&rd);
+			rep.pts[rep.npts++].v = lb_rd_uv(&rd);
+			if (!lb_rd_done(&rd))
+				r = -EPROTO;
 		} else if (cl.f.type == LB_MSG_REPORT_STORE) {
 			struct store_row *s = &rep.st;
 			s->have = 1;
@@ -343,7 +598,12 @@ int cmd_report(int argc, char **argv)
 		if (r == -EPROTO)
 			fprintf(stderr, "lumbung: malformed report from lumbungd\n");
 	} else if (r == 0) {
-		FILE *f = output ? fopen(output, "w") : stdout;
+		/* --output is replaced atomically (a collector never reads half a
+		 * file): written beside it, synced, renamed over it. */
+		char tmp[4200];
+		if (output)
+			snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", output, (long)getpid());
+		FILE *f = output ? fopen(tmp, "w") : stdout;
 		if (!f) {
 			fprintf(stderr, "lumbung: cannot write %s: %s\n", output, strerror(errno));
 			rc = EXIT_FAILED;
@@ -352,10 +612,21 @@ int cmd_report(int argc, char **argv)
 				out_json(f, &rep);
 			else if (!strcmp(format, "csv"))
 				out_csv(f, &rep);
+			else if (!strcmp(format, "html"))
+				out_html(f, &rep);
+			else if (!strcmp(format, "prom"))
+				out_prom(f, &rep);
 			else
 				out_table(f, &rep);
-			if ((output ? fclose(f) : fflush(f)) != 0) {
-				fprintf(stderr, "lumbung: cannot write %s\n", output ? output : "stdout");
+			int bad = fflush(f) != 0 || (output && fsync(fileno(f)) != 0);
+			if (output && fclose(f) != 0)
+				bad = 1;
+			if (!bad && output && rename(tmp, output) != 0)
+				bad = 1;
+			if (bad) {
+				fprintf(stderr, "lumbung: cannot write %s: %s\n", output ? output : "stdout", strerror(errno));
+				if (output)
+					unlink(tmp);
 				rc = EXIT_FAILED;
 			}
 		}
@@ -371,6 +642,7 @@ int cmd_report(int argc, char **argv)
 	}
 	free(rep.t);
 	free(rep.d);
+	free(rep.pts);
 	client_close(&cl);
 	return rc;
 }

@@ -94,6 +94,36 @@ for t in j['tenants']:
 "$LUMBUNG" report >"$T/r.txt"
 check "the table fits an 80-column terminal" sh -c "[ \$(awk '{ if (length > m) m = length } END { print m }' '$T/r.txt') -le 80 ]"
 check "and lists every tenant" sh -c "grep -q '^dinkes' '$T/r.txt' && grep -q '^disdik' '$T/r.txt'"
+# Prometheus: the textfile collector's format, checked by promtool.
+check "report --format prom --output writes the file" "$LUMBUNG" report --format prom --output "$T/lumbung.prom"
+if command -v promtool >/dev/null; then
+	check "promtool check metrics accepts it" sh -c "promtool check metrics <'$T/lumbung.prom'"
+fi
+check "it holds each tenant's quota, charge and each dataset's last success" sh -c "
+	grep -q '^lumbung_tenant_quota_bytes{tenant=\"dinkes\"} 41943040\$' '$T/lumbung.prom' &&
+	grep -q '^lumbung_tenant_charged_bytes{tenant=\"dinkes\"} ${charged[8]}\$' '$T/lumbung.prom' &&
+	grep -q '^lumbung_last_success_timestamp_seconds{tenant=\"disdik\",dataset=\"ok\"} $LUMBUNG_TEST_NOW\$' '$T/lumbung.prom'"
+
+# HTML: one self-contained page, opened in headless Chromium.
+check "report --format html" "$LUMBUNG" report --format html --output "$T/report.html"
+check "the page fetches nothing and runs no script" sh -c "! grep -Eqi '<script|src=|href=|@import|url\\(' '$T/report.html'"
+if command -v chromium >/dev/null; then
+	CHROME="chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync --user-data-dir=$T/chrome"
+	$CHROME --enable-logging=stderr --v=0 --dump-dom "file://$T/report.html" >"$T/dom.html" 2>"$T/chrome.err"
+	check "Chromium loads it" test -s "$T/dom.html"
+	check "with no console error" sh -c "! grep -q 'CONSOLE' '$T/chrome.err'"
+	check "and shows one bar per tenant" python3 -c "
+import json, re
+dom = open('$T/dom.html').read()
+bars = re.findall(r'<rect class=\"bar\" data-tenant=\"([a-z0-9_.-]+)\"', dom)
+tenants = [t['tenant'] for t in json.load(open('$T/r.json'))['tenants']]
+assert sorted(bars) == sorted(tenants), (bars, tenants)
+assert 'id=\"store-chart\"' in dom and 'id=\"missed\"' in dom and 'disdik/broken' in dom"
+	mkdir -p "${top_builddir:-.}/tests/artifacts"
+	$CHROME --window-size=900,1400 --screenshot="$T/report.png" "file://$T/report.html" >/dev/null 2>&1
+	check "a screenshot is taken (kept in tests/artifacts)" sh -c "[ -s '$T/report.png' ] && cp '$T/report.png' '${top_builddir:-.}/tests/artifacts/report.png'"
+fi
+
 runuser -u opd-dinkes -- env LUMBUNG_SOCKET="$LUMBUNG_SOCKET" LUMBUNG_TEST_NOW="$LUMBUNG_TEST_NOW" "$LUMBUNG" report --format json >"$T/m.json"
 check "a member's report holds only its tenant, no store totals, no exclusive bytes" python3 -c "
 import json
