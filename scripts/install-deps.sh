@@ -13,4 +13,5 @@ apt-get install -y -q --no-install-recommends \
 	libzstd-dev libarchive-dev librsync-dev libinih-dev libssl-dev \
 	zstd python3 attr acl util-linux coreutils findutils \
 	mtree-netbsd libarchive-tools tar ca-certificates \
-	openssh-server openssh-client systemd
+	openssh-server openssh-client systemd \
+	chromium prometheus

@@ -16,6 +16,11 @@ cp "$src/doc/lumbung.conf.5" "$T/man/man5/"
 cp "$src/doc/lumbungd.8" "$T/man/man8/"
 check "systemd-analyze verify accepts lumbungd.service" \
 	sh -c "MANPATH='$T/man' SYSTEMD_LOG_LEVEL=notice systemd-analyze verify '$T/unit/lumbungd.service' 2>'$T/verify.err'; r=\$?; cat '$T/verify.err'; [ \$r -eq 0 ] && ! grep -q . '$T/verify.err'"
+abs_tool=$(cd "$(dirname "$LUMBUNG")" && pwd)/lumbung
+sed "s|/usr/bin/lumbung|$abs_tool|g" "$src/systemd/lumbung-report.service" >"$T/unit/lumbung-report.service"
+cp "$src/systemd/lumbung-report.timer" "$T/unit/"
+check "systemd-analyze verify accepts the report timer and service" \
+	sh -c "cd '$T/unit' && MANPATH='$T/man' SYSTEMD_LOG_LEVEL=notice systemd-analyze verify lumbungd.service lumbung-report.timer lumbung-report.service 2>'$T/verify2.err'; r=\$?; cat '$T/verify2.err'; [ \$r -eq 0 ] && ! grep -q . '$T/verify2.err'"
 check "the unit is Type=notify and runs as lumbung" sh -c "grep -qx 'Type=notify' '$src/systemd/lumbungd.service' && grep -qx 'User=lumbung' '$src/systemd/lumbungd.service'"
 check "every directive in the unit is commented" sh -c "awk '/^[A-Za-z]+=/{ if (prev !~ /^#/) { print \"uncommented: \" \$0; bad=1 } } { prev=\$0 } END { exit bad }' '$src/systemd/lumbungd.service'"
 if command -v systemd-sysusers >/dev/null; then
