@@ -3,6 +3,7 @@
  * inih reports the line of the first handler failure only, so the file is
  * fed through ini_parse_stream with a reader that counts lines: the handler
  * then knows the exact line of every key it sees. */
+#include "calendar.h"
 #include "conf.h"
 #include "snapshot.h"
 #include "util.h"
@@ -300,8 +301,12 @@ static int handler(void *user, const char *section, const char *name, const char
 		struct lb_dataset_cfg *d = p->dataset;
 		if (!strcmp(name, "source"))
 			return set_str(&d->source, value);
-		if (!strcmp(name, "schedule"))
+		if (!strcmp(name, "schedule")) {
+			struct lb_calendar cal;
+			if (lb_calendar_parse(value, &cal) < 0)
+				return perr(p, "schedule '%s' is not understood: use e.g. '*-*-* 01:30' or 'Mon..Fri 02:00'", value);
 			return set_str(&d->schedule, value);
+		}
 		return perr(p, "unknown key '%s' in [%s]", name, section);
 	}
 	return perr(p, "key '%s' outside any known section", name);

@@ -14,6 +14,7 @@
  * LUMBUNG_FAULT="N:eio|exit" makes the Nth durable step fail or crash. */
 #include "config.h"
 
+#include "calendar.h"
 #include "fsutil.h"
 #include "index.h"
 #include "manifest.h"
@@ -398,6 +399,20 @@ int main(int argc, char **argv)
 	}
 	lb_fault_from_env();
 	const char *cmd = argv[1], *path = argv[2];
+	if (!strcmp(cmd, "calendar")) {
+		/* lbstore calendar EXPR N: the next N elapses from now. */
+		struct lb_calendar cal;
+		if (lb_calendar_parse(path, &cal) < 0) {
+			fprintf(stderr, "lbstore: bad calendar expression\n");
+			return 1;
+		}
+		int64_t t = (int64_t)time(NULL);
+		for (int i = 0; i < (argc > 3 ? atoi(argv[3]) : 1); i++) {
+			t = lb_calendar_next(&cal, t);
+			printf("%lld\n", (long long)t);
+		}
+		return 0;
+	}
 	int r;
 	if (!strcmp(cmd, "init")) {
 		struct lb_store_params p;
