@@ -4,6 +4,7 @@
  * caller does not act for is treated exactly like one that does not exist,
  * so that no answer tells one OPD anything about another. */
 #include "audit.h"
+#include "calendar.h"
 #include "daemon.h"
 #include "log.h"
 #include "proto.h"
@@ -1081,6 +1082,9 @@ struct report_ctx {
 		int64_t last_ok;
 		uint64_t jobs, failed;
 		char error[512];
+		/* commit times of its snapshots in the period, for missed nights */
+		int64_t *snaps;
+		size_t nsnaps, capsnaps;
 	} *ds;
 	size_t nds, capds;
 };
@@ -1232,6 +1236,9 @@ static int do_report(struct session *s)
 			struct dsrow *d = ds_of(&c, t, list[k]->dataset);
 			if (d && list[k]->time_ns > d->last_ok)
 				d->last_ok = list[k]->time_ns;
+			if (d && list[k]->time_ns >= since &&
+			    lb_grow(&d->snaps, &d->capsnaps, d->nsnaps + 1, sizeof(int64_t)) == 0)
+				d->snaps[d->nsnaps++] = list[k]->time_ns;
 		}
 		lb_snapshot_list_free(list, n);
 		struct hist *h = hist_of(&c, t);
@@ -1267,6 +1274,32 @@ static int do_report(struct session *s)
 		lb_buf_put_uv(&b, c.ds[i].jobs);
 		lb_buf_put_uv(&b, c.ds[i].failed);
 		lb_buf_put_str(&b, c.ds[i].error);
+		/* Missed nights: every time the schedule passed in the period with
+		 * no snapshot before the next one (an hour's grace for the last). */
+		const struct lb_dataset_cfg *dc = lb_config_dataset(cfg, c.ds[i].tenant, c.ds[i].dataset);
+		struct lb_calendar cal;
+		int64_t missed[62];
+		uint64_t nmissed = 0;
+		if (dc && dc->schedule && lb_calendar_parse(dc->schedule, &cal) == 0) {
+			int64_t e = lb_calendar_next(&cal, since / 1000000000LL);
+			while (e > 0 && e * 1000000000LL <= c.now - 3600LL * 1000000000LL) {
+				int64_t next = lb_calendar_next(&cal, e);
+				int64_t lo = e * 1000000000LL, hi = next > 0 ? next * 1000000000LL : c.now;
+				int ok = 0;
+				for (size_t k = 0; k < c.ds[i].nsnaps && !ok; k++)
+					ok = c.ds[i].snaps[k] >= lo && c.ds[i].snaps[k] < hi;
+				if (!ok) {
+					if (nmissed < LB_ARRAY_SIZE(missed))
+						missed[nmissed] = lo;
+					nmissed++;
+				}
+				e = next;
+			}
+		}
+		lb_buf_put_str(&b, dc && dc->schedule ? dc->schedule : "");
+		lb_buf_put_uv(&b, nmissed);
+		for (uint64_t k = 0; k < nmissed && k < LB_ARRAY_SIZE(missed); k++)
+			lb_buf_put_sv(&b, missed[k]);
 		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_DATASET, &b);
 		lb_buf_free(&b);
 	}
@@ -1299,6 +1332,8 @@ static int do_report(struct session *s)
 	}
 	lb_store_space_clear(&sp);
 	free(c.h);
+	for (size_t i = 0; i < c.nds; i++)
+		free(c.ds[i].snaps);
 	free(c.ds);
 	free(c.pts);
 	free(want);

@@ -69,7 +69,8 @@ enum lb_msg {
 				     * uv raw, uv snapshots, sv oldest, sv newest (ns),
 				     * sv growth/day over 7 d, over 30 d (bytes), sv quota full (ns, 0 none) */
 	LB_MSG_REPORT_DATASET = 78, /* str tenant, str dataset, sv last success (ns, 0 none),
-				     * uv jobs in period, uv failed in period, str last error */
+				     * uv jobs in period, uv failed in period, str last error,
+				     * str schedule, uv missed, sv missed time... (ns, up to 62) */
 	LB_MSG_REPORT_STORE = 79,   /* uv physical, capacity, free, quota sum, referenced, shared,
 				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns) */
 	LB_MSG_REPORT_POINT = 80,   /* sv time (ns), uv physical: the store's daily samples in the

@@ -16,9 +16,10 @@ struct tenant_row {
 };
 
 struct dataset_row {
-	char *tenant, *dataset, *error;
+	char *tenant, *dataset, *error, *schedule;
 	int64_t last_ok;
-	uint64_t jobs, failed;
+	uint64_t jobs, failed, missed;
+	int64_t missed_at[62];
 };
 
 struct store_row {
@@ -115,7 +116,12 @@ static void out_json(FILE *f, const struct report *r)
 			fprintf(f, ",\"jobs\":%llu,\"failed\":%llu,\"last_error\":", (unsigned long long)d->jobs,
 				(unsigned long long)d->failed);
 			json_str(f, d->error);
-			fprintf(f, "}");
+			fprintf(f, ",\"schedule\":");
+			json_str(f, d->schedule);
+			fprintf(f, ",\"missed\":%llu,\"missed_nights\":[", (unsigned long long)d->missed);
+			for (uint64_t m = 0; m < d->missed && m < LB_ARRAY_SIZE(d->missed_at); m++)
+				fprintf(f, "%s%lld", m ? "," : "", (long long)(d->missed_at[m] / 1000000000LL));
+			fprintf(f, "]}");
 		}
 		fprintf(f, "]}");
 	}
@@ -195,7 +201,7 @@ static void out_table(FILE *f, const struct report *r)
 	int any = 0;
 	for (size_t k = 0; k < r->nd; k++) {
 		const struct dataset_row *ds = &r->d[k];
-		if (!ds->failed && ds->last_ok)
+		if (!ds->failed && ds->last_ok && !ds->missed)
 			continue;
 		if (!any++)
 			fprintf(f, "\nDatasets needing attention:\n");
@@ -204,6 +210,13 @@ static void out_table(FILE *f, const struct report *r)
 		if (ds->failed)
 			fprintf(f, "    %llu of %llu jobs failed; last: %.48s\n", (unsigned long long)ds->failed,
 				(unsigned long long)ds->jobs, ds->error);
+		if (ds->missed) {
+			fprintf(f, "    %llu night%s missed (%.18s):", (unsigned long long)ds->missed,
+				ds->missed == 1 ? "" : "s", ds->schedule);
+			for (uint64_t m = 0; m < ds->missed && m < 3; m++)
+				fprintf(f, " %s", day(ds->missed_at[m], a, sizeof(a)));
+			fprintf(f, "%s\n", ds->missed > 3 ? " ..." : "");
+		}
 	}
 	if (r->st.have) {
 		const struct store_row *s = &r->st;
@@ -327,24 +340,26 @@ static void out_html(FILE *f, const struct report *r)
 
 	/* Backups that need attention. */
 	fprintf(f, "<section><h2>Missed or failed backups</h2>\n<table id=\"missed\"><thead><tr><th>Dataset</th>"
-		   "<th>Last success</th><th>Failed jobs</th><th>Last error</th></tr></thead><tbody>\n");
+		   "<th>Last success</th><th>Missed nights</th><th>Failed jobs</th><th>Last error</th></tr></thead><tbody>\n");
 	int any = 0;
 	for (size_t k = 0; k < r->nd; k++) {
 		const struct dataset_row *d = &r->d[k];
-		if (!d->failed && d->last_ok)
+		if (!d->failed && d->last_ok && !d->missed)
 			continue;
 		any++;
 		fprintf(f, "<tr><td>");
 		html_text(f, d->tenant);
 		fputc('/', f);
 		html_text(f, d->dataset);
-		fprintf(f, "</td><td>%s</td><td class=\"warn\">%llu of %llu</td><td>", d->last_ok ? day(d->last_ok, a, sizeof(a)) : "never",
-			(unsigned long long)d->failed, (unsigned long long)d->jobs);
+		fprintf(f, "</td><td>%s</td><td class=\"warn\">", d->last_ok ? day(d->last_ok, a, sizeof(a)) : "never");
+		for (uint64_t m = 0; m < d->missed && m < LB_ARRAY_SIZE(d->missed_at); m++)
+			fprintf(f, "%s%s", m ? ", " : "", day(d->missed_at[m], b, sizeof(b)));
+		fprintf(f, "</td><td class=\"warn\">%llu of %llu</td><td>", (unsigned long long)d->failed, (unsigned long long)d->jobs);
 		html_text(f, d->error);
 		fprintf(f, "</td></tr>\n");
 	}
 	if (!any)
-		fprintf(f, "<tr><td colspan=\"4\">None: every dataset has a successful backup and no failure.</td></tr>\n");
+		fprintf(f, "<tr><td colspan=\"5\">None: every dataset has a successful backup and no failure.</td></tr>\n");
 	fprintf(f, "</tbody></table></section>\n");
 
 	/* The figures. */
@@ -423,6 +438,14 @@ static void out_prom(FILE *f, const struct report *r)
 		fprintf(f, "\",dataset=\"");
 		prom_label(f, r->d[k].dataset);
 		fprintf(f, "\"} %lld\n", (long long)(r->d[k].last_ok / 1000000000LL));
+	}
+	prom_head(f, "lumbung_dataset_missed_nights", "Scheduled runs in the report's period with no snapshot.");
+	for (size_t k = 0; k < r->nd; k++) {
+		fprintf(f, "lumbung_dataset_missed_nights{tenant=\"");
+		prom_label(f, r->d[k].tenant);
+		fprintf(f, "\",dataset=\"");
+		prom_label(f, r->d[k].dataset);
+		fprintf(f, "\"} %llu\n", (unsigned long long)r->d[k].missed);
 	}
 	prom_head(f, "lumbung_dataset_failed_jobs", "Failed backup jobs of the dataset in the report's period.");
 	for (size_t k = 0; k < r->nd; k++) {
@@ -565,7 +588,11 @@ int cmd_report(int argc, char **argv)
 			d->jobs = lb_rd_uv(&rd);
 			d->failed = lb_rd_uv(&rd);
 			d->error = lb_rd_strdup(&rd, 1024);
-			if (!lb_rd_done(&rd) || !d->tenant || !d->dataset || !d->error)
+			d->schedule = lb_rd_strdup(&rd, 256);
+			d->missed = lb_rd_uv(&rd);
+			for (uint64_t k = 0; k < d->missed && k < LB_ARRAY_SIZE(d->missed_at); k++)
+				d->missed_at[k] = lb_rd_sv(&rd);
+			if (!lb_rd_done(&rd) || !d->tenant || !d->dataset || !d->error || !d->schedule)
 				r = -EPROTO;
 		} else if (cl.f.type == LB_MSG_REPORT_POINT) {
 			if (lb_grow(&rep.pts, &rep.cappts, rep.npts + 1, sizeof(*rep.pts)) < 0) {
@@ -639,6 +666,7 @@ int cmd_report(int argc, char **argv)
 		free(rep.d[i].tenant);
 		free(rep.d[i].dataset);
 		free(rep.d[i].error);
+		free(rep.d[i].schedule);
 	}
 	free(rep.t);
 	free(rep.d);
