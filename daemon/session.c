@@ -28,7 +28,21 @@ struct session {
 	char au_detail[1024];
 	uint64_t au_bytes;
 	int au_result;
+	const char *au_verb; /* the request being served, NULL when none */
+	int au_pending;      /* its record is not written yet */
 };
+
+/* Writes the current request's audit record (once).  Called just before the
+ * answer that ends the request, so that whoever has seen the answer finds
+ * the record. */
+static void audit_now(struct session *s, int result)
+{
+	if (!s->au_pending)
+		return;
+	s->au_pending = 0;
+	daemon_audit(s->d, s->id, s->au_tenant, s->au_verb, s->au_object, result < 0 ? -result : result,
+		     s->au_detail, s->au_bytes);
+}
 
 static void au_object(struct session *s, const char *fmt, ...) LB_PRINTF(2, 3);
 static void au_object(struct session *s, const char *fmt, ...)
@@ -48,7 +62,12 @@ static void au_tenant(struct session *s, const char *t)
 	snprintf(s->au_tenant, sizeof(s->au_tenant), "%s", t ? t : "");
 }
 
-static int send_end(struct session *s) { return lb_frame_send(s->fd, LB_MSG_END, NULL, 0); }
+/* The END that closes a request's answer (after its audit record). */
+static int send_end(struct session *s)
+{
+	audit_now(s, s->au_result);
+	return lb_frame_send(s->fd, LB_MSG_END, NULL, 0);
+}
 
 static int reply_error(struct session *s, int code, const char *fmt, ...) LB_PRINTF(3, 4);
 static int reply_error(struct session *s, int code, const char *fmt, ...)
@@ -61,6 +80,7 @@ static int reply_error(struct session *s, int code, const char *fmt, ...)
 	log_info("%s: refused: %s", s->peer, msg);
 	s->au_result = code;
 	snprintf(s->au_detail, sizeof(s->au_detail), "%s", msg);
+	audit_now(s, code);
 	int r = lb_frame_send_error(s->fd, code, "%s", msg);
 	/* After a malformed request nothing more is read from this client. */
 	return code == EPROTO ? -EPROTO : r;
@@ -214,7 +234,7 @@ static int send_parent(struct session *s, struct backup_ctx *bc)
 		if (r < 0)
 			return r;
 	}
-	return send_end(s);
+	return lb_frame_send(s->fd, LB_MSG_END, NULL, 0); /* the backup goes on */
 }
 
 /* A file the client says is unchanged: its data is the parent's. */
@@ -274,6 +294,23 @@ static void put_stats(struct lb_buf *b, const struct session *s, const struct lb
 	lb_buf_put_uv(b, s->id->admin ? st->new_chunks : 0);
 	lb_buf_put_uv(b, s->id->admin ? st->new_stored : 0);
 	lb_buf_put_uv(b, st->reused_files);
+}
+
+/* Every backup that started leaves a job record for the reports, written
+ * before the client hears how it ended. */
+static void record_job(struct session *s, struct lb_job_rec *job, const char *tenant, const char *dataset,
+		       int64_t start_ns, uint64_t sent, int r)
+{
+	snprintf(job->tenant, sizeof(job->tenant), "%s", tenant);
+	snprintf(job->dataset, sizeof(job->dataset), "%s", dataset);
+	job->start_ns = start_ns;
+	job->end_ns = lb_now_ns();
+	job->bytes_sent = sent;
+	if (r < 0 && !job->status) {
+		job->status = -r;
+		snprintf(job->error, sizeof(job->error), "%s", strerror(-r));
+	}
+	daemon_job_record(s->d, job);
 }
 
 static int do_backup(struct session *s)
@@ -462,6 +499,8 @@ static int do_backup(struct session *s)
 			job.bytes_read = st->logical;
 			job.new_stored = st->new_stored;
 			job.files = st->files;
+			record_job(s, &job, tenant, dataset, start_ns, bc.bytes_received, 0);
+			audit_now(s, 0);
 			lb_buf_init(&b);
 			hide_dedup(s, snap);
 			lb_proto_put_snapshot(&b, snap);
@@ -486,24 +525,15 @@ static int do_backup(struct session *s)
 		snprintf(s->au_detail, sizeof(s->au_detail), "%s", detail);
 		job.status = -r;
 		snprintf(job.error, sizeof(job.error), "%.60s: %.440s", strerror(-r), detail);
+		record_job(s, &job, tenant, dataset, start_ns, bc.bytes_received, r);
+		audit_now(s, -r);
 		if (r != -ECONNRESET && r != -EPIPE)
 			lb_frame_send_error(s->fd, -r, "backup failed, nothing committed: %s%s%s",
 					    strerror(-r), *detail ? ": " : "", detail);
 	}
 out:
-	if (bc.b && tenant) {
-		/* Every backup that started leaves a job record for the reports. */
-		snprintf(job.tenant, sizeof(job.tenant), "%s", tenant);
-		snprintf(job.dataset, sizeof(job.dataset), "%s", dataset);
-		job.start_ns = start_ns;
-		job.end_ns = lb_now_ns();
-		job.bytes_sent = bc.bytes_received;
-		if (r < 0 && !job.status) {
-			job.status = -r;
-			snprintf(job.error, sizeof(job.error), "%s", strerror(-r));
-		}
-		daemon_job_record(s->d, &job);
-	}
+	if (bc.b && tenant && !job.end_ns)
+		record_job(s, &job, tenant, dataset, start_ns, bc.bytes_received, r);
 	lb_mindex_free(bc.pmap);
 	lb_snapshot_free(bc.parent);
 	lb_backup_free(bc.b);
@@ -788,6 +818,7 @@ static int do_read(struct session *s)
 	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
 		snprintf(s->au_detail, sizeof(s->au_detail), "%s", lb_error_detail());
 		log_error("%s: read of %s failed: %s", s->peer, lb_snap_id_hex(snap->id, hex), lb_error_detail());
+		audit_now(s, -r);
 		r = lb_frame_send_error(s->fd, EIO, "%s", lb_error_detail());
 	} else if (r == 0) {
 		log_info("%s: read %llu files, %llu bytes of %s/%s %s", s->peer, (unsigned long long)c.files,
@@ -943,6 +974,7 @@ static int do_check(struct session *s)
 	lb_buf_put_uv(&b, res.errors);
 	lb_buf_put_uv(&b, res.bytes_read);
 	lb_buf_put_uv(&b, res.unindexed_packs);
+	audit_now(s, 0);
 	r = lb_frame_send_buf(s->fd, LB_MSG_CHECKED, &b);
 	lb_buf_free(&b);
 	return r;
@@ -1049,6 +1081,7 @@ static int do_forget(struct session *s)
 		goto out;
 	}
 	log_info("%s: forgot snapshot %s of %s/%s", s->peer, hex, snap->tenant, snap->dataset);
+	audit_now(s, 0);
 	r = lb_frame_send(s->fd, LB_MSG_OK, NULL, 0);
 out:
 	lb_snapshot_free(snap);
@@ -1466,6 +1499,8 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
 		s.au_bytes = 0;
 		s.au_result = 0;
+		s.au_verb = type < (int)LB_ARRAY_SIZE(verbs) ? verbs[type] : NULL;
+		s.au_pending = s.au_verb != NULL;
 		switch (s.f.type) {
 		case LB_MSG_AUDIT: r = do_audit(&s); break;
 		case LB_MSG_QUOTA: r = do_quota(&s); break;
@@ -1481,10 +1516,8 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			lb_frame_send_error(fd, EPROTO, "unknown request type %d", s.f.type);
 			r = -EPROTO;
 		}
-		if (type < (int)LB_ARRAY_SIZE(verbs) && verbs[type]) {
-			int res = s.au_result ? s.au_result : (r < 0 ? -r : 0);
-			daemon_audit(d, peer, s.au_tenant, verbs[type], s.au_object, res, s.au_detail, s.au_bytes);
-		}
+		/* A request whose answer broke off still gets its record. */
+		audit_now(&s, s.au_result ? s.au_result : (r < 0 ? -r : 0));
 		/* A failed backup leaves the client mid-stream, and a protocol
 		 * error or a broken stream leaves nothing to talk about: both
 		 * end the connection. */

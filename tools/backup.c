@@ -632,8 +632,10 @@ int cmd_backup(int argc, char **argv)
 		goto out;
 	}
 	if (r < 0) {
-		/* Tell the daemon to drop everything; nothing is committed. */
-		lb_frame_send(cl.fd, LB_MSG_ABORT, NULL, 0);
+		/* Tell the daemon to drop everything; nothing is committed.  Its
+		 * answer comes once the failure is on record. */
+		if (lb_frame_send(cl.fd, LB_MSG_ABORT, NULL, 0) == 0)
+			lb_frame_read(cl.fd, &cl.f);
 		show_progress(&j, 1);
 		fprintf(stderr, "lumbung: backup of %s/%s failed; nothing was committed\n", tenant, name);
 		rc = EXIT_FAILED;

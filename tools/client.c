@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <getopt.h>
+#include <locale.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -208,3 +209,25 @@ const char *fmt_mode(int type, uint32_t mode, char *buf)
 }
 
 int progress_wanted(void) { return isatty(2); }
+
+void setup_language(void)
+{
+	setlocale(LC_ALL, "");
+	setlocale(LC_NUMERIC, "C");
+	const char *dir = getenv("LUMBUNG_LOCALEDIR");
+	bindtextdomain("lumbung", dir && *dir ? dir : LB_LOCALEDIR);
+	bind_textdomain_codeset("lumbung", "UTF-8");
+	textdomain("lumbung");
+}
+
+void set_language(const char *lang)
+{
+	/* gettext ignores LANGUAGE in the C locale: then a UTF-8 locale of
+	 * that language is tried, and C.UTF-8 as the last resort. */
+	setenv("LANGUAGE", lang, 1);
+	if (!strcmp(lang, "id") && setlocale(LC_MESSAGES, "id_ID.UTF-8"))
+		return;
+	if (!strcmp(lang, "en") && setlocale(LC_MESSAGES, "en_US.UTF-8"))
+		return;
+	setlocale(LC_MESSAGES, "C.UTF-8");
+}

@@ -7,8 +7,17 @@
 #include "proto.h"
 #include "snapshot.h"
 
+#include <libintl.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* Translated labels (gettext, domain "lumbung"; po/ has the catalogues). */
+#define _(s) gettext(s)
+/* Sets up gettext from the locale (numbers stay in the C locale, so CSV
+ * and JSON never get decimal commas). */
+void setup_language(void);
+/* Overrides the locale's language for labels ("en", "id"). */
+void set_language(const char *lang);
 
 /* Exit codes (documented in lumbung(1)). */
 enum {

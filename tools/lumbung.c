@@ -46,6 +46,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	setup_language();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -176,8 +176,8 @@ static void out_csv(FILE *f, const struct report *r)
 static void out_table(FILE *f, const struct report *r)
 {
 	char a[32], b[32], c[32], d[32];
-	fprintf(f, "%-14s%9s %9s %6s %9s %10s %5s %10s\n", "TENANT", "QUOTA", "CHARGED", "USED", "GROWTH/D",
-		"FULL ON", "SNAPS", "LAST OK");
+	fprintf(f, "%-14s%9s %9s %6s %9s %10s %5s %10s\n", _("TENANT"), _("QUOTA"), _("CHARGED"), _("USED"),
+		_("GROWTH/D"), _("FULL ON"), _("SNAPS"), _("LAST OK"));
 	for (size_t i = 0; i < r->nt; i++) {
 		const struct tenant_row *t = &r->t[i];
 		int64_t last = 0;
@@ -194,9 +194,9 @@ static void out_table(FILE *f, const struct report *r)
 		char grow[32];
 		snprintf(grow, sizeof(grow), "%s", t->g30 || t->g7 ? lb_format_size(c, sizeof(c), (uint64_t)llabs(t->g30 ? t->g30 : t->g7)) : "-");
 		fprintf(f, "%-13.13s%s%9s %9s %6s %9s %10s %5llu %10s\n", t->tenant, failed ? "!" : " ",
-			t->quota ? lb_format_size(a, sizeof(a), t->quota) : "none", lb_format_size(b, sizeof(b), t->charged),
+			t->quota ? lb_format_size(a, sizeof(a), t->quota) : _("none"), lb_format_size(b, sizeof(b), t->charged),
 			used, grow, t->full ? day(t->full, d, sizeof(d)) : "-", (unsigned long long)t->snapshots,
-			last ? day(last, c, sizeof(c)) : "never");
+			last ? day(last, c, sizeof(c)) : _("never"));
 	}
 	int any = 0;
 	for (size_t k = 0; k < r->nd; k++) {
@@ -204,14 +204,14 @@ static void out_table(FILE *f, const struct report *r)
 		if (!ds->failed && ds->last_ok && !ds->missed)
 			continue;
 		if (!any++)
-			fprintf(f, "\nDatasets needing attention:\n");
+			fprintf(f, _("\nDatasets needing attention:\n"));
 		fprintf(f, "  %s/%s: %s%s\n", ds->tenant, ds->dataset,
-			ds->last_ok ? "last success " : "no successful backup", ds->last_ok ? day(ds->last_ok, a, sizeof(a)) : "");
+			ds->last_ok ? _("last success ") : _("no successful backup"), ds->last_ok ? day(ds->last_ok, a, sizeof(a)) : "");
 		if (ds->failed)
-			fprintf(f, "    %llu of %llu jobs failed; last: %.48s\n", (unsigned long long)ds->failed,
+			fprintf(f, _("    %llu of %llu jobs failed; last: %.48s\n"), (unsigned long long)ds->failed,
 				(unsigned long long)ds->jobs, ds->error);
 		if (ds->missed) {
-			fprintf(f, "    %llu night%s missed (%.18s):", (unsigned long long)ds->missed,
+			fprintf(f, _("    %llu night%s missed (%.18s):"), (unsigned long long)ds->missed,
 				ds->missed == 1 ? "" : "s", ds->schedule);
 			for (uint64_t m = 0; m < ds->missed && m < 3; m++)
 				fprintf(f, " %s", day(ds->missed_at[m], a, sizeof(a)));
@@ -220,15 +220,15 @@ static void out_table(FILE *f, const struct report *r)
 	}
 	if (r->st.have) {
 		const struct store_row *s = &r->st;
-		fprintf(f, "\nStore:     %s used of %s, %s free on disk\n", lb_format_size(a, sizeof(a), s->physical),
+		fprintf(f, _("\nStore:     %s used of %s, %s free on disk\n"), lb_format_size(a, sizeof(a), s->physical),
 			s->capacity ? lb_format_size(b, sizeof(b), s->capacity) : "unlimited",
 			lb_format_size(c, sizeof(c), s->free_bytes));
-		fprintf(f, "Quotas:    add up to %s%s\n", lb_format_size(d, sizeof(d), s->quota_sum),
-			s->capacity && s->quota_sum > s->capacity ? " (overcommitted)" : "");
-		fprintf(f, "Breakdown: shared %s, unreferenced %s, overhead %s\n", lb_format_size(a, sizeof(a), s->shared),
+		fprintf(f, _("Quotas:    add up to %s%s\n"), lb_format_size(d, sizeof(d), s->quota_sum),
+			s->capacity && s->quota_sum > s->capacity ? _(" (overcommitted)") : "");
+		fprintf(f, _("Breakdown: shared %s, unreferenced %s, overhead %s\n"), lb_format_size(a, sizeof(a), s->shared),
 			lb_format_size(b, sizeof(b), s->unreferenced), lb_format_size(c, sizeof(c), s->overhead));
 		if (s->full)
-			fprintf(f, "Forecast:  the allocation fills on %s\n", day(s->full, d, sizeof(d)));
+			fprintf(f, _("Forecast:  the allocation fills on %s\n"), day(s->full, d, sizeof(d)));
 	}
 }
 
@@ -250,7 +250,8 @@ static void html_text(FILE *f, const char *s)
 static void out_html(FILE *f, const struct report *r)
 {
 	char a[32], b[32], c[32], ov[32];
-	fprintf(f, "<!DOCTYPE html>\n<html lang=\"id\"><head><meta charset=\"utf-8\">\n"
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">\n", _("en"));
+	fprintf(f, ""
 		   "<title>Lumbung: quota and backup report</title>\n<style>\n"
 		   "@page { size: A4; margin: 14mm; }\n"
 		   "body { font: 10pt/1.4 sans-serif; color: #222; max-width: 182mm; margin: 0 auto; }\n"
@@ -260,19 +261,19 @@ static void out_html(FILE *f, const struct report *r)
 		   "tbody tr:nth-child(even) { background: #f3f3f3; } .warn { color: #a00; }\n"
 		   "svg { display: block; } section { break-inside: avoid; }\n"
 		   "</style></head><body>\n");
-	fprintf(f, "<h1>Lumbung &mdash; laporan kuota dan cadangan / quota and backup report</h1>\n");
+	fprintf(f, "<h1>%s</h1>\n", _("Lumbung &mdash; quota and backup report"));
 	char g[32], p[32];
-	fprintf(f, "<p>Generated %s; period from %s.</p>\n", day(r->now, g, sizeof(g)), day(r->since, p, sizeof(p)));
+	fprintf(f, _("<p>Generated %s; period from %s.</p>\n"), day(r->now, g, sizeof(g)), day(r->since, p, sizeof(p)));
 
 	/* Charged usage against quota, one bar per tenant. */
 	int rows = (int)r->nt, bh = 14, gap = 4, left = 110, width = 560;
 	uint64_t scale = 1;
 	for (size_t i = 0; i < r->nt; i++)
 		scale = LB_MAX(scale, LB_MAX(r->t[i].quota, r->t[i].charged));
-	fprintf(f, "<section><h2>Charged usage against quota</h2>\n"
+	fprintf(f, "<section><h2>%s</h2>\n"
 		   "<svg id=\"quota-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		   "role=\"img\" aria-label=\"charged usage against quota per OPD\">\n",
-		left + width + 60, rows * (bh + gap) + 10);
+		_("Charged usage against quota"), left + width + 60, rows * (bh + gap) + 10);
 	for (size_t i = 0; i < r->nt; i++) {
 		const struct tenant_row *t = &r->t[i];
 		int y = (int)i * (bh + gap) + 5;
@@ -304,9 +305,9 @@ static void out_html(FILE *f, const struct report *r)
 		if (!vmax)
 			vmax = 1;
 		double xs = (double)(W - L - 10) / (double)(t1 > t0 ? t1 - t0 : 1), ys = (double)(H - B - 10) / (double)vmax;
-		fprintf(f, "<section><h2>Store usage over time</h2>\n"
+		fprintf(f, "<section><h2>%s</h2>\n"
 			   "<svg id=\"store-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-			   "role=\"img\" aria-label=\"store usage over time with forecast\">\n", W, H);
+			   "role=\"img\" aria-label=\"store usage over time with forecast\">\n", _("Store usage over time"), W, H);
 		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#444\"/>\n", L, H - B, W - 10, H - B);
 		fprintf(f, "<line x1=\"%d\" y1=\"10\" x2=\"%d\" y2=\"%d\" stroke=\"#444\"/>\n", L, L, H - B);
 		if (s->capacity)
@@ -339,8 +340,8 @@ static void out_html(FILE *f, const struct report *r)
 	}
 
 	/* Backups that need attention. */
-	fprintf(f, "<section><h2>Missed or failed backups</h2>\n<table id=\"missed\"><thead><tr><th>Dataset</th>"
-		   "<th>Last success</th><th>Missed nights</th><th>Failed jobs</th><th>Last error</th></tr></thead><tbody>\n");
+	fprintf(f, "<section><h2>%s</h2>\n<table id=\"missed\"><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr></thead><tbody>\n",
+		_("Missed or failed backups"), _("Dataset"), _("Last success"), _("Missed nights"), _("Failed jobs"), _("Last error"));
 	int any = 0;
 	for (size_t k = 0; k < r->nd; k++) {
 		const struct dataset_row *d = &r->d[k];
@@ -359,13 +360,13 @@ static void out_html(FILE *f, const struct report *r)
 		fprintf(f, "</td></tr>\n");
 	}
 	if (!any)
-		fprintf(f, "<tr><td colspan=\"5\">None: every dataset has a successful backup and no failure.</td></tr>\n");
+		fprintf(f, "<tr><td colspan=\"5\">%s</td></tr>\n", _("None: every dataset has a successful backup and no failure."));
 	fprintf(f, "</tbody></table></section>\n");
 
 	/* The figures. */
-	fprintf(f, "<section><h2>Tenants</h2>\n<table id=\"tenants\"><thead><tr><th>OPD</th><th>Quota</th><th>Charged</th>"
-		   "<th>Used</th><th>Growth/day</th><th>Quota full</th><th>Snapshots</th><th>Dedup</th><th>Compr.</th>"
-		   "</tr></thead><tbody>\n");
+	fprintf(f, "<section><h2>%s</h2>\n<table id=\"tenants\"><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+		   "<th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr></thead><tbody>\n", _("Tenants"), _("OPD"), _("Quota"),
+		_("Charged"), _("Used"), _("Growth/day"), _("Quota full"), _("Snapshots"), _("Dedup"), _("Compr."));
 	for (size_t i = 0; i < r->nt; i++) {
 		const struct tenant_row *t = &r->t[i];
 		fprintf(f, "<tr><td title=\"");
@@ -503,16 +504,18 @@ int cmd_report(int argc, char **argv)
 		"allocation fills.  csv is RFC 4180 with a header row; json field names are\n"
 		"in lumbung(1); html is one self-contained page with charts, for A4; prom is\n"
 		"the Prometheus text format for node_exporter's textfile collector.  --output\n"
-		"replaces FILE atomically.\n";
+		"replaces FILE atomically.  Labels follow the locale (LANG=id_ID.UTF-8 for\n"
+		"Indonesian); --lang en|id overrides it.\n";
 	static const struct option opts[] = { COMMON_OPTIONS, { "period", required_argument, NULL, 'p' },
 					      { "format", required_argument, NULL, 'f' },
-					      { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
+					      { "output", required_argument, NULL, 'o' },
+					      { "lang", required_argument, NULL, 'l' }, { NULL, 0, NULL, 0 } };
 	struct common co = { 0 };
 	const char *format = "table", *output = NULL;
 	int64_t period = 30LL * 86400LL * 1000000000LL;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:f:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:f:o:l:h", opts, NULL)) != -1) {
 		if (common_option(&co, c, optarg))
 			continue;
 		switch (c) {
@@ -524,6 +527,7 @@ int cmd_report(int argc, char **argv)
 			break;
 		case 'f': format = optarg; break;
 		case 'o': output = optarg; break;
+		case 'l': set_language(optarg); break;
 		case 'h': fputs(help, stdout); return EXIT_OK;
 		default:
 			fprintf(stderr, "lumbung: try 'lumbung report --help'\n");

@@ -137,6 +137,18 @@ assert 'id=\"store-chart\"' in dom and 'id=\"missed\"' in dom and 'disdik/broken
 	check "a screenshot is taken (kept in tests/artifacts)" sh -c "[ -s '$T/report.png' ] && cp '$T/report.png' '${top_builddir:-.}/tests/artifacts/report.png'"
 fi
 
+# Labels in Indonesian: from the locale, or from --lang; numbers unchanged.
+if locale -a 2>/dev/null | grep -qi '^id_ID.utf-\?8$'; then
+	LANG=id_ID.UTF-8 "$LUMBUNG" report >"$T/id.txt"
+	check "LANG=id_ID.UTF-8 gives Indonesian labels" sh -c "head -n 1 '$T/id.txt' | grep -q 'KUOTA.*TERPAKAI'"
+	LANG=id_ID.UTF-8 "$LUMBUNG" report --format csv >"$T/id.csv"
+	check "and leaves CSV numbers as they are" cmp "$T/id.csv" "$T/r.csv"
+fi
+LANG=C "$LUMBUNG" report --lang id --format html --output "$T/id.html"
+check "--lang id translates the page" sh -c "grep -q '<html lang=\"id\">' '$T/id.html' && grep -q 'Pemakaian terhadap kuota' '$T/id.html'"
+LANG=C "$LUMBUNG" report --lang en >"$T/en.txt"
+check "--lang en keeps English" sh -c "head -n 1 '$T/en.txt' | grep -q 'QUOTA.*CHARGED'"
+
 runuser -u opd-dinkes -- env LUMBUNG_SOCKET="$LUMBUNG_SOCKET" LUMBUNG_TEST_NOW="$LUMBUNG_TEST_NOW" "$LUMBUNG" report --format json >"$T/m.json"
 check "a member's report holds only its tenant, no store totals, no exclusive bytes" python3 -c "
 import json
