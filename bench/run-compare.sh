@@ -172,6 +172,20 @@ else
 fi
 src0=$(tree_bytes "$src")
 nfiles0=$(cd "$src" && find t* -type f | wc -l)
+# Restores of everything go to a page-cache target, as the issue states it:
+# tmpfs (/dev/shm) when it has room, else the run directory.  The same
+# target for every tool.  LUMBUNG_BENCH_RESTORE_DIR overrides.
+restore_base() {
+	if [ -n "${LUMBUNG_BENCH_RESTORE_DIR:-}" ]; then
+		echo "$LUMBUNG_BENCH_RESTORE_DIR"
+	elif [ -d /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt $((3 * 1024 * 1024)) ]; then
+		echo /dev/shm/lumbung-bench-restore
+	else
+		echo ""
+	fi
+}
+RESTORE_BASE=$(restore_base)
+
 # the file restored alone: the largest of tenant t19, else the largest .sql
 one=$(cd "$src" && find t19-* -type f -printf '%s %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
 [ -n "$one" ] || one=$(cd "$src" && find t* -type f -name '*.sql' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
@@ -253,11 +267,12 @@ CONF
 	add lumbung store "$(div "$(du_b "$rd/store")" "$src1" %.3f)"
 	timed lumbung "$r" nochange "$LUMBUNG" backup --dataset bench/all "$rd/data"
 	add lumbung nc "$T"
-	mkdir "$rd/restore"
-	timed lumbung "$r" restore-all "$LUMBUNG" restore bench/all@latest --target "$rd/restore"
+	rt=${RESTORE_BASE:-$rd}/restore
+	rm -rf "$rt" && mkdir -p "$rt"
+	timed lumbung "$r" restore-all "$LUMBUNG" restore bench/all@latest --target "$rt"
 	add lumbung ra "$(mibs "$src1" "$T")"
-	check_all lumbung "$rd/restore" "$rd/data"
-	rm -rf "$rd/restore"
+	check_all lumbung "$rt" "$rd/data"
+	rm -rf "$rt"
 	mkdir "$rd/one"
 	timed lumbung "$r" one-file "$LUMBUNG" restore bench/all@latest "$one" --target "$rd/one"
 	add lumbung one "$T"
@@ -289,12 +304,13 @@ run_borg() {
 	add borg store "$(div "$(du_b "$rd/repo")" "$src1" %.3f)"
 	timed borg "$r" nochange borg create --compression zstd,3 "$rd/repo::n1-again" t*
 	add borg nc "$T"
-	mkdir "$rd/restore"
-	cd "$rd/restore"
+	rt=${RESTORE_BASE:-$rd}/restore
+	rm -rf "$rt" && mkdir -p "$rt"
+	cd "$rt"
 	timed borg "$r" restore-all borg extract "$rd/repo::n1-again"
 	add borg ra "$(mibs "$src1" "$T")"
-	check_all borg "$rd/restore" "$rd/data"
-	rm -rf "$rd/restore"
+	check_all borg "$rt" "$rd/data"
+	rm -rf "$rt"
 	mkdir "$rd/one"
 	cd "$rd/one"
 	timed borg "$r" one-file borg extract "$rd/repo::n1" "$one"
@@ -324,11 +340,12 @@ run_restic() {
 	timed restic "$r" nochange restic -r "$rd/repo" backup --compression auto --host bench --tag n1 t*
 	add restic nc "$T"
 	cd "$out"
-	mkdir "$rd/restore"
-	timed restic "$r" restore-all restic -r "$rd/repo" restore latest --target "$rd/restore"
+	rt=${RESTORE_BASE:-$rd}/restore
+	rm -rf "$rt" && mkdir -p "$rt"
+	timed restic "$r" restore-all restic -r "$rd/repo" restore latest --target "$rt"
 	add restic ra "$(mibs "$src1" "$T")"
-	check_all restic "$rd/restore" "$rd/data"
-	rm -rf "$rd/restore"
+	check_all restic "$rt" "$rd/data"
+	rm -rf "$rt"
 	mkdir "$rd/one"
 	# restic 0.14 names the 37 directories given as relative paths at the top of
 	# the snapshot's tree (the absolute paths are only in its metadata), so the
@@ -485,6 +502,8 @@ rel_out=${out#"$top"/}
 	echo '```'
 	echo
 	echo "It takes a few minutes per run per GiB and needs about 3x the data size free on the"
+	echo "Restores of everything go to ${RESTORE_BASE:-the run directory} (tmpfs when /dev/shm has room: the"
+	echo "issue's page-cache target), the same for every tool."
 	echo "filesystem of --out (one run directory at a time: data, store, restore).  Absolute"
 	echo "figures move with the machine and its load; compare within one run, as ratios."
 } >"$out/compare.md"
