@@ -9,6 +9,7 @@
  * in only when it is valid. */
 #include "audit.h"
 #include "daemon.h"
+#include "reclog.h"
 #include "records.h"
 #include "fsutil.h"
 #include "log.h"
@@ -518,11 +519,17 @@ int main(int argc, char **argv)
 			  *lb_error_detail() ? ": " : "", lb_error_detail());
 		return 1;
 	}
-	int64_t cut = lb_audit_repair(lb_store_backend(d.store));
-	if (cut > 0)
-		log_warning("audit trail: cut %lld bytes of a record torn by a crash", (long long)cut);
-	else if (cut < 0)
-		log_error("cannot check the audit trail: %s", strerror((int)-cut));
+	/* Records torn by a crash are cut before anything is appended after
+	 * them, in every record log. */
+	static const char *logs[] = { "audit", "jobs", "usage" };
+	for (size_t i = 0; i < LB_ARRAY_SIZE(logs); i++) {
+		int64_t cut = lb_reclog_repair(lb_store_backend(d.store), logs[i]);
+		if (cut > 0)
+			log_warning("%s: cut %lld bytes of a record torn by a crash",
+				    i == 0 ? "audit trail" : logs[i], (long long)cut);
+		else if (cut < 0)
+			log_error("cannot check the %s record log: %s", logs[i], strerror((int)-cut));
+	}
 	int lfd = bind_socket(cfg->daemon.socket);
 	if (lfd < 0) {
 		lb_store_close(d.store);

@@ -1034,16 +1034,17 @@ static int check_limits(struct lb_backup *b, uint64_t charge)
 			return -EDQUOT;
 		}
 	}
+	/* The store's own figures stay out of these messages: they go to
+	 * tenant members, and the store's size would tell them whether their
+	 * data was new to it.  Administrators see them in `lumbung quota`. */
 	if (b->capacity && b->s->physical > b->capacity) {
-		lb_set_error("the store is at its capacity: %s used of %s",
-			     lb_format_size(a, sizeof(a), b->s->physical), lb_format_size(q, sizeof(q), b->capacity));
+		lb_set_error("the store is at its capacity (ask the administrators)");
 		return -EDQUOT;
 	}
 	uint64_t free_bytes;
 	if (b->reserve && b->s->be->ops->space && b->s->be->ops->space(b->s->be, &free_bytes) == 0 &&
 	    free_bytes < b->reserve) {
-		lb_set_error("the store's filesystem has %s free, less than the %s reserve kept for prune and GC",
-			     lb_format_size(a, sizeof(a), free_bytes), lb_format_size(q, sizeof(q), b->reserve));
+		lb_set_error("the store's filesystem is down to the reserve kept for prune and GC (ask the administrators)");
 		return -ENOSPC;
 	}
 	return 0;

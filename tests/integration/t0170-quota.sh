@@ -99,8 +99,8 @@ for i in $(seq 1 16); do
 	cp "$T/x/shared.bin" "$T/mix/" # shared by every tenant
 	"$LUMBUNG" backup --dataset "$t/mix" "$T/mix" >/dev/null 2>&1
 	if [ $((i % 3)) -eq 0 ]; then
-		victim=$("$LUMBUNG" snapshots --tenant "$t" --json | python3 -c 'import json,sys,random; s=json.load(sys.stdin); random.seed(7); print(random.choice(s)["id"])')
-		"$LUMBUNG" forget "$victim" >/dev/null 2>&1
+		victim=$("$LUMBUNG" snapshots --tenant "$t" --json | python3 -c 'import json,sys,random; s=json.load(sys.stdin); random.seed(7); print(random.choice(s)["id"] if s else "")')
+		[ -n "$victim" ] && "$LUMBUNG" forget "$victim" >/dev/null 2>&1
 	fi
 done
 check "after 16 backups and 5 deletions across tenants, kept charges equal a recount" "$LUMBUNG" check --read-data
@@ -132,7 +132,7 @@ CONF
 	check "a backup that leaves the reserve free succeeds" sh -c "'$LUMBUNG' backup --dataset dinkes/r '$T/r1' >/dev/null 2>&1"
 	"$LUMBUNG" backup --dataset dinkes/r "$T/r2" >/dev/null 2>"$T/reserve.err"
 	check "one that would eat into the reserve is refused" test $? -ne 0
-	check "saying so" grep -q "the store's filesystem has .* free, less than the 24.0 MiB reserve" "$T/reserve.err"
+	check "saying so" grep -q "the store's filesystem is down to the reserve kept for prune and GC" "$T/reserve.err"
 	check "the filesystem still has room for prune and GC" sh -c "[ \$(df -k --output=avail '$T/small' | tail -n 1) -gt 8000 ]"
 	check "the earlier snapshot is intact" sh -c "'$LUMBUNG' cat dinkes/r@latest a.bin | cmp - '$T/r1/a.bin'"
 	stop_daemon
