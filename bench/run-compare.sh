@@ -502,10 +502,11 @@ rel_out=${out#"$top"/}
 	echo '```'
 	echo
 	echo "It takes a few minutes per run per GiB and needs about 3x the data size free on the"
-	echo "Restores of everything go to ${RESTORE_BASE:-the run directory} (tmpfs when /dev/shm has room: the"
-	echo "issue's page-cache target), the same for every tool."
 	echo "filesystem of --out (one run directory at a time: data, store, restore).  Absolute"
 	echo "figures move with the machine and its load; compare within one run, as ratios."
+	echo ""
+	echo "Restores of everything go to ${RESTORE_BASE:-the run directory} (tmpfs when /dev/shm has room: the"
+	echo "issue's page-cache target), the same for every tool."
 } >"$out/compare.md"
 
 if [ "$publish" = 1 ]; then
