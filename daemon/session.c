@@ -364,6 +364,11 @@ static int do_backup(struct session *s)
 	for (size_t i = 0; r == 0 && i < got; i++)
 		r = tags[i] ? lb_backup_tag(bc.b, tags[i]) : -EINVAL;
 	if (r < 0) {
+		if (bc.b) {
+			job.status = -r;
+			snprintf(job.error, sizeof(job.error), "cannot start backup: %s", strerror(-r));
+			record_job(s, &job, tenant, dataset, start_ns, 0, r);
+		}
 		reply_error(s, -r, "cannot start backup: %s", strerror(-r));
 		goto out;
 	}
@@ -1201,9 +1206,9 @@ static int job_cb(void *arg, const struct lb_job_rec *j)
 	if (j->status) {
 		d->failed++;
 		snprintf(d->error, sizeof(d->error), "%s", j->error);
-	} else if (j->end_ns > d->last_ok) {
-		d->last_ok = j->end_ns;
 	}
+	/* The last success is the newest snapshot's time (set below), so that
+	 * every figure of a dataset speaks of the same instants. */
 	return 0;
 }
 
