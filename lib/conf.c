@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <glob.h>
 #include <ini.h>
 #include <stdio.h>
@@ -110,6 +111,36 @@ static int parse_bytes(struct parse *p, const char *name, const char *value, uin
 	if (lb_parse_size(value, out) < 0)
 		return perr(p, "%s must be a size such as 600G or 12.5T, not '%s'", name, value);
 	return 1;
+}
+
+/* keep_* and min_keep_* keys into a policy; 1 handled, 0 error, -1 not a
+ * retention key. */
+static int policy_key(struct parse *p, struct lb_policy *pol, const char *name, const char *value)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} ints[] = {
+		{ "keep_last", offsetof(struct lb_policy, keep_last) },
+		{ "keep_hourly", offsetof(struct lb_policy, keep_hourly) },
+		{ "keep_daily", offsetof(struct lb_policy, keep_daily) },
+		{ "keep_weekly", offsetof(struct lb_policy, keep_weekly) },
+		{ "keep_monthly", offsetof(struct lb_policy, keep_monthly) },
+		{ "keep_yearly", offsetof(struct lb_policy, keep_yearly) },
+	};
+	for (size_t i = 0; i < LB_ARRAY_SIZE(ints); i++)
+		if (!strcmp(name, ints[i].key))
+			return parse_int(p, name, value, 0, 100000, (int *)((char *)pol + ints[i].off));
+	if (!strcmp(name, "keep_within")) {
+		char *end;
+		long v = strtol(value, &end, 10);
+		long mult = !strcmp(end, "d") ? 86400 : !strcmp(end, "h") ? 3600 : !strcmp(end, "w") ? 7 * 86400 : 0;
+		if (v <= 0 || end == value || !mult)
+			return perr(p, "keep_within must be a duration such as 30d, 12h or 4w, not '%s'", value);
+		pol->keep_within = (int64_t)v * mult;
+		return 1;
+	}
+	return -1;
 }
 
 static int parse_file(struct parse *p, const char *path);
@@ -234,6 +265,16 @@ static int handler(void *user, const char *section, const char *name, const char
 			return parse_bytes(p, name, value, &c->store.capacity);
 		if (!strcmp(name, "reserve"))
 			return parse_bytes(p, name, value, &c->store.reserve);
+		if (!strncmp(name, "min_keep_", 9)) {
+			char key[64];
+			snprintf(key, sizeof(key), "%s", name + 4);
+			int k = policy_key(p, &c->store.min_keep, key, value);
+			if (k >= 0)
+				return k;
+		}
+		int k = policy_key(p, &c->store.keep, name, value);
+		if (k >= 0)
+			return k;
 		if (!strcmp(name, "compression")) {
 			int lvl;
 			char *end;
@@ -291,6 +332,9 @@ static int handler(void *user, const char *section, const char *name, const char
 			}
 			return parse_bytes(p, name, value, &t->soft_quota);
 		}
+		int k = policy_key(p, &t->keep, name, value);
+		if (k >= 0)
+			return k;
 		if (!strcmp(name, "users"))
 			return add_list(&t->users, &t->nusers, value) < 0 ? perr(p, "out of memory") : 1;
 		if (!strcmp(name, "groups"))
@@ -299,6 +343,9 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (p->dataset) {
 		struct lb_dataset_cfg *d = p->dataset;
+		int k = policy_key(p, &d->keep, name, value);
+		if (k >= 0)
+			return k;
 		if (!strcmp(name, "source"))
 			return set_str(&d->source, value);
 		if (!strcmp(name, "schedule")) {
@@ -440,6 +487,17 @@ const struct lb_dataset_cfg *lb_config_dataset(const struct lb_config *c, const 
 		    !strcmp(c->datasets[i].name, name))
 			return &c->datasets[i];
 	return NULL;
+}
+
+struct lb_policy lb_config_policy(const struct lb_config *c, const char *tenant, const char *dataset)
+{
+	const struct lb_dataset_cfg *d = lb_config_dataset(c, tenant, dataset);
+	if (d && lb_policy_any(&d->keep))
+		return d->keep;
+	const struct lb_tenant_cfg *t = lb_config_tenant(c, tenant);
+	if (t && lb_policy_any(&t->keep))
+		return t->keep;
+	return c->store.keep;
 }
 
 uint64_t lb_config_quota_sum(const struct lb_config *c)

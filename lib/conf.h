@@ -13,6 +13,8 @@
 #ifndef LB_CONF_H
 #define LB_CONF_H
 
+#include "retention.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +29,7 @@ struct lb_tenant_cfg {
 	size_t nusers;
 	char **groups;
 	size_t ngroups;
+	struct lb_policy keep; /* the tenant's default retention */
 	char *file; /* where it was defined */
 	int line;
 };
@@ -36,6 +39,7 @@ struct lb_dataset_cfg {
 	char *name;
 	char *source;
 	char *schedule;
+	struct lb_policy keep; /* its retention (empty: the tenant's, then the store's) */
 	char *file;
 	int line;
 };
@@ -47,6 +51,8 @@ struct lb_config {
 		uint64_t capacity; /* bytes; 0 = none */
 		uint64_t reserve;  /* free bytes kept on the filesystem */
 		int zstd_level;
+		struct lb_policy keep;     /* default retention */
+		struct lb_policy min_keep; /* floor for prunes run by tenant members */
 	} store;
 	struct {
 		char *socket;
@@ -78,6 +84,10 @@ void lb_config_free(struct lb_config *c);
 
 const struct lb_tenant_cfg *lb_config_tenant(const struct lb_config *c, const char *id);
 const struct lb_dataset_cfg *lb_config_dataset(const struct lb_config *c, const char *tenant, const char *name);
+/* The retention policy of a dataset: its own rules if it has any, else its
+ * tenant's, else the store's. */
+struct lb_policy lb_config_policy(const struct lb_config *c, const char *tenant, const char *dataset);
+
 /* Sum of all tenants' hard quotas. */
 uint64_t lb_config_quota_sum(const struct lb_config *c);
 

@@ -43,14 +43,15 @@ int main(void)
 	mkdir(tdir, 0755);
 	put("tenants.d/10-dinkes.conf",
 	    "[tenant dinkes]\nname = Dinas Kesehatan\nquota = 600G\nsoft_quota = 80%\n"
-	    "users = opd-dinkes, opd-dinkes2\ngroups = dinkes-it\n"
-	    "[dataset dinkes/simpus]\nsource = /srv/opd/dinkes/simpus\nschedule = *-*-* 01:30\n");
+	    "users = opd-dinkes, opd-dinkes2\ngroups = dinkes-it\nkeep_daily = 14\n"
+	    "[dataset dinkes/simpus]\nsource = /srv/opd/dinkes/simpus\nschedule = *-*-* 01:30\n"
+	    "keep_last = 3\nkeep_within = 2w\n");
 	put("tenants.d/20-disdik.conf", "[tenant disdik]\nname = Dinas Pendidikan\nquota = 1.5T\nusers = opd-disdik\n");
 	put("tenants.d/README", "this is not a .conf file and must be ignored\n");
 	char main_text[1024];
 	snprintf(main_text, sizeof(main_text),
 		 "; Lumbung test configuration\n[store]\npath = /var/lib/lumbung/store\ncapacity = 12.5T\n"
-		 "compression = zstd:5\nreserve = 20G\n[daemon]\nsocket = /run/lumbung/l.sock\n"
+		 "compression = zstd:5\nreserve = 20G\nkeep_daily = 7\nkeep_monthly = 12\nmin_keep_daily = 3\n[daemon]\nsocket = /run/lumbung/l.sock\n"
 		 "user = lumbung          ; dropped to when started as root\nadmin_group = lumbung-admin\n"
 		 "max_jobs = 3\nlog_level = debug\ninclude = %s/*.conf\n",
 		 tdir);
@@ -75,6 +76,14 @@ int main(void)
 	const struct lb_dataset_cfg *d = lb_config_dataset(c, "dinkes", "simpus");
 	tap_ok(d && !strcmp(d->source, "/srv/opd/dinkes/simpus") && !strcmp(d->schedule, "*-*-* 01:30"),
 	       "dataset source and schedule");
+	struct lb_policy pd = lb_config_policy(c, "dinkes", "simpus");
+	tap_ok(pd.keep_last == 3 && pd.keep_within == 14 * 86400 && pd.keep_daily == 0,
+	       "a dataset with rules of its own uses only those");
+	struct lb_policy pt = lb_config_policy(c, "dinkes", "other");
+	tap_ok(pt.keep_daily == 14 && pt.keep_monthly == 0, "a dataset without rules takes its tenant's");
+	struct lb_policy ps = lb_config_policy(c, "disdik", "x");
+	tap_ok(ps.keep_daily == 7 && ps.keep_monthly == 12, "a tenant without rules takes the store's");
+	tap_ok(c->store.min_keep.keep_daily == 3 && c->store.keep.keep_daily == 7, "min_keep_daily is the floor, not the default");
 	tap_ok(lb_config_quota_sum(c) == (600ULL << 30) + (uint64_t)(1.5 * (1ULL << 40)), "sum of quotas");
 	lb_config_free(c);
 
@@ -93,6 +102,9 @@ int main(void)
 	expect_error("l.conf", "[store]\nthis line has no equals sign\n", "l.conf", 2, "not valid INI syntax");
 	expect_error("m.conf", "[tenant a]\nquota = 1G\nsoft_quota = 2G\n", "m.conf", 1, "soft_quota is larger than quota");
 	expect_error("n.conf", "[daemon]\nlog_level = loud\n", "n.conf", 2, "log_level must be");
+	expect_error("q.conf", "[store]\nkeep_within = forever\n", "q.conf", 2, "keep_within must be a duration");
+	expect_error("r.conf", "[tenant a]\nquota = 1G\nkeep_daily = -1\n", "r.conf", 3, "keep_daily");
+	expect_error("s.conf", "[store]\nmin_keep_often = 2\n", "s.conf", 2, "unknown key 'min_keep_often'");
 	/* A mistake inside an included file names that file and its line. */
 	mkdir(strcat(strcpy(path, dir), "/inc"), 0755);
 	put("inc/x.conf", "[tenant x]\nquota = 1G\nusrs = someone\n");
