@@ -1095,6 +1095,124 @@ out:
 	return r;
 }
 
+/* ---- prune ------------------------------------------------------------------------------ */
+
+/* Applies one dataset's policy to its snapshots (list[idx[0..n)], oldest
+ * first), removing what it does not keep unless dry.  Members get the
+ * store's minimum under the configured policy, so a prune they start never
+ * removes more than the administrator allows. */
+static int prune_dataset(struct session *s, const char *tenant, const char *dataset, struct lb_snapshot **list,
+			 const size_t *idx, size_t n, int dry, uint64_t *kept, uint64_t *removed)
+{
+	const struct lb_config *cfg = s->cfg->cfg;
+	struct lb_policy pol = lb_config_policy(cfg, tenant, dataset);
+	if (!s->id->admin && lb_policy_any(&pol))
+		lb_policy_floor(&pol, &cfg->store.min_keep);
+	int64_t *times = calloc(n ? n : 1, sizeof(*times));
+	int *protect = calloc(n ? n : 1, sizeof(*protect));
+	int *keep = calloc(n ? n : 1, sizeof(*keep));
+	int r = 0;
+	if (!times || !protect || !keep) {
+		r = reply_error(s, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++)
+		times[k] = list[idx[k]]->time_ns / 1000000000LL;
+	lb_retention_apply(&pol, n, times, protect, keep);
+	for (size_t k = 0; k < n && r >= 0; k++) {
+		struct lb_snapshot *snap = list[idx[k]];
+		char hex[LB_SNAP_HEX];
+		lb_snap_id_hex(snap->id, hex);
+		int gone = 0;
+		if (!keep[k] && !dry) {
+			int f = lb_store_forget(s->d->store, snap);
+			if (f < 0 && f != -ENOENT) {
+				r = reply_error(s, -f, "cannot remove snapshot %s of %s/%s: %s", hex, tenant, dataset,
+						strerror(-f));
+				break;
+			}
+			gone = 1;
+			log_info("%s: prune removed snapshot %s of %s/%s", s->peer, hex, tenant, dataset);
+		}
+		if (keep[k])
+			(*kept)++;
+		else
+			(*removed)++;
+		struct lb_buf b;
+		lb_buf_init(&b);
+		lb_buf_put_str(&b, tenant);
+		lb_buf_put_str(&b, dataset);
+		lb_buf_put_str(&b, hex);
+		lb_buf_put_sv(&b, snap->time_ns);
+		lb_buf_put_uv(&b, (uint64_t)keep[k]);
+		lb_buf_put_u8(&b, (uint8_t)gone);
+		r = lb_frame_send_buf(s->fd, LB_MSG_PRUNE_ROW, &b);
+		lb_buf_free(&b);
+	}
+out:
+	free(times);
+	free(protect);
+	free(keep);
+	return r;
+}
+
+static int do_prune(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *dataset = lb_rd_strdup(&rd, LB_NAME_MAX);
+	int dry = lb_rd_u8(&rd);
+	int r = 0;
+	uint64_t kept = 0, removed = 0;
+	if (!lb_rd_done(&rd) || !tenant || !dataset || dry > 1) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	au_tenant(s, tenant);
+	au_object(s, "%s%s", dataset, dry ? " (dry run)" : "");
+	for (size_t i = 0; i < s->id->ntenants && r >= 0; i++) {
+		const char *t = s->id->tenants[i];
+		if (*tenant && strcmp(tenant, t))
+			continue;
+		struct lb_snapshot **list;
+		size_t n;
+		r = lb_store_list_snapshots(s->d->store, t, *dataset ? dataset : NULL, &list, &n);
+		if (r < 0) {
+			r = reply_error(s, -r, "cannot list snapshots: %s", strerror(-r));
+			goto out;
+		}
+		size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+		char *done = calloc(n ? n : 1, 1);
+		if (!idx || !done)
+			r = reply_error(s, ENOMEM, "out of memory");
+		/* One dataset at a time, each in time order (the list's). */
+		for (size_t k = 0; r >= 0 && k < n; k++) {
+			if (done[k])
+				continue;
+			size_t m = 0;
+			for (size_t j = k; j < n; j++)
+				if (!done[j] && !strcmp(list[j]->dataset, list[k]->dataset)) {
+					idx[m++] = j;
+					done[j] = 1;
+				}
+			r = prune_dataset(s, t, list[k]->dataset, list, idx, m, dry, &kept, &removed);
+		}
+		free(idx);
+		free(done);
+		lb_snapshot_list_free(list, n);
+	}
+	if (r >= 0) {
+		snprintf(s->au_detail, sizeof(s->au_detail), "%llu kept, %llu %s", (unsigned long long)kept,
+			 (unsigned long long)removed, dry ? "would be removed" : "removed");
+		r = send_end(s);
+	}
+out:
+	free(tenant);
+	free(dataset);
+	return r;
+}
+
 /* ---- report ---------------------------------------------------------------------------- */
 
 #define DAY_NS (86400LL * 1000000000LL)
@@ -1498,7 +1616,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
 			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota", [LB_MSG_FORGET] = "forget",
-			[LB_MSG_REPORT] = "report",
+			[LB_MSG_REPORT] = "report", [LB_MSG_PRUNE] = "prune",
 		};
 		int type = s.f.type;
 		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
@@ -1511,6 +1629,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		case LB_MSG_QUOTA: r = do_quota(&s); break;
 		case LB_MSG_FORGET: r = do_forget(&s); break;
 		case LB_MSG_REPORT: r = do_report(&s); break;
+		case LB_MSG_PRUNE: r = do_prune(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

@@ -46,6 +46,8 @@ enum lb_msg {
 	LB_MSG_QUOTA = 17,    /* str tenant ("" = all I may see) */
 	LB_MSG_FORGET = 18,   /* str tenant, str snapshot (administrators only) -> OK */
 	LB_MSG_REPORT = 19,   /* str tenant ("" = all I may see), sv period start (ns) */
+	LB_MSG_PRUNE = 20,    /* str tenant ("" = all mine), str dataset ("" = all), u8 dry run
+			       * -> PRUNE_ROW... END */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */
@@ -75,6 +77,8 @@ enum lb_msg {
 				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns) */
 	LB_MSG_REPORT_POINT = 80,   /* sv time (ns), uv physical: the store's daily samples in the
 				     * period (administrators) */
+	LB_MSG_PRUNE_ROW = 81,      /* str tenant, str dataset, str snapshot id (hex), sv time (ns),
+				     * uv keep reasons (lib/retention.h; 0 = remove), u8 removed */
 };
 
 /* A frame as read. */

@@ -97,6 +97,7 @@ int cmd_version(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_quota(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

@@ -20,6 +20,7 @@ static const struct verb {
 	{ "quota", cmd_quota, "quota and charged usage per tenant" },
 	{ "report", cmd_report, "quota and backup report (table, csv, json)" },
 	{ "forget", cmd_forget, "delete one snapshot (administrators)" },
+	{ "prune", cmd_prune, "remove snapshots the retention policy does not keep" },
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
 	{ "serve", cmd_serve, "the forced command of an OPD server's SSH key" },

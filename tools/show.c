@@ -1,5 +1,6 @@
 /* show.c - the verbs that only look: snapshots, ls, diff, check, version. */
 #include "client.h"
+#include "retention.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -612,6 +613,127 @@ int cmd_forget(int argc, char **argv)
 			rc = client_unexpected(&cl, "forget");
 	} else {
 		rc = EXIT_FAILED;
+	}
+	client_close(&cl);
+	return rc;
+}
+
+int cmd_prune(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung prune [--tenant T] [--dataset [TENANT/]NAME] [--dry-run] [--json]\n"
+		"\n"
+		"Applies the retention policy in lumbung.conf (keep_last, keep_hourly,\n"
+		"keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within: the\n"
+		"dataset's own, else its tenant's, else the store's) to your datasets, and\n"
+		"lists every snapshot with 'keep' and the rules that keep it, or 'remove'.\n"
+		"A dataset with no policy keeps everything.  Tenant members may prune their\n"
+		"own datasets but never below the store's minimum (min_keep_* in [store]),\n"
+		"and cannot change the policy.  Removal updates the tenant's charged usage\n"
+		"at once; the space returns when garbage is collected.\n"
+		"\n"
+		"  --dry-run   only show what would be removed\n";
+	static const struct option opts[] = { COMMON_OPTIONS, { "dataset", required_argument, NULL, 'd' },
+					      { "dry-run", no_argument, NULL, 'n' }, { NULL, 0, NULL, 0 } };
+	struct common co = { 0 };
+	const char *dataset = NULL;
+	int dry = 0, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:nh", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		if (c == 'd') {
+			dataset = optarg;
+		} else if (c == 'n') {
+			dry = 1;
+		} else if (c == 'h') {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "lumbung: try 'lumbung prune --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lumbung prune: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	char tenant[LB_NAME_MAX + 1] = "", name[LB_NAME_MAX + 1] = "";
+	if (dataset && split_dataset(dataset, co.tenant, tenant, name) < 0) {
+		fprintf(stderr, "lumbung prune: '%s' is not a dataset name\n", dataset);
+		return EXIT_USAGE;
+	}
+	if (!dataset && co.tenant)
+		snprintf(tenant, sizeof(tenant), "%s", co.tenant);
+	struct client cl;
+	int rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, tenant);
+	lb_buf_put_str(&b, name);
+	lb_buf_put_u8(&b, (uint8_t)dry);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_PRUNE, &b);
+	lb_buf_free(&b);
+	if (co.json)
+		printf("[");
+	else
+		printf("%-28s  %-12s  %-19s  %-6s  %s\n", "DATASET", "ID", "TIME", "ACTION", "KEPT BY");
+	unsigned long long n = 0, nremove = 0;
+	while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_PRUNE_ROW) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl.f, &rd);
+		char *t = lb_rd_strdup(&rd, LB_NAME_MAX), *ds = lb_rd_strdup(&rd, LB_NAME_MAX);
+		char *id = lb_rd_strdup(&rd, LB_SNAP_HEX);
+		int64_t when = lb_rd_sv(&rd);
+		uint64_t keep = lb_rd_uv(&rd);
+		int gone = lb_rd_u8(&rd);
+		if (!lb_rd_done(&rd) || !t || !ds || !id) {
+			free(t);
+			free(ds);
+			free(id);
+			r = -EPROTO;
+			break;
+		}
+		char why[128], tm[32], full[160];
+		lb_retention_reason((int)keep, why, sizeof(why));
+		fmt_time(when, tm, sizeof(tm));
+		if (co.json) {
+			printf("%s{\"tenant\":", n ? "," : "");
+			json_str(stdout, t);
+			printf(",\"dataset\":");
+			json_str(stdout, ds);
+			printf(",\"id\":\"%s\",\"time\":%lld,\"keep\":%s,\"removed\":%s,\"reasons\":[", id,
+			       (long long)(when / 1000000000LL), keep ? "true" : "false", gone ? "true" : "false");
+			for (char *p = why, *q; *p; p = q) {
+				q = p + strcspn(p, ",");
+				printf("%s\"%.*s\"", p == why ? "" : ",", (int)(q - p), p);
+				if (*q)
+					q++;
+			}
+			printf("]}");
+		} else {
+			snprintf(full, sizeof(full), "%s/%s", t, ds);
+			printf("%-28s  %-12.12s  %-19s  %-6s  %s\n", full, id, tm, keep ? "keep" : "remove", why);
+		}
+		n++;
+		nremove += !keep;
+		free(t);
+		free(ds);
+		free(id);
+	}
+	if (co.json)
+		printf("]\n");
+	if (r == 0 && cl.f.type != LB_MSG_END) {
+		rc = client_unexpected(&cl, "prune");
+	} else if (r < 0) {
+		rc = EXIT_FAILED;
+	} else if (!co.json) {
+		fprintf(stderr, "%llu snapshot%s, %llu %s\n", n, n == 1 ? "" : "s", nremove,
+			dry ? "would be removed (dry run)" : "removed");
 	}
 	client_close(&cl);
 	return rc;
