@@ -12,7 +12,9 @@
 # (default bench/out).  Needs: make (tests/lbstore, bench/lbbench), python3,
 # zstd, GNU tar, openssl, GNU time (/usr/bin/time).  No network.
 #
-# Environment: LUMBUNG_BENCH_GEN overrides the path of gen_dataset.py.
+# Environment: LUMBUNG_BENCH_GEN overrides the path of gen_dataset.py;
+# LUMBUNG_BENCH_LBSTORE and LUMBUNG_BENCH_LBBENCH the binaries (e.g. built
+# from another checkout).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,8 +51,8 @@ if [ "$nights" -lt 1 ] || [ "$runs" -lt 1 ] || [ "$size_mb" -lt 1 ]; then
 fi
 
 gen=${LUMBUNG_BENCH_GEN:-$top/../shared/bench/gen_dataset.py}
-lbstore=$top/tests/lbstore
-lbbench=$top/bench/lbbench
+lbstore=${LUMBUNG_BENCH_LBSTORE:-$top/tests/lbstore}
+lbbench=${LUMBUNG_BENCH_LBBENCH:-$top/bench/lbbench}
 
 # ---- prerequisites -------------------------------------------------------------
 missing=
@@ -97,6 +99,8 @@ now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 # median of numbers
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# least of numbers (the best run: on a shared machine, the least disturbed)
+least() { printf '%s\n' "$@" | sort -g | head -1; }
 # mibs BYTES SECONDS: MiB/s
 mibs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print "inf" }'; }
 # ratio A B: A / B
@@ -118,9 +122,13 @@ timed() {
 # GNU time -v fields
 tv_rss_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
 tv_cpu() { awk -F': ' '/Percent of CPU this job got/ { sub("%", "", $2); print $2 }' "$1"; }
+# warm DIR: reads every file of DIR, so that the next step finds it in the
+# page cache (some VMs give clean page cache back to the host within a minute)
+warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null; }
 keep_night() { cp -a --reflink=auto "$out/data" "$out/night-$1"; }
 
 t_start=$(now)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 cd "$out"
 
 # ---- dataset ------------------------------------------------------------------------
@@ -139,10 +147,11 @@ zst() { (cd "$out/data" && tar -cf - . | zstd -3 "-T$1" -q -c | wc -c >"$log/zst
 sha_all() { (cd "$out/data" && find . -type f -print0 | xargs -0 openssl dgst -sha256 >/dev/null); }
 t_z1=(); t_z2=(); t_dg=()
 for r in $(seq "$runs"); do
-	timed t zst 1; t_z1+=("$t")
-	timed t zst 2; t_z2+=("$t")
-	timed t sha_all; t_dg+=("$t")
+	warm data; timed t zst 1; t_z1+=("$t")
+	warm data; timed t zst 2; t_z2+=("$t")
+	warm data; timed t sha_all; t_dg+=("$t")
 done
+b_z1=$(least "${t_z1[@]}"); b_z2=$(least "${t_z2[@]}"); b_dg=$(least "${t_dg[@]}")
 t_z1=$(median "${t_z1[@]}"); t_z2=$(median "${t_z2[@]}"); t_dg=$(median "${t_dg[@]}")
 z_bytes=$(cat "$log/zstd-T2.size")
 openssl speed -evp sha256 -bytes 1048576 -seconds 3 >"$log/openssl-speed.txt" 2>/dev/null
@@ -166,6 +175,7 @@ for r in $(seq "$runs"); do
 	rm -rf "store-$r"
 	"$lbstore" init "store-$r"
 	sync
+	warm data
 	timed t /usr/bin/time -v -o "$log/time-initial-$r.txt" \
 		"$lbstore" backup "store-$r" bench data data >"$log/snap-initial-$r" 2>"$log/backup-initial-$r.txt"
 	t_init+=("$t")
@@ -174,6 +184,7 @@ for r in $(seq "$runs"); do
 	cpu_init+=("$(tv_cpu "$log/time-initial-$r.txt")")
 	say "  run $r: ${t}s $(grep -o 'files.*' "$log/backup-initial-$r.txt")"
 done
+b_init=$(least "${t_init[@]}")
 t_init=$(median "${t_init[@]}")
 cpu_init=$(median "${cpu_init[@]}")
 logical0=$(awk '{ for (i = 1; i < NF; i++) if ($i == "logical") print $(i + 1) }' "$log/backup-initial-1.txt")
@@ -187,12 +198,15 @@ src1=$(tree_bytes data)
 t_n1=(); cpu_n1=()
 for r in $(seq "$runs"); do
 	sync
+	warm data
+	warm "store-$r"
 	timed t /usr/bin/time -v -o "$log/time-n1-$r.txt" \
 		"$lbstore" backup "store-$r" bench data data >"$log/snap-n1-$r" 2>"$log/backup-n1-$r.txt"
 	t_n1+=("$t")
 	cpu_n1+=("$(tv_cpu "$log/time-n1-$r.txt")")
 	say "  run $r: ${t}s $(grep -o 'files.*' "$log/backup-n1-$r.txt")"
 done
+b_n1=$(least "${t_n1[@]}")
 t_n1=$(median "${t_n1[@]}")
 cpu_n1=$(median "${cpu_n1[@]}")
 new_n1=$(awk '{ for (i = 1; i < NF; i++) if ($i == "new_stored") print $(i + 1) }' "$log/backup-n1-1.txt")
@@ -202,11 +216,14 @@ say "no-change backup x$runs"
 t_nc=(); cpu_nc=()
 for r in $(seq "$runs"); do
 	sync
+	warm data
+	warm "store-$r"
 	timed t /usr/bin/time -v -o "$log/time-nc-$r.txt" "$lbstore" backup "store-$r" bench data data >"$log/snap-nc-$r" 2>"$log/backup-nc-$r.txt"
 	t_nc+=("$t")
 	cpu_nc+=("$(tv_cpu "$log/time-nc-$r.txt")")
 	say "  run $r: ${t}s $(grep -o 'files.*' "$log/backup-nc-$r.txt")"
 done
+b_nc=$(least "${t_nc[@]}")
 t_nc=$(median "${t_nc[@]}")
 cpu_nc=$(median "${cpu_nc[@]}")
 
@@ -216,6 +233,7 @@ t_rs=(); cpu_rs=()
 for r in $(seq "$runs"); do
 	rm -rf restore
 	sync
+	warm "store-$r"
 	timed t /usr/bin/time -v -o "$log/time-restore-$r.txt" "$lbstore" restore "store-$r" "$(cat "$log/snap-nc-$r")" restore
 	t_rs+=("$t")
 	cpu_rs+=("$(tv_cpu "$log/time-restore-$r.txt")")
@@ -230,6 +248,7 @@ for r in $(seq "$runs"); do
 	fi
 done
 rm -rf restore
+b_rs=$(least "${t_rs[@]}")
 t_rs=$(median "${t_rs[@]}")
 cpu_rs=$(median "${cpu_rs[@]}")
 
@@ -239,9 +258,11 @@ big_bytes=${big%% *}
 big_path=${big#* }
 t_one=()
 for r in $(seq "$runs"); do
+	warm store-1
 	timed t "$lbstore" cat store-1 "$(cat "$log/snap-nc-1")" "$big_path" >/dev/null
 	t_one+=("$t")
 done
+b_one=$(least "${t_one[@]}")
 t_one=$(median "${t_one[@]}")
 
 say "check --read-data of store-1"
@@ -263,6 +284,8 @@ for k in $(seq 2 "$nights"); do
 	keep_night "$k"
 	srcK=$(tree_bytes data)
 	sync
+	warm data
+	warm store-1
 	timed t "$lbstore" backup store-1 bench data data >"$log/snap-n$k" 2>"$log/backup-n$k.txt"
 	storeK=$(store_bytes store-1)
 	night_rows+="| $k | $(mib "$srcK") | ${t}s | $(mib "$storeK") | $(ratio "$storeK" "$srcK")x |"$'\n'
@@ -287,29 +310,34 @@ gb=953.7 # 1 GB/s in MiB/s
 verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? "**met**" : "**not met**" }'; }
 cpu_model=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
 t_total=$(sub "$(now)" "$t_start")
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+psi=$(awk '/^some/ { sub("avg10=", "", $2); sub("avg60=", "", $3); sub("avg300=", "", $4); print $4 "%" }' /proc/pressure/cpu 2>/dev/null || true)
 
 {
 	echo "# Lumbung engine benchmark"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); total run time $(printf '%.0f' "$t_total") s"
 	echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+	echo "- load average (1/5/15 min) at start: $load_start, at end: $load_end${psi:+; CPU pressure (some, 5 min) at end: $psi}"
+	echo "  (other work on the machine during the run makes every figure slower and noisier)"
 	echo "- tools: $(zstd --version | head -1 | sed 's/^\*\** *//; s/ *\**$//'), $(openssl version), $(tar --version | head -1)"
-	echo "- commit: $(cd "$top" && git rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may have changes)"
+	echo "- checkout: $(cd "$top" && git rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may have changes); binaries: $lbstore, $lbbench"
 	echo "- command: bench/run-engine.sh --size-mb $size_mb --nights $nights --runs $runs --out $out"
 	echo "- dataset: gen_dataset.py --tenants $tenants --total-mb $size_mb --seed $seed, $nights nightly mutations;"
 	echo "  night 0: $files0 files, $(mib "$src0") MiB ($src0 bytes, lbstore read $logical0); night 1: $(mib "$src1") MiB"
 	echo "- all figures are MiB of source bytes per wall second, medians of $runs runs unless noted; the data"
-	echo "  and the stores are in the page cache (warm); writes are not fsynced by the raw tools"
+	echo "  and the stores are read into the page cache just before each timed step (warm); the raw tools"
+	echo "  write nothing durable, lbstore fsyncs its packs, index runs and heads"
 	echo
 	echo "## Raw limits on the same bytes (night 0)"
 	echo
-	echo "| | seconds | MiB/s | note |"
-	echo "|---|---|---|---|"
-	echo "| \`cat\` of every file (page cache, 2nd run) | $t_cat | $(mibs "$src0" "$t_cat") | |"
-	echo "| \`tar -cf - . \\| zstd -3 -T1\` | $t_z1 | $(mibs "$src0" "$t_z1") | output $(ratio "$z_bytes" "$src0")x of source |"
-	echo "| \`tar -cf - . \\| zstd -3 -T2\` | $t_z2 | $z2 | |"
-	echo "| \`openssl dgst -sha256\` of every file | $t_dg | $(mibs "$src0" "$t_dg") | one process |"
-	echo "| \`openssl speed -evp sha256 -bytes 1048576\` | | $ossl_mibs | one core, in-cache buffer |"
+	echo "| | seconds | MiB/s | best run MiB/s | note |"
+	echo "|---|---|---|---|---|"
+	echo "| \`cat\` of every file (page cache, 2nd run) | $t_cat | $(mibs "$src0" "$t_cat") | | one run |"
+	echo "| \`tar -cf - . \\| zstd -3 -T1\` | $t_z1 | $(mibs "$src0" "$t_z1") | $(mibs "$src0" "$b_z1") | output $(ratio "$z_bytes" "$src0")x of source |"
+	echo "| \`tar -cf - . \\| zstd -3 -T2\` | $t_z2 | $z2 | $(mibs "$src0" "$b_z2") | |"
+	echo "| \`openssl dgst -sha256\` of every file | $t_dg | $(mibs "$src0" "$t_dg") | $(mibs "$src0" "$b_dg") | one process |"
+	echo "| \`openssl speed -evp sha256 -bytes 1048576\` | | $ossl_mibs | | one core, in-cache buffer, 3 s |"
 	echo
 	echo "## Engine stages on one core (\`lbbench stages night-0\`, median of 3)"
 	echo
@@ -323,14 +351,15 @@ t_total=$(sub "$(now)" "$t_start")
 	echo
 	echo "## Engine ingest and restore (\`tests/lbstore\`)"
 	echo
-	echo "| | seconds | MiB/s | CPU | vs zstd -3 -T2 | vs 2 x slowest stage ($s_slow, $two_core MiB/s) |"
-	echo "|---|---|---|---|---|---|"
-	echo "| initial backup (night 0) | $t_init | $init_mibs | $cpu_init% | $(ratio "$init_mibs" "$z2") | $(ratio "$init_mibs" "$two_core") |"
-	echo "| nightly backup (night 1) | $t_n1 | $n1_mibs | $cpu_n1% | $(ratio "$n1_mibs" "$z2") | $(ratio "$n1_mibs" "$two_core") |"
-	echo "| no-change backup | $t_nc | $nc_mibs | $cpu_nc% | | |"
-	echo "| restore all (latest, night 1) | $t_rs | $rs_mibs | $cpu_rs% | | |"
-	echo "| one file to /dev/null ($big_path, $(mib "$big_bytes") MiB) | $t_one | $one_mibs | | | |"
+	echo "| | seconds | MiB/s | best run MiB/s | CPU | vs zstd -3 -T2 | vs 2 x slowest stage ($s_slow, $two_core MiB/s) |"
+	echo "|---|---|---|---|---|---|---|"
+	echo "| initial backup (night 0) | $t_init | $init_mibs | $(mibs "$src0" "$b_init") | $cpu_init% | $(ratio "$init_mibs" "$z2") | $(ratio "$init_mibs" "$two_core") |"
+	echo "| nightly backup (night 1) | $t_n1 | $n1_mibs | $(mibs "$src1" "$b_n1") | $cpu_n1% | $(ratio "$n1_mibs" "$z2") | $(ratio "$n1_mibs" "$two_core") |"
+	echo "| no-change backup | $t_nc | $nc_mibs | $(mibs "$src1" "$b_nc") | $cpu_nc% | | |"
+	echo "| restore all (latest, night 1) | $t_rs | $rs_mibs | $(mibs "$src1" "$b_rs") | $cpu_rs% | | |"
+	echo "| one file to /dev/null ($big_path, $(mib "$big_bytes") MiB) | $t_one | $one_mibs | $(mibs "$big_bytes" "$b_one") | | | |"
 	echo
+	echo "- CPU is GNU time's share of one core (median of the runs); per-run times and CPU are in logs/"
 	echo "- peak RSS of the initial backup: $((rss / 1024)) MiB (max of $runs runs, GNU time)"
 	echo "- night 1 stored $(mib "$new_n1") MiB new; restore: \`diff -r\` $restore_ok"
 	echo "- \`lbstore check store-1 --read-data\` after night 1: ${t_check}s, $check_line"
@@ -346,9 +375,11 @@ t_total=$(sub "$(now)" "$t_start")
 	echo "| target | measured | |"
 	echo "|---|---|---|"
 	echo "| chunker >= 1 GB/s ($gb MiB/s) on one core | $s_chunk MiB/s | $(verdict "$s_chunk" "$gb") |"
-	echo "| ingest >= 60% of 2 x slowest stage ($s_slow: 0.6 x $two_core = $(awk -v s="$two_core" 'BEGIN { printf "%.1f", 0.6 * s }') MiB/s) | initial $init_mibs MiB/s ($(awk -v a="$init_mibs" -v b="$two_core" 'BEGIN { printf "%.0f", 100 * a / b }')%), CPU $cpu_init% | $(verdict "$init_mibs" "$(awk -v s="$two_core" 'BEGIN { print 0.6 * s }')") |"
-	echo "| reads >= 1 GB/s from page cache: restore all | $rs_mibs MiB/s | $(verdict "$rs_mibs" "$gb") |"
-	echo "| reads >= 1 GB/s from page cache: one file | $one_mibs MiB/s | $(verdict "$one_mibs" "$gb") |"
+	echo "| ingest >= 60% of 2 x slowest stage ($s_slow: 0.6 x $two_core = $(awk -v s="$two_core" 'BEGIN { printf "%.1f", 0.6 * s }') MiB/s) | initial $init_mibs MiB/s ($(awk -v a="$init_mibs" -v b="$two_core" 'BEGIN { printf "%.0f", 100 * a / b }')%; best run $(mibs "$src0" "$b_init")), CPU $cpu_init% | $(verdict "$init_mibs" "$(awk -v s="$two_core" 'BEGIN { print 0.6 * s }')") |"
+	echo "| same, against raw \`tar \\| zstd -3 -T2\` (0.6 x $z2 = $(awk -v s="$z2" 'BEGIN { printf "%.1f", 0.6 * s }') MiB/s) | initial $init_mibs MiB/s ($(awk -v a="$init_mibs" -v b="$z2" 'BEGIN { printf "%.0f", 100 * a / b }')%) | $(verdict "$init_mibs" "$(awk -v s="$z2" 'BEGIN { print 0.6 * s }')") |"
+	echo "| ingest uses both cores (CPU >= 150%; 200% = both busy) | initial: CPU $cpu_init%, nightly: CPU $cpu_n1% | $(verdict "$cpu_init" 150) |"
+	echo "| reads >= 1 GB/s from page cache: restore all | $rs_mibs MiB/s (best run $(mibs "$src1" "$b_rs")) | $(verdict "$rs_mibs" "$gb") |"
+	echo "| reads >= 1 GB/s from page cache: one file | $one_mibs MiB/s (best run $(mibs "$big_bytes" "$b_one")) | $(verdict "$one_mibs" "$gb") |"
 	echo
 	echo "## Chunk-size experiment (\`lbbench chunking night-0 .. night-$nights\`, ${t_chunking}s)"
 	echo
