@@ -1081,11 +1081,63 @@ static int do_forget(struct session *s)
 	char hex[LB_SNAP_HEX];
 	au_object(s, "snapshot %s/%s %s", snap->tenant, snap->dataset, lb_snap_id_hex(snap->id, hex));
 	r = lb_store_forget(s->d->store, snap);
+	if (r == -EACCES) {
+		r = reply_error(s, EACCES, "cannot forget %s: it is protected (lumbung unprotect lifts the hold)", name);
+		goto out;
+	}
 	if (r < 0) {
 		r = reply_error(s, -r, "cannot forget %s: %s", name, strerror(-r));
 		goto out;
 	}
 	log_info("%s: forgot snapshot %s of %s/%s", s->peer, hex, snap->tenant, snap->dataset);
+	audit_now(s, 0);
+	r = lb_frame_send(s->fd, LB_MSG_OK, NULL, 0);
+out:
+	lb_snapshot_free(snap);
+	free(tenant);
+	free(name);
+	return r;
+}
+
+/* ---- protect ---------------------------------------------------------------------------- */
+
+static int do_protect(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	char *tenant = lb_rd_strdup(&rd, LB_NAME_MAX);
+	char *name = lb_rd_strdup(&rd, 255);
+	int on = lb_rd_u8(&rd);
+	struct lb_snapshot *snap = NULL;
+	int r;
+	if (!lb_rd_done(&rd) || !tenant || !name || on > 1) {
+		r = reply_error(s, EPROTO, "malformed request");
+		goto out;
+	}
+	s->au_verb = on ? "protect" : "unprotect";
+	au_tenant(s, tenant);
+	au_object(s, "snapshot %s", name);
+	/* A legal hold is the administrators' to put and lift; refused
+	 * before any lookup, like forget. */
+	if (!s->id->admin) {
+		r = reply_error(s, EPERM, "%s is for administrators", on ? "protect" : "unprotect");
+		goto out;
+	}
+	r = find_snapshot(s, tenant, name, &snap);
+	if (r < 0) {
+		r = snapshot_error(s, r, name);
+		goto out;
+	}
+	au_tenant(s, snap->tenant);
+	char hex[LB_SNAP_HEX];
+	au_object(s, "snapshot %s/%s %s", snap->tenant, snap->dataset, lb_snap_id_hex(snap->id, hex));
+	r = lb_store_protect(s->d->store, snap, on);
+	if (r < 0) {
+		r = reply_error(s, -r, "cannot %s %s: %s", on ? "protect" : "unprotect", name, strerror(-r));
+		goto out;
+	}
+	log_info("%s: %s snapshot %s of %s/%s", s->peer, on ? "protected" : "unprotected", hex, snap->tenant,
+		 snap->dataset);
 	audit_now(s, 0);
 	r = lb_frame_send(s->fd, LB_MSG_OK, NULL, 0);
 out:
@@ -1116,8 +1168,16 @@ static int prune_dataset(struct session *s, const char *tenant, const char *data
 		r = reply_error(s, ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
 		times[k] = list[idx[k]]->time_ns / 1000000000LL;
+		int p = lb_store_is_protected(s->d->store, list[idx[k]]);
+		if (p < 0) {
+			r = reply_error(s, -p, "cannot tell whether a snapshot of %s/%s is protected: %s", tenant, dataset,
+					strerror(-p));
+			goto out;
+		}
+		protect[k] = p;
+	}
 	lb_retention_apply(&pol, n, times, protect, keep);
 	for (size_t k = 0; k < n && r >= 0; k++) {
 		struct lb_snapshot *snap = list[idx[k]];
@@ -1126,13 +1186,18 @@ static int prune_dataset(struct session *s, const char *tenant, const char *data
 		int gone = 0;
 		if (!keep[k] && !dry) {
 			int f = lb_store_forget(s->d->store, snap);
+			if (f == -EACCES) { /* protected after the decision: kept */
+				keep[k] = LB_KEEP_PROTECTED;
+				f = 0;
+			}
 			if (f < 0 && f != -ENOENT) {
 				r = reply_error(s, -f, "cannot remove snapshot %s of %s/%s: %s", hex, tenant, dataset,
 						strerror(-f));
 				break;
 			}
-			gone = 1;
-			log_info("%s: prune removed snapshot %s of %s/%s", s->peer, hex, tenant, dataset);
+			gone = !keep[k];
+			if (gone)
+				log_info("%s: prune removed snapshot %s of %s/%s", s->peer, hex, tenant, dataset);
 		}
 		if (keep[k])
 			(*kept)++;
@@ -1617,6 +1682,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
 			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota", [LB_MSG_FORGET] = "forget",
 			[LB_MSG_REPORT] = "report", [LB_MSG_PRUNE] = "prune",
+			[LB_MSG_PROTECT] = "protect",
 		};
 		int type = s.f.type;
 		s.au_tenant[0] = s.au_object[0] = s.au_detail[0] = '\0';
@@ -1630,6 +1696,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		case LB_MSG_FORGET: r = do_forget(&s); break;
 		case LB_MSG_REPORT: r = do_report(&s); break;
 		case LB_MSG_PRUNE: r = do_prune(&s); break;
+		case LB_MSG_PROTECT: r = do_protect(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

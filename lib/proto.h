@@ -48,6 +48,7 @@ enum lb_msg {
 	LB_MSG_REPORT = 19,   /* str tenant ("" = all I may see), sv period start (ns) */
 	LB_MSG_PRUNE = 20,    /* str tenant ("" = all mine), str dataset ("" = all), u8 dry run
 			       * -> PRUNE_ROW... END */
+	LB_MSG_PROTECT = 21,  /* str tenant, str snapshot, u8 on (administrators only) -> OK */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */

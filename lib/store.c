@@ -499,6 +499,52 @@ static int load_head_cb(void *arg, const char *name, uint64_t size)
 	return catalog_add_locked(s, snap);
 }
 
+/* Legal holds: an object protect/TENANT/ID marks a snapshot protected.
+ * Checked and changed under cat_mu, so a forget and a protect of the same
+ * snapshot never cross. */
+static void protect_name(const struct lb_snapshot *snap, char *buf, size_t len)
+{
+	char hex[LB_SNAP_HEX];
+	snprintf(buf, len, "protect/%s/%s", snap->tenant, lb_snap_id_hex(snap->id, hex));
+}
+
+static int protected_locked(struct lb_store *s, const struct lb_snapshot *snap)
+{
+	char name[256];
+	uint64_t size;
+	protect_name(snap, name, sizeof(name));
+	int r = s->be->ops->stat(s->be, name, &size);
+	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
+int lb_store_is_protected(struct lb_store *s, const struct lb_snapshot *snap)
+{
+	pthread_mutex_lock(&s->cat_mu);
+	int r = protected_locked(s, snap);
+	pthread_mutex_unlock(&s->cat_mu);
+	return r;
+}
+
+int lb_store_protect(struct lb_store *s, const struct lb_snapshot *snap, int on)
+{
+	char name[256];
+	static const char text[] = "protected\n";
+	protect_name(snap, name, sizeof(name));
+	pthread_mutex_lock(&s->cat_mu);
+	int found = 0;
+	for (size_t i = 0; i < s->nsnaps && !found; i++)
+		found = !memcmp(s->snaps[i]->id, snap->id, LB_SNAP_ID_LEN) && !strcmp(s->snaps[i]->tenant, snap->tenant);
+	int r;
+	if (!found)
+		r = -ENOENT;
+	else if (on)
+		r = s->be->ops->replace(s->be, name, text, sizeof(text) - 1);
+	else if ((r = s->be->ops->remove(s->be, name)) == -ENOENT)
+		r = 0;
+	pthread_mutex_unlock(&s->cat_mu);
+	return r;
+}
+
 int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap)
 {
 	char name[256];
@@ -512,7 +558,11 @@ int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap)
 			at = i;
 		}
 	}
-	int r = victim ? s->be->ops->remove(s->be, name) : -ENOENT;
+	int r = victim ? protected_locked(s, snap) : -ENOENT;
+	if (r > 0)
+		r = -EACCES;
+	else if (r == 0)
+		r = s->be->ops->remove(s->be, name);
 	if (r == 0) {
 		memmove(s->snaps + at, s->snaps + at + 1, (s->nsnaps - at - 1) * sizeof(*s->snaps));
 		s->nsnaps--;

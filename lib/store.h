@@ -68,8 +68,16 @@ int lb_store_find_snapshot(struct lb_store *s, const char *tenant, const char *n
 
 /* Deletes a snapshot: its head object goes (durably), then it leaves the
  * catalog and its tenant's charge drops by exactly what only it held.  Its
- * blobs become garbage for a later GC.  -ENOENT when it does not exist. */
+ * blobs become garbage for a later GC.  -ENOENT when it does not exist,
+ * -EACCES when it is protected. */
 int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap);
+/* Puts a legal hold on a snapshot (on = 1) or lifts it: a protected
+ * snapshot is never removed (forget answers -EACCES, prune keeps it).  The
+ * hold is an object of its own, durable before this returns.  -ENOENT when
+ * the snapshot does not exist. */
+int lb_store_protect(struct lb_store *s, const struct lb_snapshot *snap, int on);
+/* 1 when protected, 0 when not, -errno when it cannot be told. */
+int lb_store_is_protected(struct lb_store *s, const struct lb_snapshot *snap);
 
 /* Number of heads that failed to load at open (damaged), for check. */
 size_t lb_store_damaged_heads(struct lb_store *s, char ***names);

@@ -21,6 +21,8 @@ static const struct verb {
 	{ "report", cmd_report, "quota and backup report (table, csv, json)" },
 	{ "forget", cmd_forget, "delete one snapshot (administrators)" },
 	{ "prune", cmd_prune, "remove snapshots the retention policy does not keep" },
+	{ "protect", cmd_protect, "put a legal hold on a snapshot (administrators)" },
+	{ "unprotect", cmd_unprotect, "lift a legal hold (administrators)" },
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
 	{ "serve", cmd_serve, "the forced command of an OPD server's SSH key" },

@@ -578,20 +578,17 @@ int cmd_quota(int argc, char **argv)
 	return rc;
 }
 
-int cmd_forget(int argc, char **argv)
+/* A request about one named snapshot that is answered by OK: forget,
+ * protect, unprotect.  flag, when >= 0, is sent as a u8 after the name. */
+static int one_snapshot_verb(int argc, char **argv, const char *verb, const char *help, int type, int flag,
+			     const char *done)
 {
-	static const char help[] =
-		"Usage: lumbung forget SNAPSHOT\n"
-		"\n"
-		"Deletes one snapshot (administrators only: for tenants the store is\n"
-		"append-only).  The tenant's charged usage drops at once by exactly what only\n"
-		"that snapshot referenced; the space returns when garbage is collected.\n";
 	struct common co = { 0 };
 	int rc = parse_common(argc, argv, &co, help);
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 1) {
-		fprintf(stderr, "lumbung forget: give one SNAPSHOT; try 'lumbung forget --help'\n");
+		fprintf(stderr, "lumbung %s: give one SNAPSHOT; try 'lumbung %s --help'\n", verb, verb);
 		return EXIT_USAGE;
 	}
 	struct client cl;
@@ -604,18 +601,32 @@ int cmd_forget(int argc, char **argv)
 	lb_buf_init(&b);
 	lb_buf_put_str(&b, co.tenant ? co.tenant : "");
 	lb_buf_put_str(&b, argv[optind]);
-	int r = lb_frame_send_buf(cl.fd, LB_MSG_FORGET, &b);
+	if (flag >= 0)
+		lb_buf_put_u8(&b, (uint8_t)flag);
+	int r = lb_frame_send_buf(cl.fd, type, &b);
 	lb_buf_free(&b);
 	if (r == 0 && (r = client_read(&cl)) == 0) {
 		if (cl.f.type == LB_MSG_OK)
-			fprintf(stderr, "forgot %s\n", argv[optind]);
+			fprintf(stderr, "%s %s\n", done, argv[optind]);
 		else
-			rc = client_unexpected(&cl, "forget");
+			rc = client_unexpected(&cl, verb);
 	} else {
 		rc = EXIT_FAILED;
 	}
 	client_close(&cl);
 	return rc;
+}
+
+int cmd_forget(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung forget SNAPSHOT\n"
+		"\n"
+		"Deletes one snapshot (administrators only: for tenants the store is\n"
+		"append-only).  The tenant's charged usage drops at once by exactly what only\n"
+		"that snapshot referenced; the space returns when garbage is collected.  A\n"
+		"protected snapshot (lumbung protect) is refused.\n";
+	return one_snapshot_verb(argc, argv, "forget", help, LB_MSG_FORGET, -1, "forgot");
 }
 
 int cmd_prune(int argc, char **argv)
@@ -737,4 +748,25 @@ int cmd_prune(int argc, char **argv)
 	}
 	client_close(&cl);
 	return rc;
+}
+
+int cmd_protect(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung protect SNAPSHOT\n"
+		"\n"
+		"Puts a legal hold on one snapshot (administrators only): neither prune nor\n"
+		"forget removes it until 'lumbung unprotect' lifts the hold.  Use it for a\n"
+		"snapshot an audit or an investigation needs kept.\n";
+	return one_snapshot_verb(argc, argv, "protect", help, LB_MSG_PROTECT, 1, "protected");
+}
+
+int cmd_unprotect(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung unprotect SNAPSHOT\n"
+		"\n"
+		"Lifts the legal hold 'lumbung protect' put on a snapshot (administrators\n"
+		"only); the retention policy applies to it again at the next prune.\n";
+	return one_snapshot_verb(argc, argv, "unprotect", help, LB_MSG_PROTECT, 0, "unprotected");
 }

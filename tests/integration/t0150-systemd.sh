@@ -21,6 +21,15 @@ sed "s|/usr/bin/lumbung|$abs_tool|g" "$src/systemd/lumbung-report.service" >"$T/
 cp "$src/systemd/lumbung-report.timer" "$T/unit/"
 check "systemd-analyze verify accepts the report timer and service" \
 	sh -c "cd '$T/unit' && MANPATH='$T/man' SYSTEMD_LOG_LEVEL=notice systemd-analyze verify lumbungd.service lumbung-report.timer lumbung-report.service 2>'$T/verify2.err'; r=\$?; cat '$T/verify2.err'; [ \$r -eq 0 ] && ! grep -q . '$T/verify2.err'"
+sed "s|/usr/bin/lumbung|$abs_tool|g" "$src/systemd/lumbung-prune.service" >"$T/unit/lumbung-prune.service"
+cp "$src/systemd/lumbung-prune.timer" "$T/unit/"
+check "systemd-analyze verify accepts the prune timer and service" \
+	sh -c "cd '$T/unit' && MANPATH='$T/man' SYSTEMD_LOG_LEVEL=notice systemd-analyze verify lumbungd.service lumbung-prune.timer lumbung-prune.service 2>'$T/verify3.err'; r=\$?; cat '$T/verify3.err'; [ \$r -eq 0 ] && ! grep -q . '$T/verify3.err'"
+check "the prune timer fires after the last backup of the sample schedules" python3 -c "
+import glob, re
+last = max(l.split()[-1] for f in glob.glob('$src/etc/tenants.d/*.conf') for l in open(f) if l.startswith('schedule'))
+when = re.search(r'^OnCalendar=\*-\*-\* (\d\d:\d\d)$', open('$src/systemd/lumbung-prune.timer').read(), re.M).group(1)
+assert last < when, (last, when)"
 check "the unit is Type=notify and runs as lumbung" sh -c "grep -qx 'Type=notify' '$src/systemd/lumbungd.service' && grep -qx 'User=lumbung' '$src/systemd/lumbungd.service'"
 check "every directive in the unit is commented" sh -c "awk '/^[A-Za-z]+=/{ if (prev !~ /^#/) { print \"uncommented: \" \$0; bad=1 } } { prev=\$0 } END { exit bad }' '$src/systemd/lumbungd.service'"
 if command -v systemd-sysusers >/dev/null; then

@@ -3,12 +3,15 @@
 # decides which snapshots stay; --dry-run removes nothing; a tenant member's
 # prune never goes below the store's minimum and never reaches another
 # tenant; removal drops the charge exactly (check recounts it) and what is
-# kept still restores bit-exact.  Snapshot times come from a simulated
+# kept still restores bit-exact; a legal hold (protect) keeps a snapshot
+# from prune and forget until an administrator lifts it.  Snapshot times come from a simulated
 # clock (LUMBUNG_TEST_NOW), one daemon start per night, never by sleeping.
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || skip_all "needs root to run as a tenant member"
-id opd-dinkes >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin opd-dinkes || skip_all "cannot create a user"
+for u in opd-dinkes opd-disdik; do
+	id $u >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin $u || skip_all "cannot create a user"
+done
 chmod 755 "$T"
 export TZ=UTC
 as() { u=$1; shift; runuser -u "$u" -- env LUMBUNG_SOCKET="$LUMBUNG_SOCKET" "$@"; }
@@ -93,8 +96,32 @@ for s in 3-0 5-3600; do
 done
 check "the kept snapshots restore bit-exact" test $restored_ok -eq 1
 
+# A legal hold on disdik's oldest snapshot.
+hold=$("$LUMBUNG" snapshots --dataset disdik/dapodik --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+as opd-disdik "$LUMBUNG" protect "$hold" >/dev/null 2>&1
+check "a member cannot put a legal hold (exit 6)" test $? -eq 6
+as opd-disdik "$LUMBUNG" unprotect "$hold" >/dev/null 2>&1
+check "nor lift one (exit 6)" test $? -eq 6
+check "an administrator protects a snapshot" "$LUMBUNG" protect "$hold"
+stop_daemon
+check "the hold survives a restart" start_daemon
+"$LUMBUNG" forget "$hold" >"$T/forget.txt" 2>&1
+check "forget refuses a protected snapshot (exit 6)" test $? -eq 6
+check "and says why" grep -q "is protected" "$T/forget.txt"
+"$LUMBUNG" prune --tenant disdik --dry-run --json >"$T/hold.json"
+check "prune keeps it by the 'protected' rule" python3 -c "
+import json
+rows = {r['id']: r for r in json.load(open('$T/hold.json'))}
+assert rows['$hold']['keep'] and rows['$hold']['reasons'] == ['protected'], rows['$hold']
+assert sum(1 for r in rows.values() if r['keep']) == 2, rows"
 "$LUMBUNG" prune --tenant disdik >/dev/null 2>&1
-check "an administrator's prune applies keep_last = 1 to disdik" test "$(times disdik/dapodik)" = "5-3600"
+check "an administrator's prune applies keep_last = 1 to disdik, the held one aside" \
+	test "$(times disdik/dapodik)" = "0-0 5-3600"
+check "unprotect lifts the hold" "$LUMBUNG" unprotect "$hold"
+"$LUMBUNG" prune --tenant disdik >/dev/null 2>&1
+check "and the next prune removes it" test "$(times disdik/dapodik)" = "5-3600"
+check "protect of a snapshot that is gone is 'not found' (exit 4)" sh -c "'$LUMBUNG' protect '$hold' 2>/dev/null; test \$? -eq 4"
+check "the holds are in the audit trail" sh -c "'$LUMBUNG' audit --json | grep -q '\"verb\":\"unprotect\"'"
 check "prune is in the audit trail with what it did" sh -c "'$LUMBUNG' audit --json | grep -q '4 removed'"
 as opd-dinkes "$LUMBUNG" prune --dry-run --dataset dinkes/nothing >"$T/none.txt" 2>&1
 check "a dataset with no snapshots prunes nothing and says so" grep -q "^0 snapshots, 0 would be removed" "$T/none.txt"
