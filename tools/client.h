@@ -100,6 +100,7 @@ int cmd_forget(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_protect(int argc, char **argv);
 int cmd_unprotect(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

@@ -23,6 +23,7 @@ static const struct verb {
 	{ "prune", cmd_prune, "remove snapshots the retention policy does not keep" },
 	{ "protect", cmd_protect, "put a legal hold on a snapshot (administrators)" },
 	{ "unprotect", cmd_unprotect, "lift a legal hold (administrators)" },
+	{ "repair", cmd_repair, "rebuild a damaged index (offline, root)" },
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
 	{ "serve", cmd_serve, "the forced command of an OPD server's SSH key" },
