@@ -145,12 +145,16 @@ timed t_cat cat_all            # warms the page cache
 timed t_cat cat_all            # the one that counts
 zst() { (cd "$out/data" && tar -cf - . | zstd -3 "-T$1" -q -c | wc -c >"$log/zstd-T$1.size"); }
 sha_all() { (cd "$out/data" && find . -type f -print0 | xargs -0 openssl dgst -sha256 >/dev/null); }
-t_z1=(); t_z2=(); t_dg=()
+cp_tree() { cp -a "$out/data" "$out/restore"; }
+t_z1=(); t_z2=(); t_dg=(); t_cp=()
 for r in $(seq "$runs"); do
+	rm -rf restore; sync; warm data; timed t cp_tree; t_cp+=("$t")
 	warm data; timed t zst 1; t_z1+=("$t")
 	warm data; timed t zst 2; t_z2+=("$t")
 	warm data; timed t sha_all; t_dg+=("$t")
 done
+rm -rf restore
+b_cp=$(least "${t_cp[@]}"); t_cp=$(median "${t_cp[@]}")
 b_z1=$(least "${t_z1[@]}"); b_z2=$(least "${t_z2[@]}"); b_dg=$(least "${t_dg[@]}")
 t_z1=$(median "${t_z1[@]}"); t_z2=$(median "${t_z2[@]}"); t_dg=$(median "${t_dg[@]}")
 z_bytes=$(cat "$log/zstd-T2.size")
@@ -334,6 +338,7 @@ psi=$(awk '/^some/ { sub("avg10=", "", $2); sub("avg60=", "", $3); sub("avg300="
 	echo "| | seconds | MiB/s | best run MiB/s | note |"
 	echo "|---|---|---|---|---|"
 	echo "| \`cat\` of every file (page cache, 2nd run) | $t_cat | $(mibs "$src0" "$t_cat") | | one run |"
+	echo "| \`cp -a\` of the tree (same filesystem, not fsynced) | $t_cp | $(mibs "$src0" "$t_cp") | $(mibs "$src0" "$b_cp") | what a restore writes |"
 	echo "| \`tar -cf - . \\| zstd -3 -T1\` | $t_z1 | $(mibs "$src0" "$t_z1") | $(mibs "$src0" "$b_z1") | output $(ratio "$z_bytes" "$src0")x of source |"
 	echo "| \`tar -cf - . \\| zstd -3 -T2\` | $t_z2 | $z2 | $(mibs "$src0" "$b_z2") | |"
 	echo "| \`openssl dgst -sha256\` of every file | $t_dg | $(mibs "$src0" "$t_dg") | $(mibs "$src0" "$b_dg") | one process |"
