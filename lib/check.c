@@ -334,10 +334,24 @@ static int walk_snapshots(struct ck *c, int trace)
 	return r;
 }
 
+static int check_locked(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
+			struct lb_check_result *res);
+
 int lb_store_check(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
 		   struct lb_check_result *res)
 {
 	memset(res, 0, sizeof(*res));
+	/* A collection deletes packs: check waits for it rather than report
+	 * them missing. */
+	pthread_mutex_lock(&s->gc_mu);
+	int rc = check_locked(s, read_data, problem, arg, res);
+	pthread_mutex_unlock(&s->gc_mu);
+	return rc;
+}
+
+static int check_locked(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
+			struct lb_check_result *res)
+{
 	struct ck c = { .s = s, .problem = problem, .arg = arg, .res = res };
 	pthread_mutex_init(&c.mu, NULL);
 	c.bad = lb_idset_new();

@@ -27,6 +27,13 @@ struct lb_index {
 	struct run *runs;
 	size_t nruns, cap;
 	uint64_t next_seq;
+	/* A garbage collection in progress (see index.h): its base run is
+	 * runs[0], whose seq is gc_seq (0: none).  gc_mark holds a bit per base
+	 * entry, set when the entry is found live; once gc_frozen, unmarked
+	 * base entries are invisible.  No merge runs meanwhile. */
+	uint64_t gc_seq;
+	uint8_t *gc_mark;
+	int gc_frozen;
 };
 
 static void run_name(uint64_t seq, char *buf, size_t len)
@@ -211,14 +218,30 @@ static const uint8_t *run_find(const struct run *r, const struct lb_id *id)
 	return NULL;
 }
 
-int lb_index_lookup(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack,
-		    struct lb_pack_entry *e)
+static inline int gc_bit(const uint8_t *bits, uint64_t i) { return bits[i >> 3] >> (i & 7) & 1; }
+
+/* Whether entry p of run ru is hidden by a frozen collection, and (with
+ * mark) records it as referenced.  Called with the lock held for reading. */
+static int gc_visit(struct lb_index *idx, const struct run *ru, const uint8_t *p, int mark)
+{
+	if (!idx->gc_seq || ru->seq != idx->gc_seq)
+		return 0;
+	uint64_t i = (uint64_t)(p - ru->entries) / LB_INDEX_ENTRY_SIZE;
+	if (idx->gc_frozen)
+		return !gc_bit(idx->gc_mark, i);
+	if (mark)
+		__atomic_fetch_or(&idx->gc_mark[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int lookup(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack, struct lb_pack_entry *e,
+		  int mark)
 {
 	int found = 0;
 	pthread_rwlock_rdlock(&idx->lock);
 	for (size_t i = idx->nruns; i-- > 0;) {
 		const uint8_t *p = run_find(&idx->runs[i], id);
-		if (p) {
+		if (p && !gc_visit(idx, &idx->runs[i], p, mark)) {
 			entry_decode(&idx->runs[i], p, pack, e);
 			found = 1;
 			break;
@@ -226,6 +249,18 @@ int lb_index_lookup(struct lb_index *idx, const struct lb_id *id, struct lb_pack
 	}
 	pthread_rwlock_unlock(&idx->lock);
 	return found;
+}
+
+int lb_index_lookup(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack,
+		    struct lb_pack_entry *e)
+{
+	return lookup(idx, id, pack, e, 0);
+}
+
+int lb_index_lookup_ref(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack,
+			struct lb_pack_entry *e)
+{
+	return lookup(idx, id, pack, e, 1);
 }
 
 /* An entry being assembled into a new run. */
@@ -335,12 +370,13 @@ int lb_index_add(struct lb_index *idx, const struct lb_index_pack *packs, size_t
 	pthread_rwlock_wrlock(&idx->lock);
 	r = add_run_locked(idx, seq, data, len);
 	size_t nruns = idx->nruns;
+	int gc = idx->gc_seq != 0;
 	pthread_rwlock_unlock(&idx->lock);
 	if (r < 0) {
 		free(data);
 		return r;
 	}
-	if (nruns > MAX_RUNS_BEFORE_MERGE)
+	if (nruns > MAX_RUNS_BEFORE_MERGE && !gc)
 		return lb_index_compact(idx);
 	return 0;
 }
@@ -367,13 +403,21 @@ static int packmap_add(struct packmap *m, const uint8_t *id, uint32_t *no)
 	return 0;
 }
 
+static int compact_locked(struct lb_index *idx);
+
 int lb_index_compact(struct lb_index *idx)
 {
 	pthread_rwlock_wrlock(&idx->lock);
-	if (idx->nruns <= 1) {
-		pthread_rwlock_unlock(&idx->lock);
+	/* A collection holds its base run still until it ends. */
+	int r = idx->gc_seq ? 0 : compact_locked(idx);
+	pthread_rwlock_unlock(&idx->lock);
+	return r;
+}
+
+static int compact_locked(struct lb_index *idx)
+{
+	if (idx->nruns <= 1)
 		return 0;
-	}
 	/* Merge under the write lock: runs must not change underneath, and a
 	 * merge of a few million entries takes well under a second. */
 	uint64_t n = 0;
@@ -402,22 +446,23 @@ int lb_index_compact(struct lb_index *idx)
 		free(remap);
 	}
 	uint64_t seq = idx->next_seq++;
-	uint64_t covers = idx->runs[idx->nruns - 1].seq;
+	/* The newest run is not always the last one (a collection's result
+	 * keeps the first place), so covers is the highest seq merged. */
+	uint64_t covers = 0;
+	for (size_t i = 0; i < idx->nruns; i++)
+		covers = LB_MAX(covers, idx->runs[i].seq);
 	uint8_t *data = NULL;
 	size_t len = 0;
 	if (r == 0)
 		r = write_run(idx->be, seq, covers, pm.ids, pm.n, ents, k, &data, &len);
 	free(ents);
 	free(pm.ids);
-	if (r < 0) {
-		pthread_rwlock_unlock(&idx->lock);
+	if (r < 0)
 		return r;
-	}
 	struct run merged;
 	r = run_load(seq, data, len, &merged);
 	if (r < 0) {
 		free(data);
-		pthread_rwlock_unlock(&idx->lock);
 		return r;
 	}
 	for (size_t i = 0; i < idx->nruns; i++) {
@@ -428,7 +473,6 @@ int lb_index_compact(struct lb_index *idx)
 	}
 	idx->runs[0] = merged;
 	idx->nruns = 1;
-	pthread_rwlock_unlock(&idx->lock);
 	return 0;
 }
 
@@ -463,6 +507,8 @@ int lb_index_foreach(struct lb_index *idx, lb_index_cb cb, void *arg)
 		for (uint64_t j = 0; r >= 0 && j < ru->n; j++) {
 			struct lb_pack_id pack;
 			struct lb_pack_entry e;
+			if (gc_visit(idx, ru, ru->entries + j * LB_INDEX_ENTRY_SIZE, 0))
+				continue;
 			entry_decode(ru, ru->entries + j * LB_INDEX_ENTRY_SIZE, &pack, &e);
 			r = cb(arg, &pack, &e);
 		}
@@ -550,4 +596,295 @@ uint64_t lb_index_blob_bytes(struct lb_index *idx)
 	}
 	pthread_rwlock_unlock(&idx->lock);
 	return sum;
+}
+
+/* ---- garbage collection ---------------------------------------------------- */
+
+int lb_index_gc_begin(struct lb_index *idx, uint64_t *entries, uint32_t *packs)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	int r = idx->gc_seq ? -EBUSY : compact_locked(idx);
+	if (r == 0 && idx->nruns == 0) {
+		/* Nothing indexed yet: an empty base run gives the collection
+		 * something to hold. */
+		uint64_t seq = idx->next_seq++;
+		uint8_t *data;
+		size_t len;
+		r = write_run(idx->be, seq, 0, NULL, 0, NULL, 0, &data, &len);
+		if (r == 0 && (r = add_run_locked(idx, seq, data, len)) < 0)
+			free(data);
+	}
+	if (r == 0) {
+		struct run *base = &idx->runs[0];
+		idx->gc_mark = calloc(base->n / 8 + 1, 1);
+		if (!idx->gc_mark)
+			r = -ENOMEM;
+		else {
+			idx->gc_seq = base->seq;
+			idx->gc_frozen = 0;
+			*entries = base->n;
+			*packs = base->npacks;
+		}
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	return r;
+}
+
+/* The base run (called with the lock held). */
+static struct run *gc_base(struct lb_index *idx)
+{
+	return idx->gc_seq && idx->nruns && idx->runs[0].seq == idx->gc_seq ? &idx->runs[0] : NULL;
+}
+
+int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id)
+{
+	int r = 0;
+	pthread_rwlock_rdlock(&idx->lock);
+	struct run *base = gc_base(idx);
+	const uint8_t *p = base ? run_find(base, id) : NULL;
+	if (p) {
+		uint64_t i = (uint64_t)(p - base->entries) / LB_INDEX_ENTRY_SIZE;
+		__atomic_fetch_or(&idx->gc_mark[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
+		r = 1;
+	} else {
+		for (size_t k = 0; k < idx->nruns && !r; k++)
+			if (&idx->runs[k] != base && run_find(&idx->runs[k], id))
+				r = 2;
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	return r;
+}
+
+int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	struct run *base = gc_base(idx);
+	if (!base) {
+		pthread_rwlock_unlock(&idx->lock);
+		return -EINVAL;
+	}
+	if (!dry)
+		idx->gc_frozen = 1;
+	/* From here on the marks only change for entries already marked, so
+	 * the figures can be gathered under the read lock. */
+	pthread_rwlock_unlock(&idx->lock);
+	pthread_rwlock_rdlock(&idx->lock);
+	base = gc_base(idx);
+	struct lb_gc_pack *st = calloc(base->npacks ? base->npacks : 1, sizeof(*st));
+	if (!st) {
+		pthread_rwlock_unlock(&idx->lock);
+		return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < base->npacks; k++)
+		memcpy(st[k].id.b, base->packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+	for (uint64_t i = 0; i < base->n; i++) {
+		const uint8_t *p = base->entries + i * LB_INDEX_ENTRY_SIZE;
+		uint32_t pf = lb_get32(p + 32);
+		struct lb_gc_pack *g = &st[pf & 0xffffff];
+		uint64_t bytes = LB_BLOB_HEADER_SIZE + (uint64_t)lb_get32(p + 40);
+		if (gc_bit(idx->gc_mark, i)) {
+			g->live++;
+			g->live_bytes += bytes;
+		} else {
+			g->dead++;
+			g->dead_bytes += bytes;
+		}
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	*out = st;
+	return 0;
+}
+
+int lb_index_gc_live(struct lb_index *idx, const uint8_t *want, struct lb_gc_entry **out, size_t *n)
+{
+	pthread_rwlock_rdlock(&idx->lock);
+	struct run *base = gc_base(idx);
+	struct lb_gc_entry *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int r = base ? 0 : -EINVAL;
+	for (uint64_t i = 0; r == 0 && i < base->n; i++) {
+		const uint8_t *p = base->entries + i * LB_INDEX_ENTRY_SIZE;
+		uint32_t no = lb_get32(p + 32) & 0xffffff;
+		if (!want[no] || !gc_bit(idx->gc_mark, i))
+			continue;
+		r = lb_grow(&v, &cap, cnt + 1, sizeof(*v));
+		if (r == 0) {
+			v[cnt].pack = no;
+			entry_decode(base, p, &v[cnt].pack_id, &v[cnt].e);
+			cnt++;
+		}
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* A run image written to the backend piece by piece, with its crc. */
+struct run_out {
+	struct lb_obj_writer *w;
+	uint8_t buf[1 << 16];
+	size_t fill;
+	uint32_t crc;
+	int err;
+};
+
+static void ro_put(struct lb_backend *be, struct run_out *o, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	o->crc = lb_crc32c(o->crc, p, len);
+	while (len && !o->err) {
+		size_t k = LB_MIN(len, sizeof(o->buf) - o->fill);
+		memcpy(o->buf + o->fill, p, k);
+		o->fill += k;
+		p += k;
+		len -= k;
+		if (o->fill == sizeof(o->buf)) {
+			o->err = be->ops->put_write(o->w, o->buf, o->fill);
+			o->fill = 0;
+		}
+	}
+}
+
+int lb_index_gc_commit(struct lb_index *idx, const uint8_t *drop, uint64_t *entries_left)
+{
+	/* The base's image does not change until the swap below, and only
+	 * this thread swaps it, so it is read without the lock. */
+	pthread_rwlock_wrlock(&idx->lock);
+	struct run *bp = gc_base(idx);
+	if (!bp || !idx->gc_frozen) {
+		pthread_rwlock_unlock(&idx->lock);
+		return -EINVAL;
+	}
+	struct run base = *bp;
+	uint64_t seq = idx->next_seq++;
+	pthread_rwlock_unlock(&idx->lock);
+
+	uint32_t *remap = lb_mallocarray(base.npacks ? base.npacks : 1, sizeof(uint32_t));
+	if (!remap)
+		return -ENOMEM;
+	uint32_t np = 0;
+	for (uint32_t k = 0; k < base.npacks; k++)
+		remap[k] = drop[k] ? UINT32_MAX : np++;
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < base.n; i++)
+		n += gc_bit(idx->gc_mark, i) && !drop[lb_get32(base.entries + i * LB_INDEX_ENTRY_SIZE + 32) & 0xffffff];
+
+	/* The new base covers the old one only: runs added since stay. */
+	uint8_t hdr[LB_INDEX_HEADER_SIZE] = { 0 };
+	memcpy(hdr, LB_INDEX_MAGIC, 8);
+	lb_put32(hdr + 8, LB_FORMAT_VERSION);
+	lb_put32(hdr + 12, np);
+	lb_put64(hdr + 16, n);
+	lb_put64(hdr + 24, base.seq);
+	char name[64];
+	run_name(seq, name, sizeof(name));
+	struct run_out *o = calloc(1, sizeof(*o));
+	int r = o ? idx->be->ops->put_begin(idx->be, name, &o->w) : -ENOMEM;
+	if (r == 0) {
+		ro_put(idx->be, o, hdr, sizeof(hdr));
+		for (uint32_t k = 0; k < base.npacks; k++)
+			if (!drop[k])
+				ro_put(idx->be, o, base.packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+		for (uint64_t i = 0; i < base.n; i++) {
+			const uint8_t *p = base.entries + i * LB_INDEX_ENTRY_SIZE;
+			uint32_t pf = lb_get32(p + 32);
+			if (!gc_bit(idx->gc_mark, i) || drop[pf & 0xffffff])
+				continue;
+			uint8_t ent[LB_INDEX_ENTRY_SIZE];
+			memcpy(ent, p, sizeof(ent));
+			lb_put32(ent + 32, (pf & 0xff000000u) | remap[pf & 0xffffff]);
+			ro_put(idx->be, o, ent, sizeof(ent));
+		}
+		uint8_t tail[4];
+		lb_put32(tail, o->crc);
+		ro_put(idx->be, o, tail, sizeof(tail));
+		if (!o->err && o->fill)
+			o->err = idx->be->ops->put_write(o->w, o->buf, o->fill);
+		if (o->err) {
+			idx->be->ops->put_abort(o->w);
+			r = o->err;
+		} else {
+			r = idx->be->ops->put_commit(o->w);
+		}
+	}
+	free(o);
+	if (r < 0) {
+		free(remap);
+		return r;
+	}
+
+	/* Durable: now make memory match it.  The kept entries move towards
+	 * the front of the same buffer (never past their old place), so no
+	 * second copy of the index is needed. */
+	pthread_rwlock_wrlock(&idx->lock);
+	bp = gc_base(idx);
+	uint8_t *img = bp->data;
+	size_t at = LB_INDEX_HEADER_SIZE;
+	memcpy(img, hdr, sizeof(hdr));
+	for (uint32_t k = 0; k < bp->npacks; k++)
+		if (!drop[k]) {
+			memmove(img + at, bp->packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+			at += LB_PACK_ID_LEN;
+		}
+	for (uint64_t i = 0; i < bp->n; i++) {
+		const uint8_t *p = bp->entries + i * LB_INDEX_ENTRY_SIZE;
+		uint32_t pf = lb_get32(p + 32);
+		if (!gc_bit(idx->gc_mark, i) || drop[pf & 0xffffff])
+			continue;
+		memmove(img + at, p, LB_INDEX_ENTRY_SIZE);
+		lb_put32(img + at + 32, (pf & 0xff000000u) | remap[pf & 0xffffff]);
+		at += LB_INDEX_ENTRY_SIZE;
+	}
+	lb_put32(img + at, lb_crc32c(0, img, at));
+	at += 4;
+	uint8_t *shrunk = realloc(img, at);
+	img = shrunk ? shrunk : img;
+	bp->seq = seq;
+	bp->covers = base.seq;
+	bp->data = img;
+	bp->len = at;
+	bp->npacks = np;
+	bp->packs = img + LB_INDEX_HEADER_SIZE;
+	bp->entries = bp->packs + (size_t)np * LB_PACK_ID_LEN;
+	bp->n = n;
+	free(idx->gc_mark);
+	idx->gc_mark = NULL;
+	idx->gc_seq = 0;
+	idx->gc_frozen = 0;
+	pthread_rwlock_unlock(&idx->lock);
+	free(remap);
+	run_name(base.seq, name, sizeof(name));
+	idx->be->ops->remove(idx->be, name); /* superseded: dropped on open if this fails */
+	if (entries_left)
+		*entries_left = n;
+	return 0;
+}
+
+void lb_index_gc_end(struct lb_index *idx)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	free(idx->gc_mark);
+	idx->gc_mark = NULL;
+	idx->gc_seq = 0;
+	idx->gc_frozen = 0;
+	pthread_rwlock_unlock(&idx->lock);
+}
+
+int lb_index_foreach_pack(struct lb_index *idx, int (*cb)(void *arg, const struct lb_pack_id *id), void *arg)
+{
+	int r = 0;
+	pthread_rwlock_rdlock(&idx->lock);
+	for (size_t i = 0; r >= 0 && i < idx->nruns; i++)
+		for (uint32_t k = 0; r >= 0 && k < idx->runs[i].npacks; k++) {
+			struct lb_pack_id id;
+			memcpy(id.b, idx->runs[i].packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+			r = cb(arg, &id);
+		}
+	pthread_rwlock_unlock(&idx->lock);
+	return r;
 }

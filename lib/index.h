@@ -56,4 +56,42 @@ int lb_index_foreach(struct lb_index *idx, lb_index_cb cb, void *arg);
  * Packs that are torn or damaged are skipped and counted in *bad_packs. */
 int lb_index_rebuild(struct lb_backend *be, uint64_t *packs, uint64_t *chunks, uint64_t *bad_packs);
 
+/* Like lb_index_lookup, for a backup that is about to reference the chunk:
+ * while a collection marks, the entry found is kept alive. */
+int lb_index_lookup_ref(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack,
+			struct lb_pack_entry *e);
+
+/* ---- garbage collection (lib/gc.c; doc/FORMAT.md section 14.3) ----
+ *
+ * lb_index_gc_begin merges the runs into one, the base, and holds it: no
+ * merge happens until the collection ends, and runs added meanwhile are
+ * never collected.  Every base entry found through lb_index_lookup_ref or
+ * lb_index_gc_mark from then on is marked live.  lb_index_gc_freeze makes
+ * every unmarked base entry invisible to all lookups at one instant (dry:
+ * only counts).  lb_index_gc_commit durably writes the base without its
+ * dead entries and without the packs in drop[], then swaps it in.
+ * lb_index_gc_end ends a collection that did not commit (dead entries
+ * become visible again). */
+struct lb_gc_pack {
+	struct lb_pack_id id;
+	uint64_t live, dead;             /* entries */
+	uint64_t live_bytes, dead_bytes; /* blob bytes (header and payload) */
+};
+struct lb_gc_entry {
+	uint32_t pack; /* number in the base */
+	struct lb_pack_id pack_id;
+	struct lb_pack_entry e;
+};
+int lb_index_gc_begin(struct lb_index *idx, uint64_t *entries, uint32_t *packs);
+/* 1: marked in the base; 2: only in a newer run; 0: not in the index. */
+int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id);
+/* *out: one row per base pack, in base order (caller frees). */
+int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out);
+/* The live entries of the base packs with want[pack] set (caller frees). */
+int lb_index_gc_live(struct lb_index *idx, const uint8_t *want, struct lb_gc_entry **out, size_t *n);
+int lb_index_gc_commit(struct lb_index *idx, const uint8_t *drop, uint64_t *entries_left);
+void lb_index_gc_end(struct lb_index *idx);
+/* Calls cb for every pack id the index lists. */
+int lb_index_foreach_pack(struct lb_index *idx, int (*cb)(void *arg, const struct lb_pack_id *id), void *arg);
+
 #endif

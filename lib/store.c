@@ -235,12 +235,46 @@ static void pack_lost_locked(struct lb_store *s, struct openpack *op)
 	pthread_cond_broadcast(&s->cv);
 }
 
+/* Packs on their way into the index, which a collection must not take for
+ * leftovers of a crash (mu held). */
+static int unindexed_add_locked(struct lb_store *s, const struct lb_pack_id *id)
+{
+	int r = lb_grow(&s->unindexed, &s->capunindexed, s->nunindexed + 1, sizeof(*s->unindexed));
+	if (r == 0)
+		s->unindexed[s->nunindexed++] = *id;
+	return r;
+}
+
+static void unindexed_drop_locked(struct lb_store *s, const struct lb_pack_id *id)
+{
+	for (size_t i = 0; i < s->nunindexed; i++)
+		if (!memcmp(s->unindexed[i].b, id->b, LB_PACK_ID_LEN)) {
+			s->unindexed[i] = s->unindexed[--s->nunindexed];
+			return;
+		}
+}
+
+int lb_store_pack_unindexed(struct lb_store *s, const struct lb_pack_id *id)
+{
+	int found = 0;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->nunindexed && !found; i++)
+		found = !memcmp(s->unindexed[i].b, id->b, LB_PACK_ID_LEN);
+	pthread_mutex_unlock(&s->mu);
+	return found;
+}
+
 static void seal_pack(struct lb_store *s, struct openpack *op)
 {
-	int r = lb_pack_seal(op->w);
+	pthread_mutex_lock(&s->mu);
+	int r = unindexed_add_locked(s, lb_pack_writer_id(op->w));
+	pthread_mutex_unlock(&s->mu);
+	if (r == 0)
+		r = lb_pack_seal(op->w);
 	pthread_mutex_lock(&s->mu);
 	if (r < 0) {
 		s->last_seal_error = r;
+		unindexed_drop_locked(s, lb_pack_writer_id(op->w));
 		pack_lost_locked(s, op);
 	} else {
 		op->next = s->sealed;
@@ -260,7 +294,7 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	*stored_out = 0;
 	if (len > LB_CDC_MAX_MAX)
 		return -EFBIG;
-	if (lb_index_lookup(s->idx, id, &pid, &e)) {
+	if (lb_index_lookup_ref(s->idx, id, &pid, &e)) {
 		*stored_out = e.stored;
 		return 0;
 	}
@@ -277,7 +311,7 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 		pthread_cond_wait(&s->cv, &s->mu);
 	}
 	/* A flush may have moved it from pending into the index meanwhile. */
-	if (lb_index_lookup(s->idx, id, &pid, &e)) {
+	if (lb_index_lookup_ref(s->idx, id, &pid, &e)) {
 		*stored_out = e.stored;
 		pthread_mutex_unlock(&s->mu);
 		return 0;
@@ -413,8 +447,10 @@ int lb_store_flush(struct lb_store *s)
 	free(ip);
 	if (list) {
 		pthread_mutex_lock(&s->mu);
-		for (struct openpack *op = list; op; op = op->next)
+		for (struct openpack *op = list; op; op = op->next) {
 			op->indexed = 1;
+			unindexed_drop_locked(s, lb_pack_writer_id(op->w));
+		}
 		for (size_t b = 0; b < PT_BUCKETS; b++) {
 			struct pnode **pp = &s->buckets[b];
 			while (*pp) {
@@ -549,6 +585,9 @@ int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap)
 {
 	char name[256];
 	lb_snapshot_object_name(snap, name, sizeof(name));
+	/* The charges come off while the snapshot is still in the catalogue:
+	 * that reads its tree, which a collection keeps alive only while the
+	 * snapshot is listed there. */
 	pthread_mutex_lock(&s->cat_mu);
 	struct lb_snapshot *victim = NULL;
 	size_t at = 0;
@@ -561,19 +600,27 @@ int lb_store_forget(struct lb_store *s, const struct lb_snapshot *snap)
 	int r = victim ? protected_locked(s, snap) : -ENOENT;
 	if (r > 0)
 		r = -EACCES;
-	else if (r == 0)
+	if (r == 0) {
+		pthread_mutex_lock(&s->usage_mu);
+		r = lb_usage_remove(s->usage, s, victim);
+		pthread_mutex_unlock(&s->usage_mu);
+	}
+	if (r == 0) {
 		r = s->be->ops->remove(s->be, name);
+		if (r < 0) {
+			/* Still there: charge it again. */
+			pthread_mutex_lock(&s->usage_mu);
+			lb_usage_add(s->usage, s, victim);
+			pthread_mutex_unlock(&s->usage_mu);
+		}
+	}
 	if (r == 0) {
 		memmove(s->snaps + at, s->snaps + at + 1, (s->nsnaps - at - 1) * sizeof(*s->snaps));
 		s->nsnaps--;
 	}
 	pthread_mutex_unlock(&s->cat_mu);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&s->usage_mu);
-	r = lb_usage_remove(s->usage, s, victim);
-	pthread_mutex_unlock(&s->usage_mu);
-	lb_snapshot_free(victim);
+	if (r == 0)
+		lb_snapshot_free(victim);
 	return r;
 }
 
@@ -753,6 +800,7 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 	pthread_mutex_init(&s->flush_mu, NULL);
 	pthread_mutex_init(&s->cat_mu, NULL);
 	pthread_mutex_init(&s->usage_mu, NULL);
+	pthread_mutex_init(&s->gc_mu, NULL);
 	s->buckets = calloc(PT_BUCKETS, sizeof(*s->buckets));
 	int r = s->buckets ? 0 : -ENOMEM;
 	if (r == 0)
@@ -826,6 +874,8 @@ void lb_store_close(struct lb_store *s)
 	pthread_mutex_destroy(&s->flush_mu);
 	pthread_mutex_destroy(&s->cat_mu);
 	pthread_mutex_destroy(&s->usage_mu);
+	pthread_mutex_destroy(&s->gc_mu);
+	free(s->unindexed);
 	free(s);
 }
 
@@ -997,6 +1047,8 @@ struct lb_backup {
 	size_t ntags;
 	struct lb_mwriter *mw;
 	uint64_t epoch;
+	uint64_t gen;    /* collection generation at begin (gc.c) */
+	int counted_gen; /* counted in bk_cur or bk_old */
 	int failed;
 	int in_file;
 	struct batch bt[2];
@@ -1047,6 +1099,9 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	}
 	pthread_mutex_lock(&s->mu);
 	b->epoch = s->fail_epoch;
+	b->gen = s->bk_gen;
+	b->counted_gen = 1;
+	s->bk_cur++;
 	pthread_mutex_unlock(&s->mu);
 	*out = b;
 	return 0;
@@ -1151,7 +1206,7 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 		for (size_t i = 0; i < e->nchunks; i++) {
 			struct lb_pack_id pid;
 			struct lb_pack_entry pe;
-			if (!lb_index_lookup(b->s->idx, &e->chunks[i].id, &pid, &pe) ||
+			if (!lb_index_lookup_ref(b->s->idx, &e->chunks[i].id, &pid, &pe) ||
 			    pe.raw != e->chunks[i].size) {
 				lb_set_error("entry %s references a chunk the store does not hold", e->path);
 				return -ENOENT;
@@ -1504,6 +1559,16 @@ void lb_backup_free(struct lb_backup *b)
 	for (size_t i = 0; i < b->nfiles; i++)
 		lb_entry_clear(&b->files[i].e);
 	free(b->files);
+	if (b->counted_gen) {
+		struct lb_store *s = b->s;
+		pthread_mutex_lock(&s->mu);
+		if (b->gen == s->bk_gen)
+			s->bk_cur--;
+		else
+			s->bk_old--;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
 	lb_mwriter_free(b->mw);
 	lb_idset_free(b->counted);
 	pthread_mutex_destroy(&b->mu);

@@ -199,6 +199,37 @@ struct lb_store_space {
 int lb_store_space(struct lb_store *s, struct lb_store_space *out);
 void lb_store_space_clear(struct lb_store_space *sp);
 
+/* ---- garbage collection (gc.c) -------------------------------------------------- */
+
+struct lb_gc_options {
+	int dry_run;           /* count only: nothing is changed */
+	unsigned repack_below; /* rewrite packs whose live blobs are under this
+				* percentage of their blob bytes; 0 never */
+};
+
+struct lb_gc_stats {
+	uint64_t snapshots, trees;         /* snapshots marked, tree blobs walked */
+	uint64_t chunks_live, chunks_dead; /* blobs in the index at the start */
+	uint64_t packs;                    /* packs in the index at the start */
+	uint64_t packs_deleted;            /* held nothing live */
+	uint64_t packs_repacked;           /* live blobs copied, then deleted */
+	uint64_t packs_written;            /* new packs the copies went to */
+	uint64_t packs_damaged;            /* not repacked: a blob unreadable */
+	uint64_t packs_missing;            /* indexed, but not in the store */
+	uint64_t orphans;                  /* packs no index listed (crash leftovers) */
+	uint64_t bytes_freed;              /* pack bytes deleted */
+	uint64_t bytes_written;            /* pack bytes written by repacking */
+	uint64_t bytes_dead_left;          /* garbage left in packs kept as they are */
+	uint64_t backups_waited;           /* older backups it waited for */
+	int64_t wait_ns, mark_ns, sweep_ns;
+	char problem[320];                 /* the first thing left undone, "" none */
+};
+
+/* Collects garbage (see gc.c and doc/FORMAT.md 14.3): backups may run all
+ * the while.  -EBUSY when another collection or a check runs; -EBADMSG (with
+ * a detail, nothing deleted) when a snapshot's references cannot be read. */
+int lb_store_gc(struct lb_store *s, const struct lb_gc_options *o, struct lb_gc_stats *st);
+
 /* ---- verification ------------------------------------------------------------ */
 
 struct lb_check_result {

@@ -3,6 +3,7 @@
 #define LB_STORE_INTERNAL_H
 
 #include "cdc.h"
+#include "pack.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -46,6 +47,16 @@ struct lb_store {
 	size_t nsnaps, capsnaps;
 	char **damaged;
 	size_t ndamaged, capdamaged;
+
+	/* Garbage collection (gc.c).  gc_mu: one collection (or check) at a
+	 * time.  Under mu: backups begun in the current generation (bk_cur)
+	 * and before it (bk_old); a collection moves bk_cur into bk_old, bumps
+	 * the generation and waits for bk_old to reach 0.  unindexed: ids of
+	 * packs this process sealed (or is sealing) that no index run lists yet. */
+	pthread_mutex_t gc_mu;
+	uint64_t bk_gen, bk_cur, bk_old;
+	struct lb_pack_id *unindexed;
+	size_t nunindexed, capunindexed;
 };
 
 /* Stores one blob unless the store already holds it (in the index or in a
@@ -57,6 +68,8 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 /* Seals every open pack and writes an index run for all sealed packs. */
 int lb_store_flush(struct lb_store *s);
 struct lb_pool *lb_store_pool(struct lb_store *s);
+/* Whether a pack this process sealed is still waiting for its index run. */
+int lb_store_pack_unindexed(struct lb_store *s, const struct lb_pack_id *id);
 /* Charges every tenant from scratch into a new table (for check). */
 int lb_store_recount_usage(struct lb_store *s, struct lb_usage **out);
 

@@ -394,7 +394,7 @@ static int write_out(void *arg, const void *data, size_t len)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: lbstore init|backup|restore|snapshots|ls|cat|check|rebuild-index|stats STORE ...\n");
+		fprintf(stderr, "usage: lbstore init|backup|restore|snapshots|ls|cat|check|forget|gc|rebuild-index|stats STORE ...\n");
 		return 2;
 	}
 	lb_fault_from_env();
@@ -424,6 +424,8 @@ int main(int argc, char **argv)
 				p.chunk_max = p.chunk_avg * 4;
 			} else if (!strcmp(argv[i], "--level")) {
 				p.zstd_level = atoi(argv[i + 1]);
+			} else if (!strcmp(argv[i], "--pack-size")) {
+				p.pack_size = (uint32_t)strtoul(argv[i + 1], NULL, 0);
 			}
 		}
 		r = lb_store_create(path, &p);
@@ -546,6 +548,39 @@ int main(int argc, char **argv)
 			rc = 3;
 		else if (r < 0)
 			rc = die(r, "check");
+	} else if (!strcmp(cmd, "forget") && argc == 4) {
+		struct lb_snapshot *snap;
+		r = lb_store_find_snapshot(st, NULL, argv[3], &snap);
+		if (r == 0) {
+			r = lb_store_forget(st, snap);
+			lb_snapshot_free(snap);
+		}
+		if (r < 0)
+			rc = die(r, "forget");
+	} else if (!strcmp(cmd, "gc")) {
+		struct lb_gc_options o = { .repack_below = 50 };
+		for (int i = 3; i < argc; i++) {
+			if (!strcmp(argv[i], "--dry-run"))
+				o.dry_run = 1;
+			else if (!strcmp(argv[i], "--repack-below") && i + 1 < argc)
+				o.repack_below = (unsigned)atoi(argv[++i]);
+		}
+		struct lb_gc_stats g;
+		r = lb_store_gc(st, &o, &g);
+		if (r < 0) {
+			rc = die(r, "gc");
+		} else {
+			printf("snapshots %llu trees %llu live %llu dead %llu packs %llu deleted %llu repacked %llu "
+			       "written %llu orphans %llu freed %llu written_bytes %llu damaged %llu\n",
+			       (unsigned long long)g.snapshots, (unsigned long long)g.trees,
+			       (unsigned long long)g.chunks_live, (unsigned long long)g.chunks_dead,
+			       (unsigned long long)g.packs, (unsigned long long)g.packs_deleted,
+			       (unsigned long long)g.packs_repacked, (unsigned long long)g.packs_written,
+			       (unsigned long long)g.orphans, (unsigned long long)g.bytes_freed,
+			       (unsigned long long)g.bytes_written, (unsigned long long)g.packs_damaged);
+			fprintf(stderr, "gc times: mark %.3f s, sweep %.3f s, waited %.3f s\n", g.mark_ns / 1e9,
+				g.sweep_ns / 1e9, g.wait_ns / 1e9);
+		}
 	} else if (!strcmp(cmd, "stats")) {
 		struct lb_index *idx = lb_store_index(st);
 		printf("chunks %llu runs %zu index_bytes %llu\n", (unsigned long long)lb_index_entries(idx),
