@@ -1278,6 +1278,71 @@ out:
 	return r;
 }
 
+/* ---- garbage collection ------------------------------------------------------------------ */
+
+static int do_gc(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	int dry = lb_rd_u8(&rd);
+	if (!lb_rd_done(&rd) || dry > 1)
+		return reply_error(s, EPROTO, "malformed request");
+	au_object(s, "store%s", dry ? " (dry run)" : "");
+	if (!s->id->admin)
+		return reply_error(s, EPERM, "gc is for administrators (members of %s)",
+				   s->cfg->cfg->daemon.admin_group);
+	struct lb_gc_options o = { .dry_run = dry, .repack_below = (unsigned)s->cfg->cfg->store.gc_repack_below };
+	struct lb_gc_stats st;
+	struct lb_job_rec job = { .kind = "gc" };
+	int64_t start = lb_now_ns();
+	log_info("%s: gc%s started", s->peer, dry ? " --dry-run" : "");
+	int r = lb_store_gc(s->d->store, &o, &st);
+	if (!dry) {
+		/* Every real collection leaves a job record for the reports:
+		 * bytes_read is what it copied, new_stored what it wrote and
+		 * freed what it gave back. */
+		job.start_ns = start;
+		job.end_ns = lb_now_ns();
+		job.bytes_read = st.bytes_written;
+		job.new_stored = st.bytes_written;
+		job.freed = st.bytes_freed;
+		job.files = st.packs_deleted + st.packs_repacked + st.orphans;
+		if (r < 0) {
+			job.status = -r;
+			snprintf(job.error, sizeof(job.error), "%s", lb_error_detail());
+		}
+		daemon_job_record(s->d, &job);
+	}
+	if (r < 0) {
+		log_warning("%s: gc failed: %s", s->peer, lb_error_detail());
+		return reply_error(s, -r, "gc failed: %s", lb_error_detail());
+	}
+	char a[32], b2[32];
+	log_info("%s: gc%s done: %llu packs deleted, %llu repacked, %llu leftovers, %s freed, %s written", s->peer,
+		 dry ? " --dry-run" : "", (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_repacked,
+		 (unsigned long long)st.orphans, lb_format_size(a, sizeof(a), st.bytes_freed),
+		 lb_format_size(b2, sizeof(b2), st.bytes_written));
+	if (st.problem[0])
+		log_warning("%s: gc: %s", s->peer, st.problem);
+	snprintf(s->au_detail, sizeof(s->au_detail), "%s %s", lb_format_size(a, sizeof(a), st.bytes_freed),
+		 dry ? "would be freed" : "freed");
+	s->au_bytes = st.bytes_freed;
+	audit_now(s, 0);
+	struct lb_buf b;
+	lb_buf_init(&b);
+	const uint64_t v[] = { st.snapshots, st.trees, st.chunks_live, st.chunks_dead, st.packs, st.packs_deleted,
+			       st.packs_repacked, st.packs_written, st.packs_damaged, st.packs_missing, st.orphans,
+			       st.bytes_freed, st.bytes_written, st.bytes_dead_left, st.backups_waited,
+			       (uint64_t)(st.wait_ns / 1000000), (uint64_t)(st.mark_ns / 1000000),
+			       (uint64_t)(st.sweep_ns / 1000000) };
+	for (size_t i = 0; i < LB_ARRAY_SIZE(v); i++)
+		lb_buf_put_uv(&b, v[i]);
+	lb_buf_put_str(&b, st.problem);
+	r = lb_frame_send_buf(s->fd, LB_MSG_GC_DONE, &b);
+	lb_buf_free(&b);
+	return r;
+}
+
 /* ---- report ---------------------------------------------------------------------------- */
 
 #define DAY_NS (86400LL * 1000000000LL)
@@ -1293,6 +1358,7 @@ struct hist {
 struct report_ctx {
 	struct session *s;
 	int64_t now, since;
+	struct lb_job_rec last_gc; /* the newest collection in the period (admins) */
 	struct { int64_t t; uint64_t v; } *pts;
 	size_t npts, cappts;
 	struct hist *h;   /* per tenant, plus one named "" for the store */
@@ -1380,6 +1446,11 @@ static struct dsrow *ds_of(struct report_ctx *c, const char *tenant, const char 
 static int job_cb(void *arg, const struct lb_job_rec *j)
 {
 	struct report_ctx *c = arg;
+	if (strcmp(j->kind, "backup") != 0) {
+		if (!strcmp(j->kind, "gc") && c->s->id->admin && j->end_ns > c->last_gc.end_ns)
+			c->last_gc = *j;
+		return 0;
+	}
 	if (!identity_may(c->s->id, j->tenant))
 		return 0;
 	struct dsrow *d = ds_of(c, j->tenant, j->dataset);
@@ -1541,6 +1612,9 @@ static int do_report(struct session *s)
 		lb_buf_put_uv(&b, sp.overhead);
 		lb_buf_put_sv(&b, g30 ? g30 : g7);
 		lb_buf_put_sv(&b, forecast(c.now, sp.physical, cfg->store.capacity, g7, g30));
+		lb_buf_put_sv(&b, c.last_gc.end_ns);
+		lb_buf_put_uv(&b, c.last_gc.freed);
+		lb_buf_put_uv(&b, (uint64_t)c.last_gc.status);
 		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_STORE, &b);
 		lb_buf_free(&b);
 		for (size_t i = 0; r == 0 && i < c.npts; i++) {
@@ -1681,7 +1755,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
 			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota", [LB_MSG_FORGET] = "forget",
-			[LB_MSG_REPORT] = "report", [LB_MSG_PRUNE] = "prune",
+			[LB_MSG_REPORT] = "report", [LB_MSG_PRUNE] = "prune", [LB_MSG_GC] = "gc",
 			[LB_MSG_PROTECT] = "protect",
 		};
 		int type = s.f.type;
@@ -1697,6 +1771,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		case LB_MSG_REPORT: r = do_report(&s); break;
 		case LB_MSG_PRUNE: r = do_prune(&s); break;
 		case LB_MSG_PROTECT: r = do_protect(&s); break;
+		case LB_MSG_GC: r = do_gc(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

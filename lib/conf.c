@@ -265,6 +265,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			return parse_bytes(p, name, value, &c->store.capacity);
 		if (!strcmp(name, "reserve"))
 			return parse_bytes(p, name, value, &c->store.reserve);
+		if (!strcmp(name, "gc_repack_below"))
+			return parse_int(p, name, value, 0, 100, &c->store.gc_repack_below);
 		if (!strncmp(name, "min_keep_", 9)) {
 			char key[64];
 			snprintf(key, sizeof(key), "%s", name + 4);
@@ -411,6 +413,7 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 	}
 	c->file = strdup(path);
 	c->store.zstd_level = 3;
+	c->store.gc_repack_below = 50;
 	c->daemon.max_jobs = 4;
 	c->daemon.log_level = LB_LOG_INFO;
 	struct parse p = { .c = c };

@@ -3,7 +3,7 @@
  * INI text read with inih.  Every error names the file and line; an
  * unknown section or key is an error, never silently ignored.
  *
- *   [store]      path, capacity, compression, reserve
+ *   [store]      path, capacity, compression, reserve, gc_repack_below
  *   [daemon]     socket, user, admin_group, max_jobs, log_level, include
  *   [tenant ID]  name, quota, soft_quota, users, groups
  *   [dataset TENANT/NAME]  source, schedule
@@ -51,6 +51,7 @@ struct lb_config {
 		uint64_t capacity; /* bytes; 0 = none */
 		uint64_t reserve;  /* free bytes kept on the filesystem */
 		int zstd_level;
+		int gc_repack_below; /* percent of live blob bytes; 0 never repacks */
 		struct lb_policy keep;     /* default retention */
 		struct lb_policy min_keep; /* floor for prunes run by tenant members */
 	} store;

@@ -235,7 +235,8 @@ static int repack(struct lb_store *s, uint8_t *want, uint32_t npacks, struct lb_
 	int r = lb_index_gc_live(s->idx, want, &v, &n);
 	if (r < 0)
 		return r;
-	qsort(v, n, sizeof(*v), by_place);
+	if (n)
+		qsort(v, n, sizeof(*v), by_place);
 	struct repacker rp = { .s = s };
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!want[v[i].pack])

@@ -49,6 +49,7 @@ enum lb_msg {
 	LB_MSG_PRUNE = 20,    /* str tenant ("" = all mine), str dataset ("" = all), u8 dry run
 			       * -> PRUNE_ROW... END */
 	LB_MSG_PROTECT = 21,  /* str tenant, str snapshot, u8 on (administrators only) -> OK */
+	LB_MSG_GC = 22,       /* u8 dry run (administrators only) -> GC_DONE */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */
@@ -75,11 +76,17 @@ enum lb_msg {
 				     * uv jobs in period, uv failed in period, str last error,
 				     * str schedule, uv missed, sv missed time... (ns, up to 62) */
 	LB_MSG_REPORT_STORE = 79,   /* uv physical, capacity, free, quota sum, referenced, shared,
-				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns) */
+				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns);
+				     * sv last gc in the period (ns, 0 none), uv its bytes freed,
+				     * uv its status (errno, 0 = success) */
 	LB_MSG_REPORT_POINT = 80,   /* sv time (ns), uv physical: the store's daily samples in the
 				     * period (administrators) */
 	LB_MSG_PRUNE_ROW = 81,      /* str tenant, str dataset, str snapshot id (hex), sv time (ns),
 				     * uv keep reasons (lib/retention.h; 0 = remove), u8 removed */
+	LB_MSG_GC_DONE = 82,        /* uv snapshots, trees, chunks live, chunks dead, packs, packs
+				     * deleted, repacked, written, damaged, missing, orphans, bytes
+				     * freed, bytes written, bytes dead left, backups waited for;
+				     * uv ms waited, marking, sweeping; str problem ("" none) */
 };
 
 /* A frame as read. */

@@ -35,6 +35,9 @@ int lb_job_append(struct lb_backend *be, const struct lb_job_rec *j)
 	lb_buf_put_uv(&b, j->new_stored);
 	lb_buf_put_uv(&b, j->files);
 	put_fixed(&b, j->snapshot);
+	/* Added after the first records were written: readers take a record
+	 * that ends before it as 0. */
+	lb_buf_put_uv(&b, j->freed);
 	int r = b.err ? b.err : lb_reclog_append(be, "jobs", j->end_ns, b.p, b.len);
 	lb_buf_free(&b);
 	return r;
@@ -64,6 +67,8 @@ static int job_decode(void *arg, const uint8_t *p, size_t n)
 	j.new_stored = lb_rd_uv(&rd);
 	j.files = lb_rd_uv(&rd);
 	bad |= get_fixed(&rd, j.snapshot, sizeof(j.snapshot));
+	if (rd.p < rd.end)
+		j.freed = lb_rd_uv(&rd);
 	if (bad || rd.err || j.end_ns < c->since)
 		return 0;
 	return c->cb(c->arg, &j);

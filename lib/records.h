@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 struct lb_job_rec {
-	char kind[16];      /* "backup" (later: prune, gc, check) */
+	char kind[16];      /* "backup" or "gc" */
 	char tenant[65];
 	char dataset[65];
 	int64_t start_ns, end_ns;
@@ -21,6 +21,7 @@ struct lb_job_rec {
 	uint64_t new_stored;   /* bytes added to the store */
 	uint64_t files;
 	char snapshot[33];  /* hex id, "" when nothing was committed */
+	uint64_t freed;     /* bytes a collection gave back (0 for backups) */
 };
 
 int lb_job_append(struct lb_backend *be, const struct lb_job_rec *j);

@@ -98,6 +98,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_quota(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_protect(int argc, char **argv);
 int cmd_unprotect(int argc, char **argv);
 int cmd_repair(int argc, char **argv);

@@ -21,6 +21,7 @@ static const struct verb {
 	{ "report", cmd_report, "quota and backup report (table, csv, json)" },
 	{ "forget", cmd_forget, "delete one snapshot (administrators)" },
 	{ "prune", cmd_prune, "remove snapshots the retention policy does not keep" },
+	{ "gc", cmd_gc, "give back the space of chunks no snapshot references" },
 	{ "protect", cmd_protect, "put a legal hold on a snapshot (administrators)" },
 	{ "unprotect", cmd_unprotect, "lift a legal hold (administrators)" },
 	{ "repair", cmd_repair, "rebuild a damaged index (offline, root)" },

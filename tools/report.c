@@ -26,6 +26,8 @@ struct store_row {
 	int have;
 	uint64_t physical, capacity, free_bytes, quota_sum, referenced, shared, unreferenced, overhead;
 	int64_t growth, full;
+	int64_t gc_time; /* the last garbage collection in the period, 0 none */
+	uint64_t gc_freed, gc_status;
 };
 
 struct point {
@@ -137,6 +139,15 @@ static void out_json(FILE *f, const struct report *r)
 			(unsigned long long)s->shared, (unsigned long long)s->unreferenced,
 			(unsigned long long)s->overhead, (long long)s->growth);
 		json_time(f, s->full);
+		fprintf(f, ",\"last_gc\":");
+		if (s->gc_time) {
+			fprintf(f, "{\"time\":");
+			json_time(f, s->gc_time);
+			fprintf(f, ",\"freed\":%llu,\"status\":%llu}", (unsigned long long)s->gc_freed,
+				(unsigned long long)s->gc_status);
+		} else {
+			fprintf(f, "null");
+		}
 		fprintf(f, "}");
 	}
 	fprintf(f, "}\n");
@@ -229,6 +240,14 @@ static void out_table(FILE *f, const struct report *r)
 			lb_format_size(b, sizeof(b), s->unreferenced), lb_format_size(c, sizeof(c), s->overhead));
 		if (s->full)
 			fprintf(f, _("Forecast:  the allocation fills on %s\n"), day(s->full, d, sizeof(d)));
+		if (s->gc_time && !s->gc_status)
+			fprintf(f, _("Last GC:   %s, %s freed\n"), day(s->gc_time, d, sizeof(d)),
+				lb_format_size(a, sizeof(a), s->gc_freed));
+		else if (s->gc_time)
+			fprintf(f, _("Last GC:   %s, failed (%s)\n"), day(s->gc_time, d, sizeof(d)),
+				strerror((int)s->gc_status));
+		else
+			fprintf(f, _("Last GC:   none in this period\n"));
 	}
 }
 
@@ -616,6 +635,9 @@ int cmd_report(int argc, char **argv)
 				*u[k] = lb_rd_uv(&rd);
 			s->growth = lb_rd_sv(&rd);
 			s->full = lb_rd_sv(&rd);
+			s->gc_time = lb_rd_sv(&rd);
+			s->gc_freed = lb_rd_uv(&rd);
+			s->gc_status = lb_rd_uv(&rd);
 			if (!lb_rd_done(&rd))
 				r = -EPROTO;
 		} else {

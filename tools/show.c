@@ -770,3 +770,114 @@ int cmd_unprotect(int argc, char **argv)
 		"only); the retention policy applies to it again at the next prune.\n";
 	return one_snapshot_verb(argc, argv, "unprotect", help, LB_MSG_PROTECT, 0, "unprotected");
 }
+
+int cmd_gc(int argc, char **argv)
+{
+	static const char help[] =
+		"Usage: lumbung gc [--dry-run] [--json]\n"
+		"\n"
+		"Collects garbage (administrators only): finds the chunks no snapshot\n"
+		"references any more (after prune or forget) and gives their space back.\n"
+		"Packs with nothing live are deleted; packs whose live part is under\n"
+		"gc_repack_below percent ([store] in lumbung.conf, 50 by default) are\n"
+		"rewritten with only their live chunks.  Backups keep running meanwhile:\n"
+		"a backup never waits for gc, and gc waits for backups that were already\n"
+		"running when it started.  A kill at any moment loses nothing; the next\n"
+		"run finishes the job.  Every run leaves a job record that 'lumbung report'\n"
+		"shows as the last GC.\n"
+		"\n"
+		"  --dry-run   only count what would be freed\n"
+		"\n"
+		"Exit status: 0 done, 1 failed (nothing was deleted when a snapshot's\n"
+		"references could not be read: run 'lumbung check'), 6 not an administrator.\n";
+	static const struct option opts[] = { COMMON_OPTIONS, { "dry-run", no_argument, NULL, 'n' },
+					      { NULL, 0, NULL, 0 } };
+	struct common co = { 0 };
+	int dry = 0, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		if (c == 'n') {
+			dry = 1;
+		} else if (c == 'h') {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "lumbung: try 'lumbung gc --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lumbung gc: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	struct client cl;
+	int rc = client_connect(&cl, &co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	uint8_t d = (uint8_t)dry;
+	int r = lb_frame_send(cl.fd, LB_MSG_GC, &d, 1);
+	if (r == 0)
+		r = client_read(&cl);
+	if (r < 0) {
+		client_close(&cl);
+		return EXIT_FAILED;
+	}
+	if (cl.f.type != LB_MSG_GC_DONE) {
+		rc = client_unexpected(&cl, "gc");
+		client_close(&cl);
+		return rc;
+	}
+	struct lb_rd rd;
+	lb_frame_reader(&cl.f, &rd);
+	uint64_t v[18];
+	for (size_t i = 0; i < LB_ARRAY_SIZE(v); i++)
+		v[i] = lb_rd_uv(&rd);
+	char *problem = lb_rd_strdup(&rd, 4096);
+	if (!lb_rd_done(&rd) || !problem) {
+		free(problem);
+		client_close(&cl);
+		fprintf(stderr, "lumbung: malformed answer from lumbungd\n");
+		return EXIT_FAILED;
+	}
+	static const char *const keys[] = { "snapshots", "tree_blobs", "chunks_live", "chunks_dead", "packs",
+					    "packs_deleted", "packs_repacked", "packs_written", "packs_damaged",
+					    "packs_missing", "leftover_packs", "bytes_freed", "bytes_written",
+					    "bytes_dead_left", "backups_waited_for", "wait_ms", "mark_ms", "sweep_ms" };
+	if (co.json) {
+		printf("{\"dry_run\":%s", dry ? "true" : "false");
+		for (size_t i = 0; i < LB_ARRAY_SIZE(v); i++)
+			printf(",\"%s\":%llu", keys[i], (unsigned long long)v[i]);
+		printf(",\"problem\":");
+		if (*problem)
+			json_str(stdout, problem);
+		else
+			printf("null");
+		printf("}\n");
+	} else {
+		char a[32], b[32], e[32];
+		printf("%s%s freed: %llu packs deleted, %llu repacked into %llu (%s written), %llu leftover packs\n",
+		       dry ? "would be " : "", lb_format_size(a, sizeof(a), v[11]), (unsigned long long)v[5],
+		       (unsigned long long)v[6], (unsigned long long)v[7], lb_format_size(b, sizeof(b), v[12]),
+		       (unsigned long long)v[10]);
+		printf("%llu snapshots marked, %llu of %llu chunks garbage; %s of garbage left in packs kept as they are\n",
+		       (unsigned long long)v[0], (unsigned long long)v[3], (unsigned long long)(v[2] + v[3]),
+		       lb_format_size(e, sizeof(e), v[13]));
+		printf("took %.1f s marking, %.1f s sweeping", v[16] / 1000.0, v[17] / 1000.0);
+		if (v[14])
+			printf(", after %.1f s waiting for %llu backups that were running", v[15] / 1000.0,
+			       (unsigned long long)v[14]);
+		printf("\n");
+		if (*problem)
+			fprintf(stderr, "lumbung gc: %s\n", problem);
+		if (v[9])
+			fprintf(stderr, "lumbung gc: %llu indexed packs are missing from the store: run 'lumbung check'\n",
+				(unsigned long long)v[9]);
+	}
+	free(problem);
+	client_close(&cl);
+	return EXIT_OK;
+}
