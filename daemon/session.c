@@ -680,7 +680,24 @@ struct read_ctx {
 	size_t *hits;
 	const struct lb_entry *sent; /* entry whose header went out last */
 	uint64_t files, bytes;
+	int salvage;                 /* go on past lost data, telling the client */
+	uint64_t lost_chunks, lost_trees;
 };
+
+/* Salvage: tells the client what could not be read.  path "" stands for
+ * the entries of a lost tree blob. */
+static int send_lost(struct session *s, const char *path, uint64_t off, uint64_t len, const char *what)
+{
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, path);
+	lb_buf_put_uv(&b, off);
+	lb_buf_put_uv(&b, len);
+	lb_buf_put_str(&b, what);
+	int r = lb_frame_send_buf(s->fd, LB_MSG_LOST, &b);
+	lb_buf_free(&b);
+	return r;
+}
 
 static int wanted(struct read_ctx *c, const char *path)
 {
@@ -706,6 +723,19 @@ static int read_next(void *arg, const struct lb_entry **out)
 		if (!e)
 			return -ENOMEM;
 		int r = lb_mreader_next(c->mr, e);
+		if (r < 0 && c->salvage && r != -ENOMEM) {
+			/* The entries that tree blob listed are lost; the reader
+			 * goes on with the next one. */
+			char what[512];
+			snprintf(what, sizeof(what), "tree blob %zu: %s; the entries it listed are lost",
+				 lb_mreader_blob(c->mr), lb_error_detail());
+			c->lost_trees++;
+			free(e);
+			r = send_lost(c->s, "", 0, 0, what);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (r <= 0) {
 			free(e);
 			return r;
@@ -749,6 +779,16 @@ static int read_data(void *arg, const struct lb_entry *e, const void *data, size
 	return r;
 }
 
+static int read_lost(void *arg, const struct lb_entry *e, uint64_t off, uint32_t len, const char *id)
+{
+	struct read_ctx *c = arg;
+	int r = send_header(c, e);
+	char what[128];
+	snprintf(what, sizeof(what), "chunk %s is missing or damaged", id);
+	c->lost_chunks++;
+	return r < 0 ? r : send_lost(c->s, e->path, off, len, what);
+}
+
 static int read_done(void *arg, const struct lb_entry *e)
 {
 	struct read_ctx *c = arg;
@@ -781,7 +821,10 @@ static int do_read(struct session *s)
 		while (l > 0 && c.paths[i][l - 1] == '/')
 			c.paths[i][--l] = '\0';
 	}
-	if (!lb_rd_done(&rd) || !tenant || !name || !c.paths || !c.hits) {
+	/* Flags came later: bit 0 asks for salvage. */
+	unsigned flags = rd.p < rd.end ? lb_rd_u8(&rd) : 0;
+	c.salvage = flags & 1;
+	if (!lb_rd_done(&rd) || !tenant || !name || !c.paths || !c.hits || flags > 1) {
 		r = reply_error(s, EPROTO, "malformed request");
 		goto out;
 	}
@@ -791,7 +834,9 @@ static int do_read(struct session *s)
 		for (size_t i = 0; i < c.npaths && o < sizeof(s->au_object); i++)
 			o += (size_t)snprintf(s->au_object + o, sizeof(s->au_object) - o, " %s", c.paths[i]);
 		if (c.npaths == 0 && o < sizeof(s->au_object))
-			snprintf(s->au_object + o, sizeof(s->au_object) - o, " (all)");
+			o += (size_t)snprintf(s->au_object + o, sizeof(s->au_object) - o, " (all)");
+		if (c.salvage && o < sizeof(s->au_object))
+			snprintf(s->au_object + o, sizeof(s->au_object) - o, " (salvage)");
 	}
 	au_tenant(s, tenant);
 	r = find_snapshot(s, tenant, name, &snap);
@@ -814,8 +859,15 @@ static int do_read(struct session *s)
 	r = lb_frame_send(s->fd, LB_MSG_OK, NULL, 0);
 	c.mr = lb_store_tree_reader(s->d->store, snap);
 	if (r == 0)
-		r = lb_store_read_files(s->d->store, read_next, read_data, read_done, &c);
+		r = lb_store_read_files_salvage(s->d->store, read_next, read_data, read_done,
+						c.salvage ? read_lost : NULL, &c);
 	lb_mreader_free(c.mr);
+	if (c.lost_chunks || c.lost_trees) {
+		char hex0[LB_SNAP_HEX];
+		log_warning("%s: salvage of %s: %llu chunks and %llu tree blobs could not be read", s->peer,
+			    lb_snap_id_hex(snap->id, hex0), (unsigned long long)c.lost_chunks,
+			    (unsigned long long)c.lost_trees);
+	}
 	s->au_bytes = c.bytes;
 	char hex[LB_SNAP_HEX];
 	if (r < 0)
@@ -956,18 +1008,27 @@ static int do_check(struct session *s)
 	struct lb_rd rd;
 	lb_frame_reader(&s->f, &rd);
 	int read_data = lb_rd_u8(&rd);
-	if (!lb_rd_done(&rd))
+	/* The slice length came later: a request without it reads everything. */
+	uint64_t max_s = rd.p < rd.end ? lb_rd_uv(&rd) : 0;
+	if (!lb_rd_done(&rd) || read_data > 1 || max_s > 366ULL * 86400)
 		return reply_error(s, EPROTO, "malformed request");
-	au_object(s, "%s", read_data ? "read-data" : "structure");
+	if (max_s)
+		au_object(s, "read-data, at most %llu s", (unsigned long long)max_s);
+	else
+		au_object(s, "%s", read_data ? "read-data" : "structure");
 	if (!s->id->admin)
 		return reply_error(s, EPERM, "check is for administrators (members of %s)",
 				   s->cfg->cfg->daemon.admin_group);
 	log_info("%s: check%s started", s->peer, read_data ? " --read-data" : "");
+	struct lb_check_options o = { .read_data = read_data, .max_ns = (int64_t)max_s * 1000000000LL };
 	struct lb_check_result res;
-	int r = lb_store_check(s->d->store, read_data, check_problem, s, &res);
+	int r = lb_store_check_opts(s->d->store, &o, check_problem, s, &res);
 	if (r < 0 && r != -EBADMSG)
 		return reply_error(s, -r, "check could not run: %s %s", strerror(-r), lb_error_detail());
-	log_info("%s: check done: %llu errors", s->peer, (unsigned long long)res.errors);
+	log_info("%s: check done: %llu errors; read %llu packs, the pass stands at %llu of %llu%s", s->peer,
+		 (unsigned long long)res.errors, (unsigned long long)res.packs_read,
+		 (unsigned long long)res.pass_position, (unsigned long long)res.pass_total,
+		 res.pass_done ? " (finished)" : "");
 	snprintf(s->au_detail, sizeof(s->au_detail), "%llu problems", (unsigned long long)res.errors);
 	s->au_bytes = res.bytes_read;
 	struct lb_buf b;
@@ -979,6 +1040,11 @@ static int do_check(struct session *s)
 	lb_buf_put_uv(&b, res.errors);
 	lb_buf_put_uv(&b, res.bytes_read);
 	lb_buf_put_uv(&b, res.unindexed_packs);
+	lb_buf_put_uv(&b, res.packs_read);
+	lb_buf_put_uv(&b, res.pass_position);
+	lb_buf_put_uv(&b, res.pass_total);
+	lb_buf_put_u8(&b, (uint8_t)res.pass_done);
+	lb_buf_put_sv(&b, res.last_full_pass);
 	audit_now(s, 0);
 	r = lb_frame_send_buf(s->fd, LB_MSG_CHECKED, &b);
 	lb_buf_free(&b);

@@ -212,6 +212,7 @@ static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_
 
 struct verify_job {
 	struct ck *c;
+	size_t base; /* the first pack of this batch */
 	int err;
 };
 
@@ -219,6 +220,7 @@ static void verify_pack_job(void *arg, size_t i)
 {
 	struct verify_job *j = arg;
 	struct ck *c = j->c;
+	i += j->base;
 	struct verify_ctx v = { .c = c, .pack = &c->packs[i] };
 	int r = lb_pack_verify(c->s->be, &c->packs[i], verify_blob_cb, &v);
 	free(v.raw);
@@ -334,22 +336,139 @@ static int walk_snapshots(struct ck *c, int trace)
 	return r;
 }
 
-static int check_locked(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
+static int check_locked(struct lb_store *s, const struct lb_check_options *o, lb_problem_fn problem, void *arg,
 			struct lb_check_result *res);
 
 int lb_store_check(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
 		   struct lb_check_result *res)
 {
+	struct lb_check_options o = { .read_data = read_data };
+	return lb_store_check_opts(s, &o, problem, arg, res);
+}
+
+int lb_store_check_opts(struct lb_store *s, const struct lb_check_options *o, lb_problem_fn problem, void *arg,
+			struct lb_check_result *res)
+{
 	memset(res, 0, sizeof(*res));
 	/* A collection deletes packs: check waits for it rather than report
 	 * them missing. */
 	pthread_mutex_lock(&s->gc_mu);
-	int rc = check_locked(s, read_data, problem, arg, res);
+	int rc = check_locked(s, o, problem, arg, res);
 	pthread_mutex_unlock(&s->gc_mu);
 	return rc;
 }
 
-static int check_locked(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
+/* ---- the resumable read-data pass ------------------------------------------ */
+
+#define VERIFY_OBJECT "verify"
+
+struct verify_state {
+	int have_next;
+	struct lb_pack_id next; /* the first pack id not yet read in this pass */
+	int64_t pass_started, last_pass_done; /* seconds, 0 none */
+};
+
+/* Reads the position; a missing or unreadable object starts a new pass
+ * (it is only a bookmark: losing it costs rereading, never a check). */
+static void verify_load(struct lb_backend *be, struct verify_state *v)
+{
+	memset(v, 0, sizeof(*v));
+	uint8_t *text;
+	size_t len;
+	if (lb_backend_read_all(be, VERIFY_OBJECT, 4096, &text, &len) < 0)
+		return;
+	for (char *line = (char *)text, *nl; line && *line; line = nl) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl++ = '\0';
+		char hex[64];
+		long long t;
+		if (sscanf(line, "next = %40s", hex) == 1 && strlen(hex) == 2 * LB_PACK_ID_LEN &&
+		    lb_unhex(v->next.b, hex, LB_PACK_ID_LEN) == 0)
+			v->have_next = 1;
+		else if (sscanf(line, "pass_started = %lld", &t) == 1 && t >= 0)
+			v->pass_started = t;
+		else if (sscanf(line, "last_pass_done = %lld", &t) == 1 && t >= 0)
+			v->last_pass_done = t;
+	}
+	free(text);
+}
+
+static int verify_save(struct lb_backend *be, const struct verify_state *v)
+{
+	char hex[2 * LB_PACK_ID_LEN + 1] = "";
+	if (v->have_next)
+		lb_hex(hex, v->next.b, LB_PACK_ID_LEN);
+	char text[512];
+	int n = snprintf(text, sizeof(text),
+			 "# Where lumbung check --read-data --max-duration resumes.  Rewritten by each run.\n"
+			 "next = %s\npass_started = %lld\nlast_pass_done = %lld\n",
+			 hex, (long long)v->pass_started, (long long)v->last_pass_done);
+	return be->ops->replace(be, VERIFY_OBJECT, text, (size_t)n);
+}
+
+/* Reads packs [from, to) in batches of a few per worker; stops early once
+ * deadline (monotonic ns, 0 none) has passed.  Returns the pack after the
+ * last one read in *end. */
+static int verify_range(struct ck *c, size_t from, size_t to, int64_t deadline, size_t *end)
+{
+	size_t batch = 4 * (size_t)lb_pool_size(lb_store_pool(c->s));
+	size_t at = from;
+	int r = 0;
+	while (r == 0 && at < to) {
+		size_t n = deadline ? LB_MIN(batch, to - at) : to - at;
+		struct verify_job j = { .c = c, .base = at };
+		r = lb_pool_run(lb_store_pool(c->s), n, verify_pack_job, &j);
+		if (r == 0)
+			r = j.err;
+		at += n;
+		c->res->packs_read += n;
+		if (deadline && lb_mono_ns() >= deadline)
+			break;
+	}
+	*end = at;
+	return r;
+}
+
+static int read_data_pass(struct ck *c, const struct lb_check_options *o)
+{
+	struct lb_backend *be = c->s->be;
+	struct verify_state v;
+	verify_load(be, &v);
+	int64_t now = lb_now_ns() / 1000000000LL;
+	size_t from = 0, end; /* c->packs is sorted by id (check_structure) */
+	if (o->max_ns && v.have_next) {
+		while (from < c->npacks && memcmp(c->packs[from].b, v.next.b, LB_PACK_ID_LEN) < 0)
+			from++;
+	} else {
+		v.pass_started = now;
+	}
+	int64_t deadline = o->max_ns ? lb_mono_ns() + o->max_ns : 0;
+	int r = verify_range(c, from, c->npacks, deadline, &end);
+	if (r < 0)
+		return r;
+	if (end >= c->npacks) {
+		c->res->pass_done = 1;
+		v.have_next = 0;
+		v.last_pass_done = lb_now_ns() / 1000000000LL;
+		c->res->pass_position = c->npacks;
+	} else {
+		v.have_next = 1;
+		v.next = c->packs[end];
+		c->res->pass_position = end;
+	}
+	c->res->pass_total = c->npacks;
+	c->res->last_full_pass = v.last_pass_done * 1000000000LL;
+	int rs = verify_save(be, &v);
+	if (rs < 0) {
+		lb_set_error("cannot record where the read-data pass stands (%s): the next run starts over",
+			     strerror(-rs));
+		report(c, "store", "%s", lb_error_detail());
+	}
+	return 0;
+}
+
+static int check_locked(struct lb_store *s, const struct lb_check_options *o, lb_problem_fn problem, void *arg,
 			struct lb_check_result *res)
 {
 	struct ck c = { .s = s, .problem = problem, .arg = arg, .res = res };
@@ -365,12 +484,8 @@ static int check_locked(struct lb_store *s, int read_data, lb_problem_fn problem
 		report(&c, "snapshot", "snapshot head %s is damaged", damaged[i]);
 	if (r == 0)
 		r = check_structure(&c);
-	if (r == 0 && read_data) {
-		struct verify_job j = { .c = &c };
-		r = lb_pool_run(lb_store_pool(s), c.npacks, verify_pack_job, &j);
-		if (r == 0)
-			r = j.err;
-	}
+	if (r == 0 && o->read_data)
+		r = read_data_pass(&c, o);
 	if (r == 0)
 		r = walk_snapshots(&c, 0);
 	if (r == 0 && lb_idset_count(c.bad) > 0)

@@ -61,7 +61,7 @@ int lb_index_rebuild(struct lb_backend *be, uint64_t *packs, uint64_t *chunks, u
 int lb_index_lookup_ref(struct lb_index *idx, const struct lb_id *id, struct lb_pack_id *pack,
 			struct lb_pack_entry *e);
 
-/* ---- garbage collection (lib/gc.c; doc/FORMAT.md section 14.3) ----
+/* ---- garbage collection (lib/gc.c; doc/FORMAT.md section 14.6) ----
  *
  * lb_index_gc_begin merges the runs into one, the base, and holds it: no
  * merge happens until the collection ends, and runs added meanwhile are

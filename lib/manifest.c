@@ -564,6 +564,8 @@ struct lb_mreader *lb_mreader_new(const struct lb_tree_ref *refs, size_t n, lb_t
 	return r;
 }
 
+size_t lb_mreader_blob(const struct lb_mreader *r) { return r->next ? r->next - 1 : 0; }
+
 void lb_mreader_free(struct lb_mreader *r)
 {
 	if (!r)
@@ -578,11 +580,13 @@ static int load_blob(struct lb_mreader *r, size_t i)
 	free(r->blob);
 	r->blob = NULL;
 	lb_rd_init(&r->rd, NULL, 0);
+	/* Past this blob even when it fails, so that a caller who salvages
+	 * what it can goes on with the next one. */
+	r->next = i + 1;
 	int ret = r->get(r->arg, &r->refs[i].id, r->refs[i].size, &r->blob);
 	if (ret < 0)
 		return ret;
 	lb_rd_init(&r->rd, r->blob, r->refs[i].size);
-	r->next = i + 1;
 	return 0;
 }
 
@@ -598,6 +602,7 @@ int lb_mreader_next(struct lb_mreader *r, struct lb_entry *e)
 	int ret = lb_entry_decode(&r->rd, e);
 	if (ret < 0) {
 		lb_set_error("manifest tree blob %zu is malformed", r->next - 1);
+		lb_rd_init(&r->rd, NULL, 0); /* the rest of it cannot be trusted */
 		return ret;
 	}
 	if (r->last_path && lb_path_cmp(r->last_path, e->path) >= 0) {

@@ -122,6 +122,10 @@ void lb_mreader_free(struct lb_mreader *r);
 /* Positions the reader before the first entry whose path is >= path in
  * tree order, reading only the blob that can hold it. */
 int lb_mreader_seek(struct lb_mreader *r, const char *path);
+/* After an error (a tree blob unreadable or malformed) the reader stands at
+ * the next blob: calling it again salvages the entries that follow, with
+ * lb_mreader_blob() naming the blob that was lost. */
+size_t lb_mreader_blob(const struct lb_mreader *r);
 /* Next entry: returns 1 and fills e (clear it with lb_entry_clear), 0 at the
  * end, or a negative errno (-EBADMSG for a damaged manifest). */
 int lb_mreader_next(struct lb_mreader *r, struct lb_entry *e);

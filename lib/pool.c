@@ -181,3 +181,5 @@ int lb_pool_run(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg)
 	lb_job_wait(p, j);
 	return 0;
 }
+
+unsigned lb_pool_size(const struct lb_pool *p) { return p->nthreads; }

@@ -25,5 +25,7 @@ int lb_job_submit(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg, struct l
 void lb_job_wait(struct lb_pool *p, struct lb_job *job);
 /* Submits and waits. */
 int lb_pool_run(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg);
+/* Number of worker threads. */
+unsigned lb_pool_size(const struct lb_pool *p);
 
 #endif

@@ -37,9 +37,10 @@ enum lb_msg {
 	LB_MSG_COMMIT = 8,    /* (empty) */
 	LB_MSG_SNAPSHOTS = 9, /* str tenant ("" = all mine), str dataset ("" = all) */
 	LB_MSG_LS = 10,       /* str tenant, str snapshot, str path ("" = root) */
-	LB_MSG_READ = 11,     /* str tenant, str snapshot, uv npaths, str path... */
+	LB_MSG_READ = 11,     /* str tenant, str snapshot, uv npaths, str path..., [u8 flags:
+			       * 1 = salvage] */
 	LB_MSG_DIFF = 12,     /* str tenant, str snapshot, str snapshot */
-	LB_MSG_CHECK = 13,    /* u8 read_data */
+	LB_MSG_CHECK = 13,    /* u8 read_data, uv max seconds of reading (0: all; may be absent) */
 	LB_MSG_PARENT = 14,   /* (empty, inside a backup) -> ENTRY... END */
 	LB_MSG_ABORT = 15,    /* (empty, inside a backup) */
 	LB_MSG_AUDIT = 16,    /* str tenant ("" = all I may see), sv since (ns) */
@@ -59,7 +60,9 @@ enum lb_msg {
 	LB_MSG_SNAPSHOT = 68,  /* snapshot summary, see lb_proto_put_snapshot */
 	LB_MSG_DIFF_ITEM = 69, /* u8 kind '+' '-' 'M', str path, u8 type, uv old size, uv new size */
 	LB_MSG_PROBLEM = 70,   /* str kind, str what */
-	LB_MSG_CHECKED = 71,   /* uv packs, chunks, snapshots, files, errors, bytes_read, unindexed */
+	LB_MSG_CHECKED = 71,   /* uv packs, chunks, snapshots, files, errors, bytes_read, unindexed,
+				* packs read, pass position, pass total; u8 pass finished;
+				* sv last finished pass (ns, 0 never) */
 	LB_MSG_COMMITTED = 72, /* snapshot summary, then uv files, logical, chunks, new_chunks,
 				* new_stored, reused_files */
 	LB_MSG_WARNING = 73,   /* str message (the operation goes on) */
@@ -83,6 +86,8 @@ enum lb_msg {
 				     * period (administrators) */
 	LB_MSG_PRUNE_ROW = 81,      /* str tenant, str dataset, str snapshot id (hex), sv time (ns),
 				     * uv keep reasons (lib/retention.h; 0 = remove), u8 removed */
+	LB_MSG_LOST = 83,           /* str path ("" = a tree blob's entries), uv offset, uv length,
+				     * str what: salvage could not read it (zeros were sent) */
 	LB_MSG_GC_DONE = 82,        /* uv snapshots, trees, chunks live, chunks dead, packs, packs
 				     * deleted, repacked, written, damaged, missing, orphans, bytes
 				     * freed, bytes written, bytes dead left, backups waited for;

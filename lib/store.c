@@ -1649,6 +1649,7 @@ struct rf_item {
 	const struct lb_entry *e;
 	size_t chunk; /* index in e->chunks, or SIZE_MAX for "no data" */
 	size_t off;   /* in the batch buffer */
+	uint64_t foff; /* of the chunk in its file's data stream */
 	int last;     /* last piece of e */
 	int err;
 };
@@ -1685,6 +1686,7 @@ struct rf_state {
 	void *arg;
 	const struct lb_entry *cur; /* entry being split into items */
 	size_t chunk;               /* next chunk of cur */
+	uint64_t foff;              /* where it starts in cur's stream */
 	int eof;
 };
 
@@ -1706,6 +1708,7 @@ static int rf_gather(struct rf_state *st, struct rf_batch *b)
 				break;
 			}
 			st->chunk = 0;
+			st->foff = 0;
 		}
 		int r = lb_grow(&b->items, &b->cap, b->n + 1, sizeof(*b->items));
 		if (r < 0)
@@ -1724,6 +1727,8 @@ static int rf_gather(struct rf_state *st, struct rf_batch *b)
 				b->bufcap = ncap;
 			}
 			it->chunk = st->chunk++;
+			it->foff = st->foff;
+			st->foff += size;
 			b->fill += size;
 		}
 		b->n++;
@@ -1735,10 +1740,23 @@ static int rf_gather(struct rf_state *st, struct rf_batch *b)
 	return 0;
 }
 
-static int rf_deliver(struct rf_batch *b, lb_file_data_fn data, lb_file_done_fn done, void *arg)
+static int rf_deliver(struct rf_batch *b, lb_file_data_fn data, lb_file_done_fn done, lb_file_lost_fn lost,
+		      void *arg)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		struct rf_item *it = &b->items[i];
+		if (it->err < 0 && lost && it->chunk != SIZE_MAX) {
+			/* Salvage: say what is lost and hand on zeros in its place,
+			 * so that the rest of the file keeps its offsets. */
+			const struct lb_chunkref *c = &it->e->chunks[it->chunk];
+			char hex[2 * LB_ID_LEN + 1];
+			lb_hex(hex, c->id.b, LB_ID_LEN);
+			int r = lost(arg, it->e, it->foff, c->size, hex);
+			if (r < 0)
+				return r;
+			memset(b->buf + it->off, 0, c->size);
+			it->err = 0;
+		}
 		if (it->err < 0) {
 			lb_set_error("%s", b->detail);
 			return it->err;
@@ -1756,6 +1774,12 @@ static int rf_deliver(struct rf_batch *b, lb_file_data_fn data, lb_file_done_fn 
 
 int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
 			lb_file_done_fn done, void *arg)
+{
+	return lb_store_read_files_salvage(s, next, data, done, NULL, arg);
+}
+
+int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
+				lb_file_done_fn done, lb_file_lost_fn lost, void *arg)
 {
 	struct rf_batch bt[2];
 	memset(bt, 0, sizeof(bt));
@@ -1776,7 +1800,7 @@ int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_f
 			lb_job_wait(s->pool, prev->job);
 			prev->job = NULL;
 			if (r == 0)
-				r = rf_deliver(prev, data, done, arg);
+				r = rf_deliver(prev, data, done, lost, arg);
 			prev->n = 0;
 		}
 		if (bt[cur].n == 0)

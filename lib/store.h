@@ -165,6 +165,13 @@ typedef int (*lb_file_data_fn)(void *arg, const struct lb_entry *e, const void *
 typedef int (*lb_file_done_fn)(void *arg, const struct lb_entry *e);
 int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
 			lb_file_done_fn done, void *arg);
+/* The same, for salvage: a chunk that is missing or damaged does not stop
+ * the read.  lost() is told the entry, where the chunk lies in its data
+ * stream, its length and its id (hex), and data() then gets that many zero
+ * bytes in its place. */
+typedef int (*lb_file_lost_fn)(void *arg, const struct lb_entry *e, uint64_t off, uint32_t len, const char *id);
+int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
+				lb_file_done_fn done, lb_file_lost_fn lost, void *arg);
 
 /* A reader over the snapshot's manifest (free with lb_mreader_free). */
 struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap);
@@ -225,15 +232,27 @@ struct lb_gc_stats {
 	char problem[320];                 /* the first thing left undone, "" none */
 };
 
-/* Collects garbage (see gc.c and doc/FORMAT.md 14.3): backups may run all
+/* Collects garbage (see gc.c and doc/FORMAT.md 14.6): backups may run all
  * the while.  -EBUSY when another collection or a check runs; -EBADMSG (with
  * a detail, nothing deleted) when a snapshot's references cannot be read. */
 int lb_store_gc(struct lb_store *s, const struct lb_gc_options *o, struct lb_gc_stats *st);
 
 /* ---- verification ------------------------------------------------------------ */
 
+struct lb_check_options {
+	int read_data;  /* read every stored byte (of the slice) */
+	int64_t max_ns; /* with read_data: stop reading packs after this long and
+			 * resume there next time (0: a whole pass) */
+};
+
 struct lb_check_result {
 	uint64_t packs, chunks, snapshots, files;
+	/* The read-data pass: packs read by this run, where the pass stands
+	 * after it (of how many packs), whether this run finished it, and when
+	 * a pass last finished (ns, 0 never). */
+	uint64_t packs_read, pass_position, pass_total;
+	int pass_done;
+	int64_t last_full_pass;
 	uint64_t bytes_read;      /* pack bytes read with read_data */
 	uint64_t errors;          /* problems reported */
 	uint64_t unindexed_packs; /* sealed packs no index run names (garbage) */
@@ -249,7 +268,14 @@ typedef void (*lb_problem_fn)(void *arg, const char *kind, const char *what);
  * manifest and every chunk it references) and, with read_data, every byte
  * of every pack (re-hashing each chunk).  Each damaged chunk is traced to the
  * snapshots and files that use it.  Returns 0 when clean, -EBADMSG when any
- * problem was found, or another -errno when check itself could not run. */
+ * problem was found, or another -errno when check itself could not run.
+ * With o->max_ns, the packs are read in id order from where the previous
+ * such run stopped (the store's "verify" object, FORMAT.md 3.8) until the
+ * time is up, so that runs at intervals read the whole store; a pass wraps
+ * around at the end.  A run without max_ns reads every pack and counts as a
+ * finished pass. */
+int lb_store_check_opts(struct lb_store *s, const struct lb_check_options *o, lb_problem_fn problem, void *arg,
+			struct lb_check_result *res);
 int lb_store_check(struct lb_store *s, int read_data, lb_problem_fn problem, void *arg,
 		   struct lb_check_result *res);
 

@@ -538,12 +538,22 @@ int main(int argc, char **argv)
 		lb_snapshot_free(snap);
 	} else if (!strcmp(cmd, "check")) {
 		struct lb_check_result res;
-		int read_data = argc > 3 && !strcmp(argv[3], "--read-data");
-		r = lb_store_check(st, read_data, problem, NULL, &res);
+		struct lb_check_options o = { 0 };
+		for (int i = 3; i < argc; i++) {
+			if (!strcmp(argv[i], "--read-data"))
+				o.read_data = 1;
+			else if (!strcmp(argv[i], "--max-ns") && i + 1 < argc)
+				o.max_ns = strtoll(argv[++i], NULL, 10);
+		}
+		r = lb_store_check_opts(st, &o, problem, NULL, &res);
 		printf("packs %llu chunks %llu snapshots %llu files %llu errors %llu unindexed_packs %llu\n",
 		       (unsigned long long)res.packs, (unsigned long long)res.chunks,
 		       (unsigned long long)res.snapshots, (unsigned long long)res.files,
 		       (unsigned long long)res.errors, (unsigned long long)res.unindexed_packs);
+		if (o.read_data)
+			printf("packs_read %llu position %llu total %llu done %d last %lld\n",
+			       (unsigned long long)res.packs_read, (unsigned long long)res.pass_position,
+			       (unsigned long long)res.pass_total, res.pass_done, (long long)res.last_full_pass);
 		if (r == -EBADMSG)
 			rc = 3;
 		else if (r < 0)

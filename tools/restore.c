@@ -24,6 +24,9 @@ struct sink {
 	size_t ext;    /* current extent (sparse files) */
 	uint64_t in_ext;
 	uint64_t files, bytes, errors;
+	int salvage;
+	uint64_t lost_bytes, lost_trees, damaged_files;
+	char last_damaged[4096]; /* to count each damaged file once */
 	int progress;
 	int64_t last;
 };
@@ -326,9 +329,48 @@ static int consume(struct fq *q, struct sink *s)
 			finish_file(s);
 			skip = 0;
 			break;
+		case LB_MSG_LOST: {
+			/* Salvage: this part could not be read; zeros stand in its
+			 * place in the file (or, for "", entries are missing). */
+			lb_frame_reader(f, &rd);
+			char *path = lb_rd_strdup(&rd, 4095);
+			uint64_t off = lb_rd_uv(&rd), len = lb_rd_uv(&rd);
+			char *what = lb_rd_strdup(&rd, 4096);
+			if (!path || !what || !lb_rd_done(&rd) || !s->salvage) {
+				free(path);
+				free(what);
+				return frame_unexpected(f, "restore");
+			}
+			if (s->progress)
+				fputc('\n', stderr);
+			if (!*path) {
+				s->lost_trees++;
+				fprintf(stderr, "lumbung: lost: %s\n", what);
+			} else {
+				if (strcmp(path, s->last_damaged) != 0) {
+					s->damaged_files++;
+					snprintf(s->last_damaged, sizeof(s->last_damaged), "%s", path);
+				}
+				s->lost_bytes += len;
+				fprintf(stderr, "lumbung: damaged: %s: bytes %llu-%llu are zeros (%s)\n", path,
+					(unsigned long long)off, (unsigned long long)(off + len - 1), what);
+			}
+			free(path);
+			free(what);
+			break;
+		}
 		case LB_MSG_END:
 			progress(s, 1);
 			rc = s->errors ? EXIT_FAILED : EXIT_OK;
+			if (s->salvage) {
+				char a[32];
+				fprintf(stderr, "lumbung: salvage: %llu files restored, %llu of them damaged (%s lost)%s%s\n",
+					(unsigned long long)s->files, (unsigned long long)s->damaged_files,
+					lb_format_size(a, sizeof(a), s->lost_bytes), s->lost_trees ? "; entries lost with " : "",
+					s->lost_trees ? "unreadable tree blobs (listed above)" : "");
+				if (rc == EXIT_OK && (s->damaged_files || s->lost_trees))
+					rc = EXIT_DAMAGED;
+			}
 			break;
 		default:
 			rc = frame_unexpected(f, "restore");
@@ -349,6 +391,8 @@ static int run_read(struct client *c, const char *tenant, const char *snap, char
 	lb_buf_put_uv(&b, (uint64_t)npaths);
 	for (int i = 0; i < npaths; i++)
 		lb_buf_put_str(&b, paths[i]);
+	if (s->salvage)
+		lb_buf_put_u8(&b, 1);
 	int r = lb_frame_send_buf(c->fd, LB_MSG_READ, &b);
 	lb_buf_free(&b);
 	if (r < 0 || client_read(c) < 0)
@@ -401,10 +445,15 @@ static void restore_usage(FILE *f)
 		"  -T, --target DIR   restore into DIR\n"
 		"      --tar FILE|-   write a pax tar archive (- for stdout)\n"
 		"      --zip FILE     write a zip archive\n"
+		"      --salvage      go on past missing or damaged data: every intact file\n"
+		"                     is restored; a damaged file is restored with zeros\n"
+		"                     where its data was lost, and listed on stderr with the\n"
+		"                     byte ranges lost\n"
 		"      --tenant T, --socket PATH, --config FILE\n"
 		"\n"
 		"Exit status: 0 restored, 1 failed (some entries could not be written),\n"
-		"2 usage, 4 snapshot or path not found, 5 lumbungd unreachable.\n");
+		"2 usage, 3 salvaged with damage (listed), 4 snapshot or path not found,\n"
+		"5 lumbungd unreachable.\n");
 }
 
 int cmd_restore(int argc, char **argv)
@@ -414,8 +463,10 @@ int cmd_restore(int argc, char **argv)
 		{ "target", required_argument, NULL, 'T' },
 		{ "tar", required_argument, NULL, 0x2001 },
 		{ "zip", required_argument, NULL, 0x2002 },
+		{ "salvage", no_argument, NULL, 0x2003 },
 		{ NULL, 0, NULL, 0 },
 	};
+	int salvage = 0;
 	struct common co = { 0 };
 	const char *target = NULL, *tar = NULL, *zip = NULL;
 	int c;
@@ -427,6 +478,7 @@ int cmd_restore(int argc, char **argv)
 		case 'T': target = optarg; break;
 		case 0x2001: tar = optarg; break;
 		case 0x2002: zip = optarg; break;
+		case 0x2003: salvage = 1; break;
 		case 'h': restore_usage(stdout); return EXIT_OK;
 		default:
 			fprintf(stderr, "lumbung: try 'lumbung restore --help'\n");
@@ -439,7 +491,7 @@ int cmd_restore(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *snap = argv[optind];
-	struct sink s = { .progress = progress_wanted() && !(tar && !strcmp(tar, "-")) };
+	struct sink s = { .progress = progress_wanted() && !(tar && !strcmp(tar, "-")), .salvage = salvage };
 	int rc = EXIT_OK;
 	if (target) {
 		if (mkdir(target, 0700) < 0 && errno != EEXIST) {

@@ -274,33 +274,65 @@ int cmd_diff(int argc, char **argv)
 int cmd_check(int argc, char **argv)
 {
 	static const char help[] =
-		"Usage: lumbung check [--read-data] [--json]\n"
+		"Usage: lumbung check [--read-data [--max-duration D]] [--json]\n"
 		"\n"
 		"Verifies the store (administrators only): every pack against the index,\n"
 		"every snapshot's manifest and the chunks it needs; with --read-data every\n"
 		"stored byte is read and every chunk re-hashed.  Each damaged chunk is named\n"
 		"with its pack and offset, and every snapshot and file that uses it.\n"
+		"\n"
+		"  --read-data        read and re-hash every stored byte (a full pass)\n"
+		"  --max-duration D   read for at most D (90m, 2h, 1d) and stop; the next\n"
+		"                     run resumes where this one stopped, so a weekly run\n"
+		"                     covers the whole store over time (lumbung-verify.timer)\n"
+		"\n"
 		"Exit status: 0 clean, 3 damage found, 1 check could not run.\n";
-	int read_data = 0;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--read-data"))
-			read_data = 1;
+	static const struct option opts[] = { COMMON_OPTIONS, { "read-data", no_argument, NULL, 'r' },
+					      { "max-duration", required_argument, NULL, 'm' },
+					      { NULL, 0, NULL, 0 } };
 	struct common co = { 0 };
-	int rc = parse_common(argc, argv, &co, help);
-	if (rc >= 0)
-		return rc;
+	int read_data = 0, c;
+	int64_t max_s = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (common_option(&co, c, optarg))
+			continue;
+		if (c == 'r') {
+			read_data = 1;
+		} else if (c == 'm') {
+			if (lb_parse_duration(optarg, &max_s) < 0) {
+				fprintf(stderr, "lumbung check: --max-duration takes a duration such as 90m, 2h or 1d, not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+		} else if (c == 'h') {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "lumbung: try 'lumbung check --help'\n");
+			return EXIT_USAGE;
+		}
+	}
 	if (optind != argc) {
 		fprintf(stderr, "lumbung check: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (max_s && !read_data) {
+		fprintf(stderr, "lumbung check: --max-duration limits --read-data; give both\n");
+		return EXIT_USAGE;
+	}
 	struct client cl;
-	rc = client_connect(&cl, &co);
+	int rc = client_connect(&cl, &co);
 	if (rc) {
 		client_close(&cl);
 		return rc;
 	}
-	uint8_t rd_flag = (uint8_t)read_data;
-	int r = lb_frame_send(cl.fd, LB_MSG_CHECK, &rd_flag, 1);
+	struct lb_buf req;
+	lb_buf_init(&req);
+	lb_buf_put_u8(&req, (uint8_t)read_data);
+	lb_buf_put_uv(&req, (uint64_t)max_s);
+	int r = lb_frame_send_buf(cl.fd, LB_MSG_CHECK, &req);
+	lb_buf_free(&req);
 	int n = 0;
 	if (co.json)
 		printf("{\"problems\":[");
@@ -324,19 +356,41 @@ int cmd_check(int argc, char **argv)
 	if (r == 0 && cl.f.type == LB_MSG_CHECKED) {
 		struct lb_rd rd;
 		lb_frame_reader(&cl.f, &rd);
-		uint64_t v[7];
+		uint64_t v[10] = { 0 };
+		int done = 0;
+		int64_t last = 0;
 		for (int i = 0; i < 7; i++)
 			v[i] = lb_rd_uv(&rd);
-		if (co.json)
+		if (rd.p < rd.end) {
+			for (int i = 7; i < 10; i++)
+				v[i] = lb_rd_uv(&rd);
+			done = lb_rd_u8(&rd);
+			last = lb_rd_sv(&rd);
+		}
+		if (co.json) {
 			printf("],\"packs\":%llu,\"chunks\":%llu,\"snapshots\":%llu,\"files\":%llu,\"errors\":%llu,"
-			       "\"bytes_read\":%llu,\"unreferenced_packs\":%llu}\n",
+			       "\"bytes_read\":%llu,\"unreferenced_packs\":%llu",
 			       (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
 			       (unsigned long long)v[3], (unsigned long long)v[4], (unsigned long long)v[5],
 			       (unsigned long long)v[6]);
-		else
+			if (read_data)
+				printf(",\"packs_read\":%llu,\"pass_position\":%llu,\"pass_total\":%llu,"
+				       "\"pass_finished\":%s,\"last_full_pass\":%lld",
+				       (unsigned long long)v[7], (unsigned long long)v[8], (unsigned long long)v[9],
+				       done ? "true" : "false", (long long)(last / 1000000000LL));
+			printf("}\n");
+		} else {
 			printf("%s: %llu packs, %llu chunks, %llu snapshots, %llu files checked; %llu problems\n",
 			       v[4] ? "damaged" : "clean", (unsigned long long)v[0], (unsigned long long)v[1],
 			       (unsigned long long)v[2], (unsigned long long)v[3], (unsigned long long)v[4]);
+			if (read_data && max_s) {
+				char when[32];
+				fmt_time(last, when, sizeof(when));
+				printf("read %llu packs; the pass %s at %llu of %llu packs; last full pass: %s\n",
+				       (unsigned long long)v[7], done ? "finished" : "stands", (unsigned long long)v[8],
+				       (unsigned long long)v[9], last ? when : "never");
+			}
+		}
 		rc = v[4] ? EXIT_DAMAGED : EXIT_OK;
 	} else if (r == 0) {
 		if (co.json)

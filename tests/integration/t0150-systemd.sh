@@ -25,6 +25,17 @@ sed "s|/usr/bin/lumbung|$abs_tool|g" "$src/systemd/lumbung-prune.service" >"$T/u
 cp "$src/systemd/lumbung-prune.timer" "$T/unit/"
 check "systemd-analyze verify accepts the prune timer and service" \
 	sh -c "cd '$T/unit' && MANPATH='$T/man' SYSTEMD_LOG_LEVEL=notice systemd-analyze verify lumbungd.service lumbung-prune.timer lumbung-prune.service 2>'$T/verify3.err'; r=\$?; cat '$T/verify3.err'; [ \$r -eq 0 ] && ! grep -q . '$T/verify3.err'"
+sed "s|/usr/bin/lumbung|$abs_tool|g" "$src/systemd/lumbung-verify.service" >"$T/unit/lumbung-verify.service"
+cp "$src/systemd/lumbung-verify.timer" "$T/unit/"
+check "systemd-analyze verify accepts the verify timer and service" \
+	sh -c "cd '$T/unit' && MANPATH='$T/man' SYSTEMD_LOG_LEVEL=notice systemd-analyze verify lumbungd.service lumbung-verify.timer lumbung-verify.service 2>'$T/verify4.err'; r=\$?; cat '$T/verify4.err'; [ \$r -eq 0 ] && ! grep -q . '$T/verify4.err'"
+check "the verify service reads a bounded slice with --read-data --max-duration" \
+	grep -qx 'ExecStart=/usr/bin/lumbung check --read-data --max-duration 4h' "$src/systemd/lumbung-verify.service"
+systemd-analyze calendar --iterations=3 "$(sed -n 's/^OnCalendar=//p' "$src/systemd/lumbung-verify.timer")" >"$T/cal" 2>&1
+check "the verify timer fires once a week" python3 -c "
+import re, datetime
+ts = [datetime.datetime.strptime(m, '%Y-%m-%d %H:%M:%S') for m in re.findall(r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)', open('$T/cal').read())]
+assert len(ts) == 3 and all((b - a).total_seconds() == 604800 for a, b in zip(ts, ts[1:])), ts"
 check "the prune timer fires after the last backup of the sample schedules" python3 -c "
 import glob, re
 last = max(l.split()[-1] for f in glob.glob('$src/etc/tenants.d/*.conf') for l in open(f) if l.startswith('schedule'))
