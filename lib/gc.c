@@ -226,60 +226,95 @@ static int rp_copy(struct repacker *rp, const struct lb_gc_entry *g)
 	return r;
 }
 
-/* Rewrites the live blobs of the packs with want[] set.  A pack with a blob
- * that cannot be read is left alone (its want[] cleared) and counted. */
-static int repack(struct lb_store *s, uint8_t *want, uint32_t npacks, struct lb_gc_stats *st)
+/* Seals the open writers and indexes every pack written so far, so that
+ * the copies are found before the base lets go of the originals. */
+static int rp_flush(struct repacker *rp, struct lb_gc_stats *st)
 {
-	struct lb_gc_entry *v;
-	size_t n;
-	int r = lb_index_gc_live(s->idx, want, &v, &n);
-	if (r < 0)
-		return r;
-	if (n)
-		qsort(v, n, sizeof(*v), by_place);
-	struct repacker rp = { .s = s };
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (!want[v[i].pack])
-			continue;
-		int c = rp_copy(&rp, &v[i]);
-		if (c == -EBADMSG || c == -ENOENT) {
-			char name[64];
-			lb_pack_name(&v[i].pack_id, name, sizeof(name));
-			if (!st->problem[0])
-				snprintf(st->problem, sizeof(st->problem), "%s left as it is: %s", name,
-					 c == -ENOENT ? "missing" : lb_error_detail());
-			want[v[i].pack] = 0;
-			st->packs_damaged++;
-		} else {
-			r = c;
-		}
-	}
+	int r = 0;
 	for (int k = LB_PACK_DATA; k <= LB_PACK_META && r == 0; k++)
-		if (rp.w[k])
-			r = rp_seal(&rp, k);
-	/* Index the copies before the base lets go of the originals. */
-	struct lb_index_pack *ip = rp.ndone ? lb_mallocarray(rp.ndone, sizeof(*ip)) : NULL;
-	if (r == 0 && rp.ndone && !ip)
+		if (rp->w[k])
+			r = rp_seal(rp, k);
+	struct lb_index_pack *ip = rp->ndone ? lb_mallocarray(rp->ndone, sizeof(*ip)) : NULL;
+	if (r == 0 && rp->ndone && !ip)
 		r = -ENOMEM;
-	if (r == 0 && rp.ndone) {
-		for (size_t i = 0; i < rp.ndone; i++) {
-			ip[i].id = *lb_pack_writer_id(rp.done[i]);
-			ip[i].entries = lb_pack_writer_entries(rp.done[i], &ip[i].n);
-			st->bytes_written += lb_pack_writer_size(rp.done[i]);
+	if (r == 0 && rp->ndone) {
+		for (size_t i = 0; i < rp->ndone; i++) {
+			ip[i].id = *lb_pack_writer_id(rp->done[i]);
+			ip[i].entries = lb_pack_writer_entries(rp->done[i], &ip[i].n);
+			st->bytes_written += lb_pack_writer_size(rp->done[i]);
 		}
-		r = lb_index_add(s->idx, ip, rp.ndone);
+		r = lb_index_add(rp->s->idx, ip, rp->ndone);
 		if (r == 0)
-			st->packs_written += rp.ndone;
+			st->packs_written += rp->ndone;
 	}
 	free(ip);
+	for (size_t i = 0; i < rp->ndone; i++)
+		lb_pack_writer_free(rp->done[i]);
+	rp->ndone = 0;
+	return r;
+}
+
+/* Live blobs copied per batch: bounds what repacking holds in memory
+ * (about 120 bytes each) whatever the store's size. */
+#define REPACK_BATCH (256u << 10)
+
+/* Rewrites the live blobs of the packs with want[] set, a batch of packs at
+ * a time, each batch in pack and offset order.  A pack with a blob that
+ * cannot be read is left alone (its want[] cleared) and counted. */
+static int repack(struct lb_store *s, uint8_t *want, const struct lb_gc_pack *ps, uint32_t npacks,
+		  struct lb_gc_stats *st)
+{
+	uint8_t *batch = calloc(npacks ? npacks : 1, 1);
+	if (!batch)
+		return -ENOMEM;
+	struct repacker rp = { .s = s };
+	int r = 0;
+	for (uint32_t from = 0; r == 0 && from < npacks;) {
+		uint64_t live = 0;
+		memset(batch, 0, npacks);
+		uint32_t k = from;
+		for (; k < npacks && (live == 0 || live + ps[k].live <= REPACK_BATCH); k++)
+			if (want[k]) {
+				batch[k] = 1;
+				live += ps[k].live;
+			}
+		from = k;
+		if (live == 0)
+			continue;
+		struct lb_gc_entry *v;
+		size_t n;
+		r = lb_index_gc_live(s->idx, batch, &v, &n);
+		if (r < 0)
+			break;
+		if (n)
+			qsort(v, n, sizeof(*v), by_place);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			if (!want[v[i].pack])
+				continue;
+			int c = rp_copy(&rp, &v[i]);
+			if (c == -EBADMSG || c == -ENOENT) {
+				char name[64];
+				lb_pack_name(&v[i].pack_id, name, sizeof(name));
+				if (!st->problem[0])
+					snprintf(st->problem, sizeof(st->problem), "%s left as it is: %s", name,
+						 c == -ENOENT ? "missing" : lb_error_detail());
+				want[v[i].pack] = 0;
+				st->packs_damaged++;
+			} else {
+				r = c;
+			}
+		}
+		free(v);
+		if (r == 0)
+			r = rp_flush(&rp, st);
+	}
 	for (int k = LB_PACK_DATA; k <= LB_PACK_META; k++)
 		lb_pack_writer_free(rp.w[k]);
 	for (size_t i = 0; i < rp.ndone; i++)
 		lb_pack_writer_free(rp.done[i]);
 	free(rp.done);
 	free(rp.buf);
-	free(v);
-	(void)npacks;
+	free(batch);
 	return r;
 }
 
@@ -360,8 +395,14 @@ static int gc_locked(struct lb_store *s, const struct lb_gc_options *o, struct l
 		r = -ENOMEM;
 		goto out_packs;
 	}
-	st->packs = npacks;
 	for (uint32_t k = 0; k < npacks; k++) {
+		if (ps[k].same_as != k) {
+			/* The same pack in another run: judged with its first row. */
+			drop[k] = drop[ps[k].same_as];
+			rewrite[k] = rewrite[ps[k].same_as];
+			continue;
+		}
+		st->packs++;
 		st->chunks_live += ps[k].live;
 		st->chunks_dead += ps[k].dead;
 		struct listed *p = listed_find(&l, &ps[k].id);
@@ -384,7 +425,7 @@ static int gc_locked(struct lb_store *s, const struct lb_gc_options *o, struct l
 	}
 	if (o->dry_run) {
 		for (uint32_t k = 0; k < npacks; k++)
-			if (rewrite[k]) {
+			if (rewrite[k] && ps[k].same_as == k) {
 				st->packs_repacked++;
 				st->bytes_freed += listed_find(&l, &ps[k].id)->size;
 				st->bytes_written += ps[k].live_bytes;
@@ -393,14 +434,24 @@ static int gc_locked(struct lb_store *s, const struct lb_gc_options *o, struct l
 	}
 
 	/* 6: repack, then write the base without what goes. */
-	r = repack(s, rewrite, npacks, st);
+	r = repack(s, rewrite, ps, npacks, st);
 	if (r < 0)
 		goto out_packs;
+	/* A damaged blob may have stopped one row of a pack two runs list:
+	 * then neither row lets go of it. */
+	for (uint32_t k = 0; k < npacks; k++)
+		if (ps[k].same_as != k && !rewrite[k])
+			rewrite[ps[k].same_as] = 0;
+	for (uint32_t k = 0; k < npacks; k++)
+		if (ps[k].same_as != k)
+			rewrite[k] = rewrite[ps[k].same_as];
 	for (uint32_t k = 0; k < npacks; k++)
 		if (rewrite[k]) {
 			drop[k] = 1;
-			st->packs_repacked++;
-			st->bytes_freed += listed_find(&l, &ps[k].id)->size;
+			if (ps[k].same_as == k) {
+				st->packs_repacked++;
+				st->bytes_freed += listed_find(&l, &ps[k].id)->size;
+			}
 		}
 	kill_point("repacked");
 	r = lb_index_gc_commit(s->idx, drop, NULL);

@@ -27,13 +27,23 @@ struct lb_index {
 	struct run *runs;
 	size_t nruns, cap;
 	uint64_t next_seq;
-	/* A garbage collection in progress (see index.h): its base run is
-	 * runs[0], whose seq is gc_seq (0: none).  gc_mark holds a bit per base
-	 * entry, set when the entry is found live; once gc_frozen, unmarked
-	 * base entries are invisible.  No merge runs meanwhile. */
-	uint64_t gc_seq;
+	/* A garbage collection in progress (see index.h): its base is
+	 * runs[0 .. gc_nbase), the runs there when it began (they keep their
+	 * places: runs are only appended, and no merge runs meanwhile).
+	 * gc_mark holds a bit per base entry, run k's from gc_off[k], set when
+	 * the entry is found live; once gc_frozen, unmarked base entries are
+	 * invisible.  gc_poff[k] numbers run k's packs among all base packs. */
+	int gc_active;
+	size_t gc_nbase;
+	uint64_t *gc_off;
+	uint32_t *gc_poff;
+	uint64_t gc_bits;
+	uint32_t gc_packs;
 	uint8_t *gc_mark;
 	int gc_frozen;
+	/* The highest seq written that memory does not hold as a run (a
+	 * collection's merged base): a merge must cover it too. */
+	uint64_t covers_floor;
 };
 
 static void run_name(uint64_t seq, char *buf, size_t len)
@@ -224,9 +234,10 @@ static inline int gc_bit(const uint8_t *bits, uint64_t i) { return bits[i >> 3] 
  * mark) records it as referenced.  Called with the lock held for reading. */
 static int gc_visit(struct lb_index *idx, const struct run *ru, const uint8_t *p, int mark)
 {
-	if (!idx->gc_seq || ru->seq != idx->gc_seq)
+	size_t k = (size_t)(ru - idx->runs);
+	if (!idx->gc_active || k >= idx->gc_nbase)
 		return 0;
-	uint64_t i = (uint64_t)(p - ru->entries) / LB_INDEX_ENTRY_SIZE;
+	uint64_t i = idx->gc_off[k] + (uint64_t)(p - ru->entries) / LB_INDEX_ENTRY_SIZE;
 	if (idx->gc_frozen)
 		return !gc_bit(idx->gc_mark, i);
 	if (mark)
@@ -370,7 +381,7 @@ int lb_index_add(struct lb_index *idx, const struct lb_index_pack *packs, size_t
 	pthread_rwlock_wrlock(&idx->lock);
 	r = add_run_locked(idx, seq, data, len);
 	size_t nruns = idx->nruns;
-	int gc = idx->gc_seq != 0;
+	int gc = idx->gc_active;
 	pthread_rwlock_unlock(&idx->lock);
 	if (r < 0) {
 		free(data);
@@ -409,7 +420,7 @@ int lb_index_compact(struct lb_index *idx)
 {
 	pthread_rwlock_wrlock(&idx->lock);
 	/* A collection holds its base run still until it ends. */
-	int r = idx->gc_seq ? 0 : compact_locked(idx);
+	int r = idx->gc_active ? 0 : compact_locked(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	return r;
 }
@@ -446,9 +457,9 @@ static int compact_locked(struct lb_index *idx)
 		free(remap);
 	}
 	uint64_t seq = idx->next_seq++;
-	/* The newest run is not always the last one (a collection's result
-	 * keeps the first place), so covers is the highest seq merged. */
-	uint64_t covers = 0;
+	/* Everything memory holds, including what a collection's merged
+	 * base (written, but held as the filtered runs) covers. */
+	uint64_t covers = idx->covers_floor;
 	for (size_t i = 0; i < idx->nruns; i++)
 		covers = LB_MAX(covers, idx->runs[i].seq);
 	uint8_t *data = NULL;
@@ -470,6 +481,14 @@ static int compact_locked(struct lb_index *idx)
 		run_name(idx->runs[i].seq, name, sizeof(name));
 		idx->be->ops->remove(idx->be, name); /* leftovers are dropped on open */
 		run_free(&idx->runs[i]);
+	}
+	if (idx->covers_floor) {
+		/* A collection's merged run, which memory held as its parts:
+		 * the merged run just written holds it all now. */
+		char name[64];
+		run_name(idx->covers_floor, name, sizeof(name));
+		idx->be->ops->remove(idx->be, name);
+		idx->covers_floor = 0;
 	}
 	idx->runs[0] = merged;
 	idx->nruns = 1;
@@ -600,66 +619,97 @@ uint64_t lb_index_blob_bytes(struct lb_index *idx)
 
 /* ---- garbage collection ---------------------------------------------------- */
 
+static void gc_clear_locked(struct lb_index *idx)
+{
+	free(idx->gc_mark);
+	free(idx->gc_off);
+	free(idx->gc_poff);
+	idx->gc_mark = NULL;
+	idx->gc_off = NULL;
+	idx->gc_poff = NULL;
+	idx->gc_active = 0;
+	idx->gc_frozen = 0;
+	idx->gc_nbase = 0;
+}
+
 int lb_index_gc_begin(struct lb_index *idx, uint64_t *entries, uint32_t *packs)
 {
 	pthread_rwlock_wrlock(&idx->lock);
-	int r = idx->gc_seq ? -EBUSY : compact_locked(idx);
-	if (r == 0 && idx->nruns == 0) {
-		/* Nothing indexed yet: an empty base run gives the collection
-		 * something to hold. */
-		uint64_t seq = idx->next_seq++;
-		uint8_t *data;
-		size_t len;
-		r = write_run(idx->be, seq, 0, NULL, 0, NULL, 0, &data, &len);
-		if (r == 0 && (r = add_run_locked(idx, seq, data, len)) < 0)
-			free(data);
+	if (idx->gc_active) {
+		pthread_rwlock_unlock(&idx->lock);
+		return -EBUSY;
 	}
-	if (r == 0) {
-		struct run *base = &idx->runs[0];
-		idx->gc_mark = calloc(base->n / 8 + 1, 1);
-		if (!idx->gc_mark)
-			r = -ENOMEM;
-		else {
-			idx->gc_seq = base->seq;
-			idx->gc_frozen = 0;
-			*entries = base->n;
-			*packs = base->npacks;
-		}
+	/* The runs are taken as they are: merging them first would need the
+	 * index twice over in memory. */
+	size_t nb = idx->nruns;
+	uint64_t *off = calloc(nb + 1, sizeof(*off));
+	uint32_t *poff = calloc(nb + 1, sizeof(*poff));
+	uint64_t bits = 0;
+	uint64_t np = 0;
+	for (size_t k = 0; off && poff && k < nb; k++) {
+		off[k] = bits;
+		poff[k] = (uint32_t)np;
+		bits += idx->runs[k].n;
+		np += idx->runs[k].npacks;
 	}
+	uint8_t *mark = off && poff && np < UINT32_MAX ? calloc(bits / 8 + 1, 1) : NULL;
+	if (!mark) {
+		free(off);
+		free(poff);
+		pthread_rwlock_unlock(&idx->lock);
+		return -ENOMEM;
+	}
+	idx->gc_active = 1;
+	idx->gc_nbase = nb;
+	idx->gc_off = off;
+	idx->gc_poff = poff;
+	idx->gc_bits = bits;
+	idx->gc_packs = (uint32_t)np;
+	idx->gc_mark = mark;
+	idx->gc_frozen = 0;
+	*entries = bits;
+	*packs = (uint32_t)np;
 	pthread_rwlock_unlock(&idx->lock);
-	return r;
+	return 0;
 }
 
-/* The base run (called with the lock held). */
-static struct run *gc_base(struct lb_index *idx)
+static void gc_set(struct lb_index *idx, uint64_t i)
 {
-	return idx->gc_seq && idx->nruns && idx->runs[0].seq == idx->gc_seq ? &idx->runs[0] : NULL;
+	__atomic_fetch_or(&idx->gc_mark[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
 }
 
 int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id)
 {
 	int r = 0;
 	pthread_rwlock_rdlock(&idx->lock);
-	struct run *base = gc_base(idx);
-	const uint8_t *p = base ? run_find(base, id) : NULL;
-	if (p) {
-		uint64_t i = (uint64_t)(p - base->entries) / LB_INDEX_ENTRY_SIZE;
-		__atomic_fetch_or(&idx->gc_mark[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
-		r = 1;
-	} else {
-		for (size_t k = 0; k < idx->nruns && !r; k++)
-			if (&idx->runs[k] != base && run_find(&idx->runs[k], id))
-				r = 2;
+	/* Every copy in the base is marked (a chunk is normally in one run
+	 * only; after an index rebuild or a crash during a collection it can
+	 * be in two). */
+	for (size_t k = 0; idx->gc_active && k < idx->gc_nbase; k++) {
+		const struct run *ru = &idx->runs[k];
+		const uint8_t *p = run_find(ru, id);
+		if (p) {
+			gc_set(idx, idx->gc_off[k] + (uint64_t)(p - ru->entries) / LB_INDEX_ENTRY_SIZE);
+			r = 1;
+		}
 	}
+	for (size_t k = idx->gc_nbase; !r && k < idx->nruns; k++)
+		if (run_find(&idx->runs[k], id))
+			r = 2;
 	pthread_rwlock_unlock(&idx->lock);
 	return r;
+}
+
+static int gc_pack_cmp(const void *a, const void *b)
+{
+	const struct lb_gc_pack *x = *(struct lb_gc_pack *const *)a, *y = *(struct lb_gc_pack *const *)b;
+	return memcmp(x->id.b, y->id.b, LB_PACK_ID_LEN);
 }
 
 int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out)
 {
 	pthread_rwlock_wrlock(&idx->lock);
-	struct run *base = gc_base(idx);
-	if (!base) {
+	if (!idx->gc_active) {
 		pthread_rwlock_unlock(&idx->lock);
 		return -EINVAL;
 	}
@@ -669,28 +719,65 @@ int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out)
 	 * the figures can be gathered under the read lock. */
 	pthread_rwlock_unlock(&idx->lock);
 	pthread_rwlock_rdlock(&idx->lock);
-	base = gc_base(idx);
-	struct lb_gc_pack *st = calloc(base->npacks ? base->npacks : 1, sizeof(*st));
-	if (!st) {
+	uint32_t np = idx->gc_packs;
+	struct lb_gc_pack *st = calloc(np ? np : 1, sizeof(*st));
+	struct lb_gc_pack **byid = calloc(np ? np : 1, sizeof(*byid));
+	if (!st || !byid) {
 		pthread_rwlock_unlock(&idx->lock);
+		free(st);
+		free(byid);
 		return -ENOMEM;
 	}
-	for (uint32_t k = 0; k < base->npacks; k++)
-		memcpy(st[k].id.b, base->packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
-	for (uint64_t i = 0; i < base->n; i++) {
-		const uint8_t *p = base->entries + i * LB_INDEX_ENTRY_SIZE;
-		uint32_t pf = lb_get32(p + 32);
-		struct lb_gc_pack *g = &st[pf & 0xffffff];
-		uint64_t bytes = LB_BLOB_HEADER_SIZE + (uint64_t)lb_get32(p + 40);
-		if (gc_bit(idx->gc_mark, i)) {
-			g->live++;
-			g->live_bytes += bytes;
-		} else {
-			g->dead++;
-			g->dead_bytes += bytes;
+	for (size_t k = 0; k < idx->gc_nbase; k++) {
+		const struct run *ru = &idx->runs[k];
+		struct lb_gc_pack *g0 = st + idx->gc_poff[k];
+		for (uint32_t j = 0; j < ru->npacks; j++)
+			memcpy(g0[j].id.b, ru->packs + (size_t)j * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+		for (uint64_t i = 0; i < ru->n; i++) {
+			const uint8_t *p = ru->entries + i * LB_INDEX_ENTRY_SIZE;
+			struct lb_gc_pack *g = &g0[lb_get32(p + 32) & 0xffffff];
+			uint64_t bytes = LB_BLOB_HEADER_SIZE + (uint64_t)lb_get32(p + 40);
+			if (gc_bit(idx->gc_mark, idx->gc_off[k] + i)) {
+				g->live++;
+				g->live_bytes += bytes;
+			} else {
+				g->dead++;
+				g->dead_bytes += bytes;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&idx->lock);
+	/* A pack listed by two runs (only after a crash or a rebuild) gets
+	 * the figures of both in every row, and same_as names its first row,
+	 * so that it is judged once, as a whole. */
+	for (uint32_t g = 0; g < np; g++) {
+		byid[g] = &st[g];
+		st[g].same_as = g;
+	}
+	if (np)
+		qsort(byid, np, sizeof(*byid), gc_pack_cmp);
+	for (uint32_t a = 0, b; a < np; a = b) {
+		for (b = a + 1; b < np && !gc_pack_cmp(&byid[a], &byid[b]); b++)
+			;
+		if (b - a == 1)
+			continue;
+		struct lb_gc_pack sum = *byid[a];
+		uint32_t first = (uint32_t)(byid[a] - st);
+		for (uint32_t c = a + 1; c < b; c++) {
+			sum.live += byid[c]->live;
+			sum.dead += byid[c]->dead;
+			sum.live_bytes += byid[c]->live_bytes;
+			sum.dead_bytes += byid[c]->dead_bytes;
+			first = LB_MIN(first, (uint32_t)(byid[c] - st));
+		}
+		for (uint32_t c = a; c < b; c++) {
+			uint32_t self = (uint32_t)(byid[c] - st);
+			*byid[c] = sum;
+			byid[c]->same_as = first;
+			(void)self;
+		}
+	}
+	free(byid);
 	*out = st;
 	return 0;
 }
@@ -698,20 +785,22 @@ int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out)
 int lb_index_gc_live(struct lb_index *idx, const uint8_t *want, struct lb_gc_entry **out, size_t *n)
 {
 	pthread_rwlock_rdlock(&idx->lock);
-	struct run *base = gc_base(idx);
 	struct lb_gc_entry *v = NULL;
 	size_t cnt = 0, cap = 0;
-	int r = base ? 0 : -EINVAL;
-	for (uint64_t i = 0; r == 0 && i < base->n; i++) {
-		const uint8_t *p = base->entries + i * LB_INDEX_ENTRY_SIZE;
-		uint32_t no = lb_get32(p + 32) & 0xffffff;
-		if (!want[no] || !gc_bit(idx->gc_mark, i))
-			continue;
-		r = lb_grow(&v, &cap, cnt + 1, sizeof(*v));
-		if (r == 0) {
-			v[cnt].pack = no;
-			entry_decode(base, p, &v[cnt].pack_id, &v[cnt].e);
-			cnt++;
+	int r = idx->gc_active ? 0 : -EINVAL;
+	for (size_t k = 0; r == 0 && k < idx->gc_nbase; k++) {
+		const struct run *ru = &idx->runs[k];
+		for (uint64_t i = 0; r == 0 && i < ru->n; i++) {
+			const uint8_t *p = ru->entries + i * LB_INDEX_ENTRY_SIZE;
+			uint32_t no = idx->gc_poff[k] + (lb_get32(p + 32) & 0xffffff);
+			if (!want[no] || !gc_bit(idx->gc_mark, idx->gc_off[k] + i))
+				continue;
+			r = lb_grow(&v, &cap, cnt + 1, sizeof(*v));
+			if (r == 0) {
+				v[cnt].pack = no;
+				entry_decode(ru, p, &v[cnt].pack_id, &v[cnt].e);
+				cnt++;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&idx->lock);
@@ -726,6 +815,7 @@ int lb_index_gc_live(struct lb_index *idx, const uint8_t *want, struct lb_gc_ent
 
 /* A run image written to the backend piece by piece, with its crc. */
 struct run_out {
+	struct lb_backend *be;
 	struct lb_obj_writer *w;
 	uint8_t buf[1 << 16];
 	size_t fill;
@@ -733,7 +823,7 @@ struct run_out {
 	int err;
 };
 
-static void ro_put(struct lb_backend *be, struct run_out *o, const void *data, size_t len)
+static void ro_put(struct run_out *o, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	o->crc = lb_crc32c(o->crc, p, len);
@@ -744,65 +834,151 @@ static void ro_put(struct lb_backend *be, struct run_out *o, const void *data, s
 		p += k;
 		len -= k;
 		if (o->fill == sizeof(o->buf)) {
-			o->err = be->ops->put_write(o->w, o->buf, o->fill);
+			o->err = o->be->ops->put_write(o->w, o->buf, o->fill);
 			o->fill = 0;
+		}
+	}
+}
+
+/* What survives of the base: live entries of packs that stay. */
+struct survive {
+	struct lb_index *idx;
+	const struct run *runs; /* copies of the base runs' descriptions */
+	size_t nb;
+	const uint8_t *drop;
+	const uint32_t *remap; /* global pack -> number in the new run */
+	uint64_t *pos;         /* per run: the next entry to look at */
+};
+
+static int sv_keeps(const struct survive *v, size_t k, uint64_t i)
+{
+	const uint8_t *p = v->runs[k].entries + i * LB_INDEX_ENTRY_SIZE;
+	uint32_t g = v->idx->gc_poff[k] + (lb_get32(p + 32) & 0xffffff);
+	return gc_bit(v->idx->gc_mark, v->idx->gc_off[k] + i) && !v->drop[g];
+}
+
+/* The next entry of the merged base in id order, one per id: of equal ids
+ * the surviving copy of the newest run (the one lookups found).  Returns
+ * the run and sets *at, or SIZE_MAX at the end. */
+static size_t sv_next(struct survive *v, uint64_t *at)
+{
+	for (;;) {
+		size_t best = SIZE_MAX;
+		for (size_t k = 0; k < v->nb; k++) {
+			if (v->pos[k] >= v->runs[k].n)
+				continue;
+			if (best == SIZE_MAX ||
+			    memcmp(v->runs[k].entries + v->pos[k] * LB_INDEX_ENTRY_SIZE,
+				   v->runs[best].entries + v->pos[best] * LB_INDEX_ENTRY_SIZE, LB_ID_LEN) < 0)
+				best = k;
+		}
+		if (best == SIZE_MAX)
+			return SIZE_MAX;
+		const uint8_t *id = v->runs[best].entries + v->pos[best] * LB_INDEX_ENTRY_SIZE;
+		size_t pick = SIZE_MAX;
+		uint64_t pick_at = 0;
+		for (size_t k = 0; k < v->nb; k++) {
+			if (v->pos[k] >= v->runs[k].n)
+				continue;
+			const uint8_t *p = v->runs[k].entries + v->pos[k] * LB_INDEX_ENTRY_SIZE;
+			if (k != best && memcmp(p, id, LB_ID_LEN) != 0)
+				continue;
+			if (sv_keeps(v, k, v->pos[k])) {
+				pick = k;
+				pick_at = v->pos[k];
+			}
+		}
+		/* Step every run past this id (the id pointer stays valid: the
+		 * runs are not changed). */
+		uint8_t idc[LB_ID_LEN];
+		memcpy(idc, id, LB_ID_LEN);
+		for (size_t k = 0; k < v->nb; k++)
+			if (v->pos[k] < v->runs[k].n &&
+			    !memcmp(v->runs[k].entries + v->pos[k] * LB_INDEX_ENTRY_SIZE, idc, LB_ID_LEN))
+				v->pos[k]++;
+		if (pick != SIZE_MAX) {
+			*at = pick_at;
+			return pick;
 		}
 	}
 }
 
 int lb_index_gc_commit(struct lb_index *idx, const uint8_t *drop, uint64_t *entries_left)
 {
-	/* The base's image does not change until the swap below, and only
-	 * this thread swaps it, so it is read without the lock. */
+	/* The base runs do not change until the filter below, and only this
+	 * thread changes them, so they are read without the lock meanwhile. */
 	pthread_rwlock_wrlock(&idx->lock);
-	struct run *bp = gc_base(idx);
-	if (!bp || !idx->gc_frozen) {
+	if (!idx->gc_active || !idx->gc_frozen) {
 		pthread_rwlock_unlock(&idx->lock);
 		return -EINVAL;
 	}
-	struct run base = *bp;
+	size_t nb = idx->gc_nbase;
+	struct run *runs = calloc(nb + 1, sizeof(*runs));
+	uint64_t *pos = calloc(nb + 1, sizeof(*pos));
+	uint32_t *remap = calloc(idx->gc_packs + 1, sizeof(*remap));
+	uint32_t *lnum = calloc(idx->gc_packs + 1, sizeof(*lnum)); /* within its run */
+	if (!runs || !pos || !remap || !lnum) {
+		pthread_rwlock_unlock(&idx->lock);
+		free(runs);
+		free(pos);
+		free(remap);
+		free(lnum);
+		return -ENOMEM;
+	}
+	/* The base holds everything memory held when the collection began,
+	 * which includes an earlier collection's merged run (held as its
+	 * parts): the new run covers that too. */
+	uint64_t covers = idx->covers_floor, old_floor = idx->covers_floor;
+	for (size_t k = 0; k < nb; k++) {
+		runs[k] = idx->runs[k];
+		covers = LB_MAX(covers, runs[k].seq);
+	}
 	uint64_t seq = idx->next_seq++;
 	pthread_rwlock_unlock(&idx->lock);
 
-	uint32_t *remap = lb_mallocarray(base.npacks ? base.npacks : 1, sizeof(uint32_t));
-	if (!remap)
-		return -ENOMEM;
 	uint32_t np = 0;
-	for (uint32_t k = 0; k < base.npacks; k++)
-		remap[k] = drop[k] ? UINT32_MAX : np++;
-	uint64_t n = 0;
-	for (uint64_t i = 0; i < base.n; i++)
-		n += gc_bit(idx->gc_mark, i) && !drop[lb_get32(base.entries + i * LB_INDEX_ENTRY_SIZE + 32) & 0xffffff];
+	for (uint32_t g = 0; g < idx->gc_packs; g++)
+		remap[g] = drop[g] ? UINT32_MAX : np++;
+	for (size_t k = 0; k < nb; k++)
+		for (uint32_t j = 0, l = 0; j < runs[k].npacks; j++)
+			lnum[idx->gc_poff[k] + j] = drop[idx->gc_poff[k] + j] ? UINT32_MAX : l++;
+	struct survive v = { .idx = idx, .runs = runs, .nb = nb, .drop = drop, .remap = remap, .pos = pos };
+	uint64_t n = 0, at;
+	while (sv_next(&v, &at) != SIZE_MAX)
+		n++;
 
-	/* The new base covers the old one only: runs added since stay. */
+	/* The merged base covers the old base runs only: runs added since
+	 * stay in force beside it. */
 	uint8_t hdr[LB_INDEX_HEADER_SIZE] = { 0 };
 	memcpy(hdr, LB_INDEX_MAGIC, 8);
 	lb_put32(hdr + 8, LB_FORMAT_VERSION);
 	lb_put32(hdr + 12, np);
 	lb_put64(hdr + 16, n);
-	lb_put64(hdr + 24, base.seq);
+	lb_put64(hdr + 24, covers);
 	char name[64];
 	run_name(seq, name, sizeof(name));
 	struct run_out *o = calloc(1, sizeof(*o));
 	int r = o ? idx->be->ops->put_begin(idx->be, name, &o->w) : -ENOMEM;
 	if (r == 0) {
-		ro_put(idx->be, o, hdr, sizeof(hdr));
-		for (uint32_t k = 0; k < base.npacks; k++)
-			if (!drop[k])
-				ro_put(idx->be, o, base.packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
-		for (uint64_t i = 0; i < base.n; i++) {
-			const uint8_t *p = base.entries + i * LB_INDEX_ENTRY_SIZE;
+		o->be = idx->be;
+		ro_put(o, hdr, sizeof(hdr));
+		for (size_t k = 0; k < nb; k++)
+			for (uint32_t j = 0; j < runs[k].npacks; j++)
+				if (!drop[idx->gc_poff[k] + j])
+					ro_put(o, runs[k].packs + (size_t)j * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+		memset(pos, 0, (nb + 1) * sizeof(*pos));
+		size_t k;
+		while ((k = sv_next(&v, &at)) != SIZE_MAX) {
+			const uint8_t *p = runs[k].entries + at * LB_INDEX_ENTRY_SIZE;
 			uint32_t pf = lb_get32(p + 32);
-			if (!gc_bit(idx->gc_mark, i) || drop[pf & 0xffffff])
-				continue;
 			uint8_t ent[LB_INDEX_ENTRY_SIZE];
 			memcpy(ent, p, sizeof(ent));
-			lb_put32(ent + 32, (pf & 0xff000000u) | remap[pf & 0xffffff]);
-			ro_put(idx->be, o, ent, sizeof(ent));
+			lb_put32(ent + 32, (pf & 0xff000000u) | remap[idx->gc_poff[k] + (pf & 0xffffff)]);
+			ro_put(o, ent, sizeof(ent));
 		}
 		uint8_t tail[4];
 		lb_put32(tail, o->crc);
-		ro_put(idx->be, o, tail, sizeof(tail));
+		ro_put(o, tail, sizeof(tail));
 		if (!o->err && o->fill)
 			o->err = idx->be->ops->put_write(o->w, o->buf, o->fill);
 		if (o->err) {
@@ -813,65 +989,83 @@ int lb_index_gc_commit(struct lb_index *idx, const uint8_t *drop, uint64_t *entr
 		}
 	}
 	free(o);
+	free(pos);
+	free(remap);
 	if (r < 0) {
-		free(remap);
+		free(runs);
+		free(lnum);
 		return r;
 	}
 
-	/* Durable: now make memory match it.  The kept entries move towards
-	 * the front of the same buffer (never past their old place), so no
-	 * second copy of the index is needed. */
+	/* Durable: now memory drops the same entries.  Each base run is
+	 * filtered where it lies (entries only move towards the front), so no
+	 * second copy of the index is ever needed; memory keeps the runs apart
+	 * while the disk has them merged, with the same entries. */
 	pthread_rwlock_wrlock(&idx->lock);
-	bp = gc_base(idx);
-	uint8_t *img = bp->data;
-	size_t at = LB_INDEX_HEADER_SIZE;
-	memcpy(img, hdr, sizeof(hdr));
-	for (uint32_t k = 0; k < bp->npacks; k++)
-		if (!drop[k]) {
-			memmove(img + at, bp->packs + (size_t)k * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
-			at += LB_PACK_ID_LEN;
+	uint64_t left = 0;
+	for (size_t k = 0; k < nb; k++) {
+		struct run *ru = &idx->runs[k];
+		const uint32_t *lmap = lnum + idx->gc_poff[k];
+		uint8_t *img = ru->data;
+		uint32_t lnp = 0;
+		for (uint32_t j = 0; j < ru->npacks; j++)
+			if (lmap[j] != UINT32_MAX) {
+				memmove(img + LB_INDEX_HEADER_SIZE + (size_t)lnp * LB_PACK_ID_LEN,
+					ru->packs + (size_t)j * LB_PACK_ID_LEN, LB_PACK_ID_LEN);
+				lnp++;
+			}
+		size_t dst = LB_INDEX_HEADER_SIZE + (size_t)lnp * LB_PACK_ID_LEN;
+		uint64_t kept = 0;
+		for (uint64_t i = 0; i < ru->n; i++) {
+			const uint8_t *p = ru->entries + i * LB_INDEX_ENTRY_SIZE;
+			uint32_t pf = lb_get32(p + 32);
+			if (!gc_bit(idx->gc_mark, idx->gc_off[k] + i) || lmap[pf & 0xffffff] == UINT32_MAX)
+				continue;
+			memmove(img + dst, p, LB_INDEX_ENTRY_SIZE);
+			lb_put32(img + dst + 32, (pf & 0xff000000u) | lmap[pf & 0xffffff]);
+			dst += LB_INDEX_ENTRY_SIZE;
+			kept++;
 		}
-	for (uint64_t i = 0; i < bp->n; i++) {
-		const uint8_t *p = bp->entries + i * LB_INDEX_ENTRY_SIZE;
-		uint32_t pf = lb_get32(p + 32);
-		if (!gc_bit(idx->gc_mark, i) || drop[pf & 0xffffff])
-			continue;
-		memmove(img + at, p, LB_INDEX_ENTRY_SIZE);
-		lb_put32(img + at + 32, (pf & 0xff000000u) | remap[pf & 0xffffff]);
-		at += LB_INDEX_ENTRY_SIZE;
+		lb_put32(img + 12, lnp);
+		lb_put64(img + 16, kept);
+		lb_put32(img + dst, lb_crc32c(0, img, dst));
+		dst += 4;
+		uint8_t *shrunk = realloc(img, dst);
+		img = shrunk ? shrunk : img;
+		ru->data = img;
+		ru->len = dst;
+		ru->npacks = lnp;
+		ru->packs = img + LB_INDEX_HEADER_SIZE;
+		ru->entries = ru->packs + (size_t)lnp * LB_PACK_ID_LEN;
+		ru->n = kept;
+		left += kept;
 	}
-	lb_put32(img + at, lb_crc32c(0, img, at));
-	at += 4;
-	uint8_t *shrunk = realloc(img, at);
-	img = shrunk ? shrunk : img;
-	bp->seq = seq;
-	bp->covers = base.seq;
-	bp->data = img;
-	bp->len = at;
-	bp->npacks = np;
-	bp->packs = img + LB_INDEX_HEADER_SIZE;
-	bp->entries = bp->packs + (size_t)np * LB_PACK_ID_LEN;
-	bp->n = n;
-	free(idx->gc_mark);
-	idx->gc_mark = NULL;
-	idx->gc_seq = 0;
-	idx->gc_frozen = 0;
+	free(lnum);
+	idx->covers_floor = LB_MAX(idx->covers_floor, seq);
+	/* The marks describe the entries as they were: end the collection
+	 * before any lookup sees the filtered runs. */
+	gc_clear_locked(idx);
 	pthread_rwlock_unlock(&idx->lock);
-	free(remap);
-	run_name(base.seq, name, sizeof(name));
-	idx->be->ops->remove(idx->be, name); /* superseded: dropped on open if this fails */
+	/* The old base files are covered by the merged one: dropped at open
+	 * if removing them fails here. */
+	for (size_t k = 0; k < nb; k++) {
+		run_name(runs[k].seq, name, sizeof(name));
+		idx->be->ops->remove(idx->be, name);
+	}
+	if (old_floor) {
+		run_name(old_floor, name, sizeof(name));
+		idx->be->ops->remove(idx->be, name);
+	}
+	free(runs);
 	if (entries_left)
-		*entries_left = n;
+		*entries_left = left;
 	return 0;
 }
 
 void lb_index_gc_end(struct lb_index *idx)
 {
 	pthread_rwlock_wrlock(&idx->lock);
-	free(idx->gc_mark);
-	idx->gc_mark = NULL;
-	idx->gc_seq = 0;
-	idx->gc_frozen = 0;
+	gc_clear_locked(idx);
 	pthread_rwlock_unlock(&idx->lock);
 }
 

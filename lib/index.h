@@ -63,19 +63,25 @@ int lb_index_lookup_ref(struct lb_index *idx, const struct lb_id *id, struct lb_
 
 /* ---- garbage collection (lib/gc.c; doc/FORMAT.md section 14.6) ----
  *
- * lb_index_gc_begin merges the runs into one, the base, and holds it: no
- * merge happens until the collection ends, and runs added meanwhile are
+ * lb_index_gc_begin takes the runs there are as the base and holds them:
+ * no merge happens until the collection ends, and runs added meanwhile are
  * never collected.  Every base entry found through lb_index_lookup_ref or
  * lb_index_gc_mark from then on is marked live.  lb_index_gc_freeze makes
  * every unmarked base entry invisible to all lookups at one instant (dry:
- * only counts).  lb_index_gc_commit durably writes the base without its
- * dead entries and without the packs in drop[], then swaps it in.
+ * only counts).  lb_index_gc_commit durably writes one run that merges the
+ * base without its dead entries and without the packs in drop[], covering
+ * the base runs, then filters the base runs in memory the same way (in
+ * place: no second copy of the index) and ends the collection.
  * lb_index_gc_end ends a collection that did not commit (dead entries
- * become visible again). */
+ * become visible again).  Packs are numbered across the base runs, run by
+ * run, in the order of their tables. */
 struct lb_gc_pack {
 	struct lb_pack_id id;
 	uint64_t live, dead;             /* entries */
 	uint64_t live_bytes, dead_bytes; /* blob bytes (header and payload) */
+	uint32_t same_as;                /* the first row of the same pack (itself, but
+					  * for a pack two runs list: then the figures
+					  * are the sums over its rows) */
 };
 struct lb_gc_entry {
 	uint32_t pack; /* number in the base */
@@ -85,7 +91,7 @@ struct lb_gc_entry {
 int lb_index_gc_begin(struct lb_index *idx, uint64_t *entries, uint32_t *packs);
 /* 1: marked in the base; 2: only in a newer run; 0: not in the index. */
 int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id);
-/* *out: one row per base pack, in base order (caller frees). */
+/* *out: one row per base pack number (caller frees). */
 int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out);
 /* The live entries of the base packs with want[pack] set (caller frees). */
 int lb_index_gc_live(struct lb_index *idx, const uint8_t *want, struct lb_gc_entry **out, size_t *n);

@@ -340,6 +340,72 @@ static void test_repack_threshold(void)
 	lb_snapshot_free(sk);
 }
 
+/* After a collection memory holds the base runs filtered, the disk one
+ * merged run: later merges must cover that run too, or it would come back
+ * at the next open beside the merged one. */
+static size_t index_files(void)
+{
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/index", storedir);
+	DIR *d = opendir(dir);
+	size_t n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_runs_after_collection(void)
+{
+	new_store();
+	struct lb_store *s = open_store();
+	struct lb_snapshot *snaps[14];
+	uint64_t seeds[14][2];
+	int r = 0;
+	for (int i = 0; i < 4 && r == 0; i++) {
+		seeds[i][0] = 900 + (uint64_t)i;
+		seeds[i][1] = 950 + (uint64_t)i;
+		r = backup(s, "x", seeds[i], 2, &snaps[i]);
+	}
+	r = r ? r : lb_store_forget(s, snaps[0]);
+	struct lb_gc_options o = { .repack_below = 50 };
+	struct lb_gc_stats st;
+	size_t runs_before = index_files();
+	r = r ? r : lb_store_gc(s, &o, &st);
+	tap_ok(r == 0 && runs_before > 1 && index_files() == 1,
+	       "a collection over %zu runs leaves one merged run on disk (%zu)", runs_before, index_files());
+	/* A second collection before any merge: its run must cover the first
+	 * one's, whose parts memory held, or that stale run (naming the packs
+	 * deleted now) would come back at the next open. */
+	r = r ? r : lb_store_forget(s, snaps[1]);
+	r = r ? r : lb_store_gc(s, &o, &st);
+	tap_ok(r == 0 && st.chunks_dead > 0 && index_files() == 1, "a second collection, again one run on disk (%zu)",
+	       index_files());
+	lb_store_close(s);
+	s = open_store();
+	tap_ok(restores(s, snaps[2], seeds[2], 2) && !chunk_known(s, 901) && check_clean(s),
+	       "reopened after two collections: what stays restores, what went is gone, check is clean");
+	/* Enough commits to make the index merge its runs again. */
+	for (int i = 4; i < 14 && r == 0; i++) {
+		seeds[i][0] = 900 + (uint64_t)i;
+		seeds[i][1] = 950 + (uint64_t)i;
+		r = backup(s, "x", seeds[i], 2, &snaps[i]);
+	}
+	tap_ok(r == 0 && index_files() < 10, "ten more backups; the runs were merged (%zu files)", index_files());
+	lb_store_close(s);
+	s = open_store();
+	int ok = 1;
+	for (int i = 2; i < 14; i++)
+		ok = ok && restores(s, snaps[i], seeds[i], 2);
+	tap_ok(ok && !chunk_known(s, 900), "after reopening every snapshot restores, the collected chunk stays gone");
+	tap_ok(check_clean(s), "check is clean");
+	lb_store_close(s);
+	for (int i = 0; i < 14; i++)
+		lb_snapshot_free(snaps[i]);
+}
+
 /* ---- refusing -------------------------------------------------------------- */
 
 static void test_refuses_unknown_references(void)
@@ -560,6 +626,7 @@ int main(void)
 	snprintf(storedir, sizeof(storedir), "%s/store", topdir);
 	test_delete_and_repack();
 	test_repack_threshold();
+	test_runs_after_collection();
 	test_refuses_unknown_references();
 	test_waits_for_older_backup();
 	test_concurrent();
