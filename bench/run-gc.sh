@@ -8,12 +8,13 @@
 #               every pack is rewritten (the worst case for the time).
 # Each collection runs in its own process, --runs times on a fresh copy of
 # the store; reports medians of its time and of its peak RSS (VmHWM) next
-# to the RSS after opening the store, in DIR/gc.md and DIR/gc.json.
+# to the RSS after opening the store (the peak is reset after opening, so it
+# is the collection's own), in DIR/gc.md and DIR/gc.json.
 #
 #   bench/run-gc.sh [--chunks N] [--runs R] [--out DIR]
 #
-# Disk: about 2.5 x (N x 120 bytes) (the store and one copy).  Time: about
-# 3 min for 5 million chunks and 3 runs on the 2-core test machine.
+# Disk: about 2 x 1.7 GB for 5 million chunks (the store and one copy).  Time: about
+# 25 min for 5 million chunks and 3 runs on the 2-core test machine.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 chunks=5000000
@@ -40,8 +41,8 @@ field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	echo
-	echo "| layout | chunks | garbage chunks | packs | deleted | repacked | GC s (median) | mark s | sweep s | RSS after open MiB | peak RSS MiB (median) | index MiB |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| layout | chunks | garbage chunks | packs | deleted | repacked | GC s (median) | mark s | sweep s | RSS after open MiB | peak RSS during GC MiB (median) | GC's own MiB | index MiB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$out/gc.md"
 echo "[" >"$out/gc.json"
 first=1
@@ -68,11 +69,12 @@ for layout in clustered scattered repack-all; do
 		first=0
 		python3 -c "import json,sys; d=json.loads(sys.argv[1]); d['layout']=sys.argv[2]; print(json.dumps(d))" "$j" "$layout" >>"$out/gc.json"
 	done
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f |\n' "$layout" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |\n' "$layout" \
 		"$(field "$j" chunks_live)+$(field "$j" chunks_dead)" "$(field "$j" chunks_dead)" "$(field "$j" packs)" \
 		"$(field "$j" packs_deleted)" "$(field "$j" packs_repacked)" "$(median "${t[@]}")" "$(median "${m[@]}")" \
 		"$(median "${s[@]}")" "$(awk -v k="$(median "${o[@]}")" 'BEGIN { print k / 1024 }')" \
 		"$(awk -v k="$(median "${p[@]}")" 'BEGIN { print k / 1024 }')" \
+		"$(awk -v k="$(median "${p[@]}")" -v o="$(median "${o[@]}")" 'BEGIN { print (k - o) / 1024 }')" \
 		"$(awk -v b="$(field "$j" index_bytes)" 'BEGIN { print b / 1048576 }')" >>"$out/gc.md"
 done
 echo "]" >>"$out/gc.json"
