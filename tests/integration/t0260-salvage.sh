@@ -104,6 +104,8 @@ stop_daemon
 rm -rf "$T/store" && cp -a "$T/store.orig" "$T/store"
 rm -f "$(packs 1 | head -n 1)" # the first, full one: a.bin, b.bin and part of big.bin
 start_daemon || exit 1
+"$LUMBUNG" check >"$T/check2.out" 2>&1
+check "check finds the deleted pack" sh -c "test $? -eq 3 && grep -q 'which is missing' '$T/check2.out'"
 "$LUMBUNG" restore dinkes/app@latest --salvage --target "$T/r2" >/dev/null 2>"$T/err2"
 check "a deleted pack: restore --salvage exits 3" test $? -eq 3
 set -- $(verify_salvage "$T/r2" "$T/err2")
