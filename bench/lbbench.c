@@ -18,6 +18,14 @@
  *	data.  Each file is read once and chunked for every size, the sizes
  *	spread over --threads threads (default: the number of CPUs).
  *
+ *   lbbench delta OLD NEW
+ *	The delta experiment (issue 6): chunks both versions of a file and, for
+ *	every chunk of NEW that OLD does not hold, compares zstd -3 alone with
+ *	zstd -3 given old data as a reference prefix (the chunk at the same
+ *	relative place; the chunks overlapping the same relative range, widened
+ *	by one chunk each side), checks that each delta decodes back, and gives
+ *	the whole-file --patch-from figure for reference.
+ *
  * Times come from clock_gettime(CLOCK_MONOTONIC). */
 #include "config.h"
 
@@ -27,6 +35,8 @@
 #include "idset.h"
 #include "store.h"
 #include "util.h"
+
+#include <zstd.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -806,13 +816,176 @@ static int cmd_chunking(int argc, char **argv)
 	return rc;
 }
 
+
+/* ---- delta: what a zstd reference prefix saves on a changed file ----------- */
+
+struct dchunk {
+	uint64_t off;
+	uint32_t len;
+	struct lb_id id;
+};
+
+/* Cuts a whole file into chunks with the store's defaults. */
+static struct dchunk *cut_all(const struct lb_cdc *cdc, const uint8_t *p, uint64_t n, size_t *count)
+{
+	struct dchunk *v = NULL;
+	size_t cnt = 0, cap = 0;
+	for (uint64_t off = 0; off < n;) {
+		size_t len = lb_cdc_cut(cdc, p + off, (size_t)LB_MIN(n - off, (uint64_t)SIZE_MAX), 1);
+		if (lb_grow(&v, &cap, cnt + 1, sizeof(*v)) < 0)
+			exit(99);
+		v[cnt].off = off;
+		v[cnt].len = (uint32_t)len;
+		lb_sha256(p + off, len, &v[cnt].id);
+		cnt++;
+		off += len;
+	}
+	*count = cnt;
+	return v;
+}
+
+static int id_sort(const void *a, const void *b) { return lb_id_cmp(a, b); }
+
+/* zstd -3 of src with prefix (NULL: none); returns the compressed size. */
+static size_t zdelta(ZSTD_CCtx *c, const uint8_t *prefix, size_t plen, const uint8_t *src, size_t n, uint8_t *out,
+		     size_t cap, int wlog, int ldm)
+{
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, wlog);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, ldm);
+	if (prefix)
+		ZSTD_CCtx_refPrefix(c, prefix, plen);
+	size_t r = ZSTD_compress2(c, out, cap, src, n);
+	if (ZSTD_isError(r)) {
+		fprintf(stderr, "lbbench: zstd: %s\n", ZSTD_getErrorName(r));
+		exit(1);
+	}
+	return r;
+}
+
+/* lbbench delta OLD NEW: for every chunk of NEW that OLD does not hold,
+ * the zstd -3 size alone, as a delta against the one old chunk at the same
+ * relative place, and against the old chunks overlapping the same relative
+ * range widened by one chunk each side; plus the whole file against the
+ * whole old file (zstd --patch-from).  Sizes as % of NEW. */
+static int cmd_delta(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: lbbench delta OLD NEW\n");
+		return 2;
+	}
+	struct stat sa, sb;
+	if (stat(argv[0], &sa) < 0 || stat(argv[1], &sb) < 0) {
+		fprintf(stderr, "lbbench: cannot stat the files\n");
+		return 1;
+	}
+	uint8_t *a = malloc((size_t)sa.st_size + 1), *b = malloc((size_t)sb.st_size + 1);
+	if (!a || !b || read_file(argv[0], a, (uint64_t)sa.st_size) != sa.st_size ||
+	    read_file(argv[1], b, (uint64_t)sb.st_size) != sb.st_size) {
+		fprintf(stderr, "lbbench: cannot read the files\n");
+		return 1;
+	}
+	uint64_t na = (uint64_t)sa.st_size, nb = (uint64_t)sb.st_size;
+	struct lb_store_params p;
+	lb_store_params_default(&p);
+	struct lb_cdc cdc;
+	lb_cdc_init(&cdc, p.chunk_min, p.chunk_avg, p.chunk_max);
+	size_t ca, cb;
+	struct dchunk *va = cut_all(&cdc, a, na, &ca), *vb = cut_all(&cdc, b, nb, &cb);
+	struct lb_id *ids = malloc((ca ? ca : 1) * sizeof(*ids));
+	for (size_t i = 0; i < ca; i++)
+		ids[i] = va[i].id;
+	qsort(ids, ca, sizeof(*ids), id_sort);
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	size_t cap = ZSTD_compressBound(nb) + 1024;
+	uint8_t *out = malloc(cap), *back = malloc(4 * (size_t)p.chunk_max + 1), *prefix = malloc(16 * (size_t)p.chunk_max);
+	uint64_t changed = 0, changed_bytes = 0, plain = 0, one = 0, range = 0, bases = 0, max_bases = 0;
+	double t_delta = 0, t_undelta = 0;
+	for (size_t i = 0; i < cb; i++) {
+		if (bsearch(&vb[i].id, ids, ca, sizeof(*ids), id_sort))
+			continue;
+		changed++;
+		changed_bytes += vb[i].len;
+		const uint8_t *src = b + vb[i].off;
+		plain += zdelta(c, NULL, 0, src, vb[i].len, out, cap, 24, 0);
+		/* The old range at the same relative place. */
+		uint64_t lo = (uint64_t)((double)vb[i].off * na / nb);
+		uint64_t hi = (uint64_t)((double)(vb[i].off + vb[i].len) * na / nb);
+		size_t first = 0, last = 0, same = 0;
+		while (first < ca && va[first].off + va[first].len <= lo)
+			first++;
+		same = first < ca ? first : ca - 1;
+		last = first;
+		while (last + 1 < ca && va[last + 1].off < hi)
+			last++;
+		first = first > 0 ? first - 1 : 0;
+		last = LB_MIN(last + 1, ca - 1);
+		while (last > first && va[last].off + va[last].len - va[first].off > 16 * (uint64_t)p.chunk_max)
+			last--;
+		one += zdelta(c, a + va[same].off, va[same].len, src, vb[i].len, out, cap, 24, 0);
+		size_t plen = (size_t)(va[last].off + va[last].len - va[first].off);
+		memcpy(prefix, a + va[first].off, plen);
+		double t0 = now_s();
+		size_t z = zdelta(c, prefix, plen, src, vb[i].len, out, cap, 25, 0);
+		double t1 = now_s();
+		ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+		ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 25);
+		ZSTD_DCtx_refPrefix(d, prefix, plen);
+		size_t got = ZSTD_decompressDCtx(d, back, 4 * (size_t)p.chunk_max, out, z);
+		double t2 = now_s();
+		if (ZSTD_isError(got) || got != vb[i].len || memcmp(back, src, got)) {
+			fprintf(stderr, "lbbench: a delta did not decode back to its chunk\n");
+			return 1;
+		}
+		t_delta += t1 - t0;
+		t_undelta += t2 - t1;
+		range += z;
+		uint64_t nbase = last - first + 1;
+		bases += nbase;
+		max_bases = LB_MAX(max_bases, nbase);
+	}
+	double t0 = now_s();
+	size_t whole = zdelta(c, a, na, b, nb, out, cap, 27, 1);
+	double t1 = now_s();
+	printf("old %.1f MiB in %zu chunks, new %.1f MiB in %zu chunks, %llu new chunks (%.1f MiB)\n", na / 1048576.0,
+	       ca, nb / 1048576.0, cb, (unsigned long long)changed, changed_bytes / 1048576.0);
+	printf("zstd -3 of the new chunks:                    %10llu bytes  %6.2f%% of the new file\n",
+	       (unsigned long long)plain, 100.0 * plain / nb);
+	printf("delta against the old chunk at the same place: %10llu bytes  %6.2f%%\n", (unsigned long long)one,
+	       100.0 * one / nb);
+	printf("delta against the overlapping old chunks +-1:  %10llu bytes  %6.2f%%  (%.1f bases on average, at most %llu)\n",
+	       (unsigned long long)range, 100.0 * range / nb, changed ? (double)bases / changed : 0.0,
+	       (unsigned long long)max_bases);
+	printf("whole file against the whole old file:         %10zu bytes  %6.2f%%  (%.2f s)\n", whole,
+	       100.0 * whole / nb, t1 - t0);
+	printf("delta speed: compress %.0f MiB/s, decompress %.0f MiB/s (MiB of new chunk data)\n",
+	       t_delta > 0 ? changed_bytes / 1048576.0 / t_delta : 0.0,
+	       t_undelta > 0 ? changed_bytes / 1048576.0 / t_undelta : 0.0);
+	ZSTD_freeCCtx(c);
+	ZSTD_freeDCtx(d);
+	free(a);
+	free(b);
+	free(va);
+	free(vb);
+	free(ids);
+	free(out);
+	free(back);
+	free(prefix);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "stages"))
 		return cmd_stages(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "chunking"))
 		return cmd_chunking(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "delta"))
+		return cmd_delta(argc - 2, argv + 2);
 	fprintf(stderr, "usage: lbbench stages [--json] [--reps N] [--max-mb N] FILE|DIR...\n"
-			"       lbbench chunking [--json] [--threads N] [--avg LIST] [--no-compress] DIR0 DIR1 ...\n");
+			"       lbbench chunking [--json] [--threads N] [--avg LIST] [--no-compress] DIR0 DIR1 ...\n"
+			"       lbbench delta OLD NEW\n");
 	return 2;
 }
