@@ -31,6 +31,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -499,9 +500,11 @@ static int gc_locked(struct lb_store *s, const struct lb_gc_options *o, struct l
 		}
 	}
 	if (r == 0) {
+		/* Backups add to it meanwhile: change it by the difference,
+		 * atomically, never below zero. */
 		uint64_t phys = s->physical;
-		uint64_t drop_bytes = LB_MIN(phys, st->bytes_freed);
-		s->physical = phys - drop_bytes + st->bytes_written;
+		atomic_fetch_add(&s->physical, st->bytes_written);
+		atomic_fetch_sub(&s->physical, LB_MIN(phys, st->bytes_freed));
 	}
 out_packs:
 	st->sweep_ns = lb_now_ns() - t0;
