@@ -109,21 +109,6 @@ static int mark_one(struct marker *m, const struct lb_id *id, const char *what)
 	return -EBADMSG;
 }
 
-static int tree_get(void *arg, const struct lb_id *id, uint32_t size, uint8_t **data)
-{
-	struct lb_store *s = arg;
-	uint8_t *buf = malloc(size ? size : 1);
-	if (!buf)
-		return -ENOMEM;
-	int r = lb_store_read_chunk(s, id, buf, size);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	*data = buf;
-	return 0;
-}
-
 /* Marks one snapshot: its tree blobs, and the chunks of every tree blob not
  * walked before (snapshots of the same data share most tree blobs, so each
  * is decoded once per collection). */
@@ -140,7 +125,7 @@ static int mark_snapshot(struct marker *m, const struct lb_snapshot *snap)
 		if (r == 0)
 			continue;
 		m->st->trees++;
-		struct lb_mreader *mr = lb_mreader_new(&snap->tree[i], 1, tree_get, m->s);
+		struct lb_mreader *mr = lb_store_refs_reader(m->s, &snap->tree[i], 1);
 		if (!mr)
 			return -ENOMEM;
 		struct lb_entry e;

@@ -51,6 +51,17 @@ static void run_name(uint64_t seq, char *buf, size_t len)
 	snprintf(buf, len, "index/%016llx", (unsigned long long)seq);
 }
 
+/* Points a run's fields into its image (header already checked). */
+static void run_point(struct run *r, uint8_t *data, size_t len, uint32_t npacks, uint64_t n)
+{
+	r->data = data;
+	r->len = len;
+	r->npacks = npacks;
+	r->packs = data + LB_INDEX_HEADER_SIZE;
+	r->entries = r->packs + (size_t)npacks * LB_PACK_ID_LEN;
+	r->n = n;
+}
+
 static void entry_decode(const struct run *r, const uint8_t *p, struct lb_pack_id *pack, struct lb_pack_entry *e)
 {
 	memcpy(e->id.b, p, LB_ID_LEN);
@@ -90,12 +101,7 @@ static int run_load(uint64_t seq, uint8_t *data, size_t len, struct run *r)
 	}
 	r->seq = seq;
 	r->covers = lb_get64(data + 24);
-	r->data = data;
-	r->len = len;
-	r->npacks = npacks;
-	r->packs = data + LB_INDEX_HEADER_SIZE;
-	r->entries = r->packs + (size_t)npacks * LB_PACK_ID_LEN;
-	r->n = n;
+	run_point(r, data, len, npacks, n);
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *p = r->entries + i * LB_INDEX_ENTRY_SIZE;
 		if ((lb_get32(p + 32) & 0xffffff) >= npacks ||
@@ -771,10 +777,8 @@ int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out)
 			first = LB_MIN(first, (uint32_t)(byid[c] - st));
 		}
 		for (uint32_t c = a; c < b; c++) {
-			uint32_t self = (uint32_t)(byid[c] - st);
 			*byid[c] = sum;
 			byid[c]->same_as = first;
-			(void)self;
 		}
 	}
 	free(byid);
@@ -1031,13 +1035,7 @@ int lb_index_gc_commit(struct lb_index *idx, const uint8_t *drop, uint64_t *entr
 		lb_put32(img + dst, lb_crc32c(0, img, dst));
 		dst += 4;
 		uint8_t *shrunk = realloc(img, dst);
-		img = shrunk ? shrunk : img;
-		ru->data = img;
-		ru->len = dst;
-		ru->npacks = lnp;
-		ru->packs = img + LB_INDEX_HEADER_SIZE;
-		ru->entries = ru->packs + (size_t)lnp * LB_PACK_ID_LEN;
-		ru->n = kept;
+		run_point(ru, shrunk ? shrunk : img, dst, lnp, kept);
 		left += kept;
 	}
 	free(lnum);

@@ -1869,9 +1869,14 @@ static int tree_get(void *arg, const struct lb_id *id, uint32_t size, uint8_t **
 	return 0;
 }
 
+struct lb_mreader *lb_store_refs_reader(struct lb_store *s, const struct lb_tree_ref *refs, size_t n)
+{
+	return lb_mreader_new(refs, n, tree_get, s);
+}
+
 struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap)
 {
-	return lb_mreader_new(snap->tree, snap->ntree, tree_get, s);
+	return lb_store_refs_reader(s, snap->tree, snap->ntree);
 }
 
 int lb_store_load_tree(struct lb_store *s, const struct lb_snapshot *snap, struct lb_mindex **out)

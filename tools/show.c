@@ -9,15 +9,12 @@
 /* Parses the common options only; returns -1 to go on, else an exit code. */
 static int parse_common(int argc, char **argv, struct common *co, const char *help)
 {
-	static const struct option opts[] = { COMMON_OPTIONS, { "read-data", no_argument, NULL, 0x2001 },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = { COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (common_option(co, c, optarg))
 			continue;
-		if (c == 0x2001 && strstr(help, "--read-data"))
-			continue; /* cmd_check reads it from argv itself */
 		if (c == 'h') {
 			fputs(help, stdout);
 			return EXIT_OK;
