@@ -56,7 +56,9 @@ set -- $(cat "$T/slice.args")
 check "after a finished pass the next run starts a new one from the first pack" test "$2" -eq "$1" -a "$4" -eq 0
 
 # Damage in one pack: the slice that reads it finds it and names the file.
-victim=$(find "$S/packs" -type f | sort | sed -n "$((total / 2 + 1))p")
+# The largest pack: a full data pack, so that the byte lies inside chunk data
+# (pack ids are random, and a pick by name could land on the small tree pack).
+victim=$(find "$S/packs" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
 python3 - "$victim" <<'EOF'
 import sys
 with open(sys.argv[1], "r+b") as f:
