@@ -105,7 +105,7 @@ static int index_entry_cb(void *arg, const struct lb_pack_id *pack, const struct
 	}
 	struct footer_ent key = { .pack = *pack, .e = *e };
 	struct footer_ent *f = c->nfe ? bsearch(&key, c->fe, c->nfe, sizeof(*c->fe), fe_cmp) : NULL;
-	if (!f || f->e.stored != e->stored || f->e.raw != e->raw || f->e.codec != e->codec ||
+	if (!f || lb_pack_entry_tail(&f->e) != lb_pack_entry_tail(e) || f->e.raw != e->raw || f->e.codec != e->codec ||
 	    f->e.type != e->type) {
 		report(c, "index", "chunk %s: index entry (pack %s offset %u) does not match the pack footer",
 		       lb_id_hex(&e->id, hex), pname, e->offset);

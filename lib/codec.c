@@ -13,6 +13,9 @@ struct tls_codec {
 	void *buf;
 	size_t cap;
 	int level;
+	ZSTD_CCtx *dcctx; /* deltas: parameters change with every prefix */
+	void *dbuf;
+	size_t dcap;
 };
 
 static pthread_key_t key;
@@ -24,8 +27,10 @@ static void tls_free(void *p)
 	if (!t)
 		return;
 	ZSTD_freeCCtx(t->cctx);
+	ZSTD_freeCCtx(t->dcctx);
 	ZSTD_freeDCtx(t->dctx);
 	free(t->buf);
+	free(t->dbuf);
 	free(t);
 }
 
@@ -42,8 +47,9 @@ static struct tls_codec *tls_get(void)
 		return NULL;
 	t->cctx = ZSTD_createCCtx();
 	t->dctx = ZSTD_createDCtx();
+	t->dcctx = ZSTD_createCCtx();
 	t->level = -1000;
-	if (!t->cctx || !t->dctx) {
+	if (!t->cctx || !t->dctx || !t->dcctx) {
 		tls_free(t);
 		return NULL;
 	}
@@ -103,4 +109,64 @@ int lb_decompress(int codec, const void *src, size_t srclen, void *dst, size_t r
 	default:
 		return -ENOTSUP;
 	}
+}
+
+/* The window must reach back over the whole prefix from the end of the
+ * chunk, or matches against the first bases are lost. */
+static int window_log(size_t total)
+{
+	int w = 10; /* ZSTD_WINDOWLOG_ABSOLUTEMIN */
+	while (w < 30 && ((size_t)1 << w) < total)
+		w++;
+	return w;
+}
+
+int lb_compress_delta(int level, const void *prefix, size_t plen, const void *src, size_t len,
+		      const void **out, size_t *outlen)
+{
+	struct tls_codec *t = tls_get();
+	if (!t)
+		return -ENOMEM;
+	size_t bound = ZSTD_compressBound(len);
+	if (bound > t->dcap) {
+		void *nb = realloc(t->dbuf, bound);
+		if (!nb)
+			return -ENOMEM;
+		t->dbuf = nb;
+		t->dcap = bound;
+	}
+	ZSTD_CCtx *c = t->dcctx;
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log(plen + len));
+	size_t n = ZSTD_CCtx_refPrefix(c, prefix, plen);
+	if (!ZSTD_isError(n))
+		n = ZSTD_compress2(c, t->dbuf, t->dcap, src, len);
+	if (ZSTD_isError(n))
+		return -EIO;
+	*out = t->dbuf;
+	*outlen = n;
+	return LB_CODEC_ZSTD_DELTA;
+}
+
+int lb_decompress_delta(const void *prefix, size_t plen, const void *src, size_t srclen, void *dst,
+			size_t raw_len)
+{
+	struct tls_codec *t = tls_get();
+	if (!t)
+		return -ENOMEM;
+	ZSTD_DCtx *d = t->dctx;
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+	/* A frame may ask for a window up to 2^30 (bases of the largest
+	 * chunks); a damaged one asking for more fails cleanly. */
+	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 30);
+	size_t n = ZSTD_DCtx_refPrefix(d, prefix, plen);
+	if (!ZSTD_isError(n))
+		n = ZSTD_decompressDCtx(d, dst, raw_len, src, srclen);
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+	if (ZSTD_isError(n) || n != raw_len)
+		return -EBADMSG;
+	return 0;
 }

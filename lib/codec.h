@@ -12,7 +12,7 @@
 enum {
 	LB_CODEC_RAW = 0,        /* payload is the plaintext */
 	LB_CODEC_ZSTD = 1,       /* one zstd frame */
-	LB_CODEC_ZSTD_DELTA = 2, /* zstd frame against base chunks (reserved) */
+	LB_CODEC_ZSTD_DELTA = 2, /* zstd frame against the base chunks' plaintexts */
 };
 
 /* Compresses src at the given zstd level.  On success sets *out to the stored
@@ -25,5 +25,16 @@ int lb_compress(int level, const void *src, size_t len, const void **out, size_t
  * Returns 0, -EBADMSG when the payload is corrupt or decodes to another
  * length, or -ENOTSUP for an unknown codec. */
 int lb_decompress(int codec, const void *src, size_t srclen, void *dst, size_t raw_len);
+
+/* Compresses src as a delta against prefix (the base chunks' plaintexts
+ * back to back), the library side of `zstd --patch-from`.  Returns
+ * LB_CODEC_ZSTD_DELTA with *out in a thread-local buffer (its own, apart
+ * from lb_compress's), or -ENOMEM / -EIO. */
+int lb_compress_delta(int level, const void *prefix, size_t plen, const void *src, size_t len,
+		      const void **out, size_t *outlen);
+
+/* Decodes a delta payload against the same prefix.  Returns 0 or -EBADMSG. */
+int lb_decompress_delta(const void *prefix, size_t plen, const void *src, size_t srclen, void *dst,
+			size_t raw_len);
 
 #endif

@@ -96,9 +96,29 @@ struct marker {
 	const struct lb_snapshot *snap;
 };
 
+static int mark_base_cb(void *arg, const struct lb_id *id)
+{
+	int delta_new;
+	return lb_index_gc_mark(arg, id, &delta_new) > 0 ? 0 : -ENOENT;
+}
+
 static int mark_one(struct marker *m, const struct lb_id *id, const char *what)
 {
-	int r = lb_index_gc_mark(m->s->idx, id);
+	int delta_new = 0;
+	int r = lb_index_gc_mark(m->s->idx, id, &delta_new);
+	if (r > 0 && delta_new) {
+		/* A delta marked for the first time: its bases (and theirs)
+		 * live as long as it does. */
+		r = lb_store_closure(m->s, id, mark_base_cb, m->s->idx);
+		if (r == 0)
+			return 0;
+		char hex[2 * LB_ID_LEN + 1], sid[LB_SNAP_HEX];
+		lb_hex(hex, id->b, LB_ID_LEN);
+		lb_set_error("snapshot %s of %s/%s uses delta chunk %s, whose bases cannot all be found; "
+			     "run 'lumbung check' (nothing was deleted)",
+			     lb_snap_id_hex(m->snap->id, sid), m->snap->tenant, m->snap->dataset, hex);
+		return -EBADMSG;
+	}
 	if (r > 0)
 		return 0;
 	char hex[2 * LB_ID_LEN + 1], sid[LB_SNAP_HEX];
@@ -197,16 +217,18 @@ static int rp_copy(struct repacker *rp, const struct lb_gc_entry *g)
 		rp->buf = nb;
 		rp->cap = need;
 	}
-	const uint8_t *payload;
+	struct lb_blob blob;
 	struct lb_id bases[LB_BLOB_MAX_BASES];
-	int r = lb_blob_read(rp->s->be, &g->pack_id, &g->e, rp->buf, &payload, g->e.nbases ? bases : NULL);
+	int r = lb_blob_get(rp->s->be, &g->pack_id, &g->e, rp->buf, &blob);
 	if (r < 0)
 		return r;
+	/* A delta keeps its base list: the bases are live with it. */
+	memcpy(bases, blob.bases, (size_t)blob.nbases * LB_ID_LEN);
 	int kind = g->e.type == LB_BLOB_TREE ? LB_PACK_META : LB_PACK_DATA;
 	if (!rp->w[kind] && (r = lb_pack_writer_new(rp->s->be, kind, &rp->w[kind])) < 0)
 		return r;
-	r = lb_pack_append(rp->w[kind], &g->e.id, g->e.type, g->e.codec, g->e.nbases ? bases : NULL, g->e.nbases,
-			   g->e.raw, payload, g->e.stored, NULL);
+	r = lb_pack_append(rp->w[kind], &g->e.id, g->e.type, g->e.codec, blob.nbases ? bases : NULL, blob.nbases,
+			   g->e.raw, blob.payload, blob.stored, NULL);
 	if (r == 0 && lb_pack_writer_size(rp->w[kind]) >= rp->s->p.pack_size)
 		r = rp_seal(rp, kind);
 	return r;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "index.h"
+#include "codec.h"
 #include "crc32c.h"
 #include "util.h"
 
@@ -72,7 +73,9 @@ static void entry_decode(const struct run *r, const uint8_t *p, struct lb_pack_i
 	e->offset = lb_get32(p + 36);
 	e->stored = lb_get32(p + 40);
 	e->raw = lb_get32(p + 44);
-	e->nbases = 0;
+	/* The index keeps no base count: for a delta blob, stored covers the
+	 * base list and the payload (lb_blob_get resolves them). */
+	e->nbases = e->codec == LB_CODEC_ZSTD_DELTA ? LB_NBASES_INDEX : 0;
 }
 
 /* Parses and verifies a run image; takes ownership of data. */
@@ -336,7 +339,7 @@ static void build_encode(struct build_entry *b, const struct lb_pack_entry *e, u
 	memcpy(b->raw, e->id.b, LB_ID_LEN);
 	lb_put32(b->raw + 32, packno | (uint32_t)(e->codec & 15) << 24 | (uint32_t)(e->type & 15) << 28);
 	lb_put32(b->raw + 36, e->offset);
-	lb_put32(b->raw + 40, e->stored);
+	lb_put32(b->raw + 40, lb_pack_entry_tail(e));
 	lb_put32(b->raw + 44, e->raw);
 }
 
@@ -679,14 +682,17 @@ int lb_index_gc_begin(struct lb_index *idx, uint64_t *entries, uint32_t *packs)
 	return 0;
 }
 
-static void gc_set(struct lb_index *idx, uint64_t i)
+/* Sets mark i; returns whether it was set already. */
+static int gc_set(struct lb_index *idx, uint64_t i)
 {
-	__atomic_fetch_or(&idx->gc_mark[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
+	uint8_t old = __atomic_fetch_or(&idx->gc_mark[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
+	return (old >> (i & 7)) & 1;
 }
 
-int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id)
+int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id, int *delta_new)
 {
 	int r = 0;
+	*delta_new = 0;
 	pthread_rwlock_rdlock(&idx->lock);
 	/* Every copy in the base is marked (a chunk is normally in one run
 	 * only; after an index rebuild or a crash during a collection it can
@@ -695,7 +701,9 @@ int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id)
 		const struct run *ru = &idx->runs[k];
 		const uint8_t *p = run_find(ru, id);
 		if (p) {
-			gc_set(idx, idx->gc_off[k] + (uint64_t)(p - ru->entries) / LB_INDEX_ENTRY_SIZE);
+			if (!gc_set(idx, idx->gc_off[k] + (uint64_t)(p - ru->entries) / LB_INDEX_ENTRY_SIZE) &&
+			    ((lb_get32(p + 32) >> 24) & 15) == LB_CODEC_ZSTD_DELTA)
+				*delta_new = 1;
 			r = 1;
 		}
 	}

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "pack.h"
+#include "codec.h"
 #include "crc32c.h"
 #include "util.h"
 
@@ -278,7 +279,7 @@ int lb_pack_read_footer(struct lb_backend *be, const struct lb_pack_id *id,
 	}
 	for (uint32_t i = 0; r == 0 && i < nb; i++) {
 		decode_entry(f + (size_t)i * LB_PACK_ENTRY_SIZE, &es[i]);
-		if (es[i].offset < LB_PACK_HEADER_SIZE ||
+		if (es[i].nbases > LB_BLOB_MAX_BASES || es[i].offset < LB_PACK_HEADER_SIZE ||
 		    (uint64_t)es[i].offset + lb_blob_buf_size(&es[i]) > foff) {
 			lb_set_error("pack %s: footer entry %u points outside the pack", name, i);
 			r = -EBADMSG;
@@ -294,13 +295,20 @@ int lb_pack_read_footer(struct lb_backend *be, const struct lb_pack_id *id,
 	return 0;
 }
 
-static int check_blob(const char *name, const struct lb_pack_entry *e, const uint8_t *buf)
+/* Checks a blob header against its entry (either form) and the crc over
+ * header, base list and payload; fills *out. */
+static int check_blob(const char *name, const struct lb_pack_entry *e, const uint8_t *buf, struct lb_blob *out)
 {
 	char hex[LB_ID_HEX];
-	if (lb_get32(buf) != LB_BLOB_MAGIC || buf[4] != e->codec || buf[5] != e->type ||
-	    lb_get16(buf + 6) != e->nbases || lb_get32(buf + 8) != e->raw ||
-	    lb_get32(buf + 12) != e->stored || memcmp(buf + 16, e->id.b, LB_ID_LEN) != 0 ||
-	    lb_get32(buf + 52) != 0) {
+	uint16_t nb = lb_get16(buf + 6);
+	uint32_t stored = lb_get32(buf + 12);
+	int sizes_ok = e->nbases == LB_NBASES_INDEX
+			       ? nb <= LB_BLOB_MAX_BASES && (uint64_t)stored + (uint64_t)nb * LB_ID_LEN == e->stored
+			       : nb == e->nbases && stored == e->stored;
+	/* Codec 2 always names its bases; no other codec has any. */
+	int bases_ok = (buf[4] == LB_CODEC_ZSTD_DELTA) == (nb > 0);
+	if (lb_get32(buf) != LB_BLOB_MAGIC || buf[4] != e->codec || buf[5] != e->type || !sizes_ok || !bases_ok ||
+	    lb_get32(buf + 8) != e->raw || memcmp(buf + 16, e->id.b, LB_ID_LEN) != 0 || lb_get32(buf + 52) != 0) {
 		lb_set_error("chunk %s in pack %s at offset %u: blob header does not match the index",
 			     lb_id_hex(&e->id, hex), name, e->offset);
 		return -EBADMSG;
@@ -313,11 +321,15 @@ static int check_blob(const char *name, const struct lb_pack_entry *e, const uin
 			     lb_id_hex(&e->id, hex), name, e->offset);
 		return -EBADMSG;
 	}
+	out->nbases = nb;
+	out->bases = buf + LB_BLOB_HEADER_SIZE;
+	out->stored = stored;
+	out->payload = buf + LB_BLOB_HEADER_SIZE + (size_t)nb * LB_ID_LEN;
 	return 0;
 }
 
-int lb_blob_read(struct lb_backend *be, const struct lb_pack_id *pack, const struct lb_pack_entry *e,
-		 uint8_t *buf, const uint8_t **payload, struct lb_id *bases)
+int lb_blob_get(struct lb_backend *be, const struct lb_pack_id *pack, const struct lb_pack_entry *e,
+		uint8_t *buf, struct lb_blob *out)
 {
 	char name[96];
 	lb_pack_name(pack, name, sizeof(name));
@@ -328,12 +340,19 @@ int lb_blob_read(struct lb_backend *be, const struct lb_pack_id *pack, const str
 			     e->offset, r == -EBADMSG ? "pack is truncated" : strerror(-r));
 		return r == -ENOENT ? -EBADMSG : r;
 	}
-	r = check_blob(name, e, buf);
+	return check_blob(name, e, buf, out);
+}
+
+int lb_blob_read(struct lb_backend *be, const struct lb_pack_id *pack, const struct lb_pack_entry *e,
+		 uint8_t *buf, const uint8_t **payload, struct lb_id *bases)
+{
+	struct lb_blob b;
+	int r = lb_blob_get(be, pack, e, buf, &b);
 	if (r < 0)
 		return r;
-	if (bases && e->nbases)
-		memcpy(bases, buf + LB_BLOB_HEADER_SIZE, (size_t)e->nbases * LB_ID_LEN);
-	*payload = buf + LB_BLOB_HEADER_SIZE + (size_t)e->nbases * LB_ID_LEN;
+	if (bases && b.nbases)
+		memcpy(bases, b.bases, (size_t)b.nbases * LB_ID_LEN);
+	*payload = b.payload;
 	return 0;
 }
 
@@ -378,18 +397,18 @@ int lb_pack_verify(struct lb_backend *be, const struct lb_pack_id *id, lb_pack_b
 	for (uint32_t i = 0; i < nb; i++) {
 		struct lb_pack_entry e;
 		decode_entry(all + foff + (size_t)i * LB_PACK_ENTRY_SIZE, &e);
-		if (e.offset < LB_PACK_HEADER_SIZE || (uint64_t)e.offset + lb_blob_buf_size(&e) > foff) {
+		if (e.nbases > LB_BLOB_MAX_BASES || e.offset < LB_PACK_HEADER_SIZE ||
+		    (uint64_t)e.offset + lb_blob_buf_size(&e) > foff) {
 			lb_set_error("pack %s: footer entry %u points outside the pack", name, i);
 			r = -EBADMSG;
 			goto out;
 		}
-		int br = check_blob(name, &e, all + e.offset);
+		struct lb_blob blob;
+		int br = check_blob(name, &e, all + e.offset, &blob);
 		if (br < 0)
 			bad = br;
 		if (cb) {
-			const uint8_t *payload = br < 0 ? NULL :
-				all + e.offset + LB_BLOB_HEADER_SIZE + (size_t)e.nbases * LB_ID_LEN;
-			r = cb(arg, &e, payload);
+			r = cb(arg, &e, br < 0 ? NULL : blob.payload);
 			if (r < 0)
 				goto out;
 		}

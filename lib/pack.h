@@ -19,16 +19,27 @@ struct lb_pack_id {
 	uint8_t b[LB_PACK_ID_LEN];
 };
 
-/* One blob as listed in a pack footer and in the index. */
+/* One blob as listed in a pack footer and in the index.  A footer knows
+ * each blob's nbases and payload size; the index does not keep nbases, and
+ * for a delta blob its `stored` counts the base list and the payload
+ * together (the bytes after the header), with nbases set to
+ * LB_NBASES_INDEX.  lb_blob_get resolves either form. */
 struct lb_pack_entry {
 	struct lb_id id;
 	uint32_t offset; /* of the blob header within the pack */
-	uint32_t stored; /* payload bytes */
+	uint32_t stored; /* payload bytes (index form: bytes after the header) */
 	uint32_t raw;    /* plaintext bytes */
 	uint8_t codec;
 	uint8_t type;
 	uint16_t nbases;
 };
+#define LB_NBASES_INDEX 0xffffu
+
+/* Bytes after the blob header: the base list and the payload. */
+static inline uint32_t lb_pack_entry_tail(const struct lb_pack_entry *e)
+{
+	return e->nbases == LB_NBASES_INDEX ? e->stored : e->stored + (uint32_t)e->nbases * 32u;
+}
 
 /* Writes the object name of a pack ("packs/ab/<32 hex>") into buf. */
 void lb_pack_name(const struct lb_pack_id *id, char *buf, size_t len);
@@ -76,8 +87,19 @@ int lb_blob_read(struct lb_backend *be, const struct lb_pack_id *pack, const str
 		 uint8_t *buf, const uint8_t **payload, struct lb_id *bases);
 static inline size_t lb_blob_buf_size(const struct lb_pack_entry *e)
 {
-	return LB_BLOB_HEADER_SIZE + (size_t)e->nbases * LB_ID_LEN + e->stored;
+	return LB_BLOB_HEADER_SIZE + (size_t)lb_pack_entry_tail(e);
 }
+
+/* A blob as read, resolved from either form of entry: payload and base
+ * ids point into the caller's buffer. */
+struct lb_blob {
+	const uint8_t *payload;
+	uint32_t stored;      /* payload bytes */
+	uint16_t nbases;
+	const uint8_t *bases; /* nbases ids of LB_ID_LEN bytes */
+};
+int lb_blob_get(struct lb_backend *be, const struct lb_pack_id *pack, const struct lb_pack_entry *e,
+		uint8_t *buf, struct lb_blob *out);
 
 /* Reads a whole pack and checks every byte: header, every blob's crc, the
  * footer and the file checksum.  For each blob listed in the footer calls cb

@@ -176,9 +176,11 @@ struct openpack {
 struct pnode {
 	struct lb_id id;
 	int state;
-	uint32_t stored;
+	uint32_t stored; /* bytes after the blob header */
 	struct openpack *op;
 	struct pnode *next;
+	unsigned nbases; /* a delta's bases, which a backup using it is charged */
+	struct lb_id bases[LB_BLOB_MAX_BASES];
 };
 
 static struct pnode **bucket(struct lb_store *s, const struct lb_id *id)
@@ -285,17 +287,79 @@ static void seal_pack(struct lb_store *s, struct openpack *op)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* Whether the index holds id and a backup may use it: for a delta, every
+ * chunk of its chains is referenced first (so that a collection marking at
+ * the same time keeps them), and only then the delta itself. */
+static int index_ref(struct lb_store *s, const struct lb_id *id, struct lb_pack_entry *e)
+{
+	struct lb_pack_id pid;
+	if (!lb_index_lookup(s->idx, id, &pid, e))
+		return 0;
+	if (e->codec == LB_CODEC_ZSTD_DELTA && lb_store_ref_closure(s, id) < 0)
+		return 0;
+	return lb_index_lookup_ref(s->idx, id, &pid, e);
+}
+
 int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, const void *data,
 		      size_t len, int *is_new, uint32_t *stored_out)
 {
-	struct lb_pack_id pid;
+	int is_delta;
+	return lb_store_put_chunk(s, type, id, data, len, NULL, 0, is_new, stored_out, &is_delta);
+}
+
+/* Encodes a new chunk: as a delta against the bases when that is allowed
+ * and smaller, else plainly.  Sets *nb to the bases used (0: plain). */
+static int encode_chunk(struct lb_store *s, const void *data, size_t len, const struct lb_id *bases,
+			unsigned *nb, const void **payload, size_t *stored)
+{
+	if (*nb && s->delta) {
+		const void *d;
+		size_t dlen;
+		unsigned cost;
+		int r = lb_store_delta_encode(s, bases, *nb, data, len, s->delta_max_cost, &d, &dlen, &cost);
+		if (r == -ENOMEM)
+			return r;
+		/* A delta this small cannot lose to plain zstd: skip trying. */
+		if (r == 0 && dlen + (size_t)*nb * LB_ID_LEN <= len / 8) {
+			*payload = d;
+			*stored = dlen;
+			return LB_CODEC_ZSTD_DELTA;
+		}
+		if (r == 0) {
+			const void *p;
+			size_t plen;
+			int codec = lb_compress(s->p.zstd_level, data, len, &p, &plen);
+			if (codec < 0)
+				return codec;
+			if (dlen + (size_t)*nb * LB_ID_LEN < plen) {
+				*payload = d;
+				*stored = dlen;
+				return LB_CODEC_ZSTD_DELTA;
+			}
+			*nb = 0;
+			*payload = p;
+			*stored = plen;
+			return codec;
+		}
+		/* Chain too long, or a base unreadable or gone: store plainly. */
+	}
+	*nb = 0;
+	return lb_compress(s->p.zstd_level, data, len, payload, stored);
+}
+
+int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, const void *data, size_t len,
+		       const struct lb_id *bases, unsigned nbases, int *is_new, uint32_t *stored_out,
+		       int *is_delta)
+{
 	struct lb_pack_entry e;
 	*is_new = 0;
 	*stored_out = 0;
-	if (len > LB_CDC_MAX_MAX)
+	*is_delta = 0;
+	if (len > LB_CDC_MAX_MAX || nbases > LB_BLOB_MAX_BASES)
 		return -EFBIG;
-	if (lb_index_lookup_ref(s->idx, id, &pid, &e)) {
+	if (index_ref(s, id, &e)) {
 		*stored_out = e.stored;
+		*is_delta = e.codec == LB_CODEC_ZSTD_DELTA;
 		return 0;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -305,14 +369,16 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 			break;
 		if (n->state == PN_APPENDED) {
 			*stored_out = n->stored;
+			*is_delta = n->nbases > 0;
 			pthread_mutex_unlock(&s->mu);
 			return 0;
 		}
 		pthread_cond_wait(&s->cv, &s->mu);
 	}
 	/* A flush may have moved it from pending into the index meanwhile. */
-	if (lb_index_lookup_ref(s->idx, id, &pid, &e)) {
+	if (index_ref(s, id, &e)) {
 		*stored_out = e.stored;
+		*is_delta = e.codec == LB_CODEC_ZSTD_DELTA;
 		pthread_mutex_unlock(&s->mu);
 		return 0;
 	}
@@ -330,7 +396,8 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 
 	const void *payload;
 	size_t stored;
-	int codec = lb_compress(s->p.zstd_level, data, len, &payload, &stored);
+	unsigned nb = nbases;
+	int codec = encode_chunk(s, data, len, bases, &nb, &payload, &stored);
 	int kind = type == LB_BLOB_TREE ? LB_PACK_META : LB_PACK_DATA;
 	struct openpack *to_seal = NULL;
 	int r = codec < 0 ? codec : 0;
@@ -350,7 +417,9 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 		}
 	}
 	if (r == 0)
-		r = lb_pack_append(op->w, id, type, codec, NULL, 0, (uint32_t)len, payload, (uint32_t)stored, NULL);
+		r = lb_pack_append(op->w, id, type, codec, nb ? bases : NULL, (uint16_t)nb, (uint32_t)len, payload,
+				   (uint32_t)stored, NULL);
+	uint32_t tail = (uint32_t)stored + nb * LB_ID_LEN;
 	pthread_mutex_lock(&s->mu);
 	if (r < 0) {
 		premove(s, node);
@@ -369,8 +438,11 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	} else {
 		node->state = PN_APPENDED;
 		node->op = op;
-		node->stored = (uint32_t)stored;
-		s->physical += lb_usage_blob_bytes((uint32_t)stored);
+		node->stored = tail;
+		node->nbases = nb;
+		if (nb)
+			memcpy(node->bases, bases, nb * sizeof(*bases));
+		s->physical += lb_usage_blob_bytes(tail);
 		if (lb_pack_writer_size(op->w) >= s->p.pack_size) {
 			s->cur[kind] = NULL;
 			s->sealing++;
@@ -385,8 +457,23 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 	if (r < 0)
 		return r;
 	*is_new = 1;
-	*stored_out = (uint32_t)stored;
+	*stored_out = tail;
+	*is_delta = nb > 0;
 	return 0;
+}
+
+int lb_store_pending_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n)
+{
+	pthread_mutex_lock(&s->mu);
+	struct pnode *p = pfind(s, id);
+	int found = p && p->state == PN_APPENDED;
+	*n = 0;
+	if (found) {
+		*n = p->nbases;
+		memcpy(bases, p->bases, p->nbases * sizeof(*bases));
+	}
+	pthread_mutex_unlock(&s->mu);
+	return found;
 }
 
 int lb_store_flush(struct lb_store *s)
@@ -802,7 +889,10 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 	pthread_mutex_init(&s->usage_mu, NULL);
 	pthread_mutex_init(&s->gc_mu, NULL);
 	s->buckets = calloc(PT_BUCKETS, sizeof(*s->buckets));
-	int r = s->buckets ? 0 : -ENOMEM;
+	s->delta = 1;
+	s->delta_max_cost = LB_DELTA_MAX_COST;
+	s->bcache = lb_bcache_new(LB_DELTA_CACHE);
+	int r = s->buckets && s->bcache ? 0 : -ENOMEM;
 	if (r == 0)
 		r = lb_backend_local_open(path, 0, &s->be);
 	if (r == 0)
@@ -866,6 +956,7 @@ void lb_store_close(struct lb_store *s)
 		free(s->damaged[i]);
 	free(s->damaged);
 	lb_usage_free(s->usage);
+	lb_bcache_free(s->bcache);
 	lb_index_free(s->idx);
 	lb_backend_free(s->be);
 	pthread_mutex_destroy(&s->mu);
@@ -880,6 +971,12 @@ void lb_store_close(struct lb_store *s)
 }
 
 const struct lb_store_params *lb_store_get_params(const struct lb_store *s) { return &s->p; }
+
+void lb_store_set_delta(struct lb_store *s, int on, unsigned max_cost)
+{
+	s->delta = on;
+	s->delta_max_cost = max_cost ? max_cost : LB_DELTA_MAX_COST;
+}
 struct lb_backend *lb_store_backend(struct lb_store *s) { return s->be; }
 struct lb_index *lb_store_index(struct lb_store *s) { return s->idx; }
 struct lb_pool *lb_store_pool(struct lb_store *s) { return s->pool; }
@@ -1012,11 +1109,21 @@ int lb_store_find_snapshot(struct lb_store *s, const char *tenant, const char *n
  * other, so both cores stay busy.  Files wait in a queue until all their
  * chunks are done, then go to the manifest. */
 
+/* Bases a new chunk is tried against: the previous version's chunks that
+ * overlap the same relative range, widened by one chunk each side (3-5
+ * bases, bench/RESULTS.md "Delta experiment"), at most this many. */
+#define DELTA_BASES 8
+
 struct pend_file {
 	struct lb_entry e;
 	size_t chunk_cap;
 	size_t pending; /* chunks cut but not yet stored */
 	int ended;
+	/* The same path in the dataset's previous snapshot (for deltas). */
+	struct lb_chunkref *prev;
+	uint64_t *prev_off; /* where each of its chunks starts */
+	size_t nprev;
+	uint64_t prev_total, new_total, cut_off;
 };
 
 struct item {
@@ -1025,9 +1132,13 @@ struct item {
 	struct lb_id id;
 	uint32_t stored;
 	int is_new;
+	unsigned nbases;
+	struct lb_id bases[DELTA_BASES];
 	int err;
 	char errdetail[160];
 };
+
+static void pend_file_clear(struct pend_file *f);
 
 struct batch {
 	struct lb_store *s;
@@ -1063,6 +1174,10 @@ struct lb_backup {
 	uint64_t charge;
 	uint64_t quota, capacity, reserve;
 	int64_t last_space_check;
+	/* The dataset's newest snapshot before this one, loaded at the first
+	 * file, whose files' chunks serve as bases for deltas. */
+	struct lb_mindex *prev;
+	int prev_loaded;
 };
 
 int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset, const char *host,
@@ -1156,8 +1271,22 @@ static int check_limits(struct lb_backup *b, uint64_t charge)
 }
 
 /* Charges a blob the backup references to its tenant, unless the tenant's
- * snapshots (or this backup) already hold it, and enforces the limits. */
-static int account(struct lb_backup *b, const struct lb_id *id, uint32_t stored)
+ * snapshots (or this backup) already hold it, and enforces the limits.  A
+ * delta charged for the first time brings the chunks of its chains (its
+ * bases, their bases...), which the snapshot will need as well. */
+static int account(struct lb_backup *b, const struct lb_id *id, uint32_t stored, int is_delta);
+
+static int charge_base_cb(void *arg, const struct lb_id *id)
+{
+	struct lb_backup *b = arg;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (!lb_index_lookup(b->s->idx, id, &pid, &pe))
+		return -ENOENT;
+	return account(b, id, pe.stored, 0);
+}
+
+static int account(struct lb_backup *b, const struct lb_id *id, uint32_t stored, int is_delta)
 {
 	pthread_mutex_lock(&b->s->usage_mu);
 	int held = lb_usage_holds(b->s->usage, b->tenant, id);
@@ -1170,6 +1299,29 @@ static int account(struct lb_backup *b, const struct lb_id *id, uint32_t stored)
 	pthread_mutex_unlock(&b->mu);
 	if (added < 0)
 		return added;
+	if (added == 1 && is_delta) {
+		struct lb_id bases[LB_BLOB_MAX_BASES];
+		unsigned nb;
+		int r = 0;
+		if (lb_store_pending_bases(b->s, id, bases, &nb)) {
+			/* Still in an open pack; its bases are indexed. */
+			for (unsigned i = 0; i < nb && r == 0; i++) {
+				r = charge_base_cb(b, &bases[i]);
+				if (r == 0)
+					r = lb_store_closure(b->s, &bases[i], charge_base_cb, b);
+			}
+		} else {
+			r = lb_store_closure(b->s, id, charge_base_cb, b);
+		}
+		if (r < 0) {
+			char hex[LB_ID_HEX];
+			lb_set_error("chunk %s: its delta bases cannot be read", lb_id_hex(id, hex));
+			return -EBADMSG;
+		}
+		pthread_mutex_lock(&b->mu);
+		charge = b->charge;
+		pthread_mutex_unlock(&b->mu);
+	}
 	return check_limits(b, charge);
 }
 const struct lb_backup_stats *lb_backup_get_stats(const struct lb_backup *b) { return &b->st; }
@@ -1204,10 +1356,8 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 		if (e->type != LB_FT_REG)
 			return -EINVAL;
 		for (size_t i = 0; i < e->nchunks; i++) {
-			struct lb_pack_id pid;
 			struct lb_pack_entry pe;
-			if (!lb_index_lookup_ref(b->s->idx, &e->chunks[i].id, &pid, &pe) ||
-			    pe.raw != e->chunks[i].size) {
+			if (!index_ref(b->s, &e->chunks[i].id, &pe) || pe.raw != e->chunks[i].size) {
 				lb_set_error("entry %s references a chunk the store does not hold", e->path);
 				return -ENOENT;
 			}
@@ -1232,9 +1382,11 @@ static void chunk_job(void *arg, size_t i)
 	struct item *it = &bt->items[i];
 	const uint8_t *data = bt->buf + it->off;
 	lb_sha256(data, it->len, &it->id);
-	it->err = lb_store_put_blob(bt->s, LB_BLOB_DATA, &it->id, data, it->len, &it->is_new, &it->stored);
+	int is_delta;
+	it->err = lb_store_put_chunk(bt->s, LB_BLOB_DATA, &it->id, data, it->len, it->bases, it->nbases, &it->is_new,
+				     &it->stored, &is_delta);
 	if (it->err == 0)
-		it->err = account(bt->b, &it->id, it->stored);
+		it->err = account(bt->b, &it->id, it->stored, is_delta);
 	if (it->err < 0)
 		snprintf(it->errdetail, sizeof(it->errdetail), "%s", lb_error_detail());
 }
@@ -1276,7 +1428,7 @@ static int finish_batch(struct lb_backup *b, struct batch *bt)
 	size_t done = 0;
 	while (done < b->nfiles && b->files[done].ended && b->files[done].pending == 0) {
 		r = lb_mwriter_add(b->mw, &b->files[done].e);
-		lb_entry_clear(&b->files[done].e);
+		pend_file_clear(&b->files[done]);
 		done++;
 		if (r < 0)
 			break;
@@ -1322,15 +1474,61 @@ static int drain(struct lb_backup *b)
 	return r;
 }
 
+/* Picks the bases for the chunk at [off, off + len) of a changed file: the
+ * previous version's chunks overlapping the same relative range, plus one
+ * on each side.  Position alone pairs them, so no similarity index is
+ * needed; scaling by the two sizes keeps the pairing right when rows
+ * were inserted or removed evenly. */
+static unsigned pick_bases(const struct pend_file *f, uint64_t off, size_t len, struct lb_id *out)
+{
+	if (!f->nprev || !f->prev_total)
+		return 0;
+	uint64_t total = f->new_total ? f->new_total : f->prev_total;
+	double scale = (double)f->prev_total / (double)total;
+	uint64_t a = (uint64_t)((double)off * scale), z = (uint64_t)((double)(off + len) * scale);
+	if (a >= f->prev_total)
+		a = f->prev_total - 1;
+	if (z <= a)
+		z = a + 1;
+	/* First chunk ending after a, last chunk starting before z. */
+	size_t lo = 0, hi = f->nprev;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->prev_off[mid] + f->prev[mid].size <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t first = lo, last = lo;
+	while (last + 1 < f->nprev && f->prev_off[last + 1] < z)
+		last++;
+	if (first > 0)
+		first--;
+	if (last + 1 < f->nprev)
+		last++;
+	while (last - first + 1 > DELTA_BASES) {
+		/* Keep the middle of the range. */
+		first++;
+		if (last - first + 1 > DELTA_BASES)
+			last--;
+	}
+	for (size_t i = first; i <= last; i++)
+		out[i - first] = f->prev[i].id;
+	return (unsigned)(last - first + 1);
+}
+
 static int add_item(struct lb_backup *b, size_t len)
 {
 	struct batch *bt = &b->bt[b->cur];
 	int r = lb_grow(&bt->items, &bt->capitems, bt->nitems + 1, sizeof(*bt->items));
 	if (r < 0)
 		return r;
-	bt->items[bt->nitems++] = (struct item){ .off = bt->cut, .len = len,
-						 .fseq = b->head_seq + b->nfiles - 1 };
-	b->files[b->nfiles - 1].pending++;
+	struct pend_file *f = &b->files[b->nfiles - 1];
+	struct item *it = &bt->items[bt->nitems++];
+	*it = (struct item){ .off = bt->cut, .len = len, .fseq = b->head_seq + b->nfiles - 1 };
+	it->nbases = pick_bases(f, f->cut_off, len, it->bases);
+	f->cut_off += len;
+	f->pending++;
 	bt->cut += len;
 	return 0;
 }
@@ -1339,6 +1537,62 @@ static int fail(struct lb_backup *b, int r)
 {
 	if (r < 0 && !b->failed)
 		b->failed = r;
+	return r;
+}
+
+static void pend_file_clear(struct pend_file *f)
+{
+	lb_entry_clear(&f->e);
+	free(f->prev);
+	free(f->prev_off);
+	f->prev = NULL;
+	f->prev_off = NULL;
+	f->nprev = 0;
+}
+
+/* Finds the file's previous version (same path, the dataset's newest
+ * snapshot) when deltas are on; a previous snapshot that cannot be read
+ * only means no deltas for this backup. */
+static int find_previous(struct lb_backup *b, struct pend_file *f)
+{
+	struct lb_store *s = b->s;
+	if (!s->delta)
+		return 0;
+	if (!b->prev_loaded) {
+		b->prev_loaded = 1;
+		struct lb_snapshot **list;
+		size_t n;
+		int r = lb_store_list_snapshots(s, b->tenant, b->dataset, &list, &n);
+		if (r < 0)
+			return r;
+		if (n > 0 && lb_store_load_tree(s, list[n - 1], &b->prev) < 0)
+			b->prev = NULL;
+		lb_snapshot_list_free(list, n);
+	}
+	if (!b->prev)
+		return 0;
+	struct lb_entry pe;
+	memset(&pe, 0, sizeof(pe));
+	if (lb_mindex_find(b->prev, f->e.path, &pe) != 1)
+		return 0;
+	int r = 0;
+	if (pe.type == LB_FT_REG && pe.nchunks > 0) {
+		f->prev_off = lb_mallocarray(pe.nchunks, sizeof(*f->prev_off));
+		if (!f->prev_off) {
+			r = -ENOMEM;
+		} else {
+			f->prev = pe.chunks;
+			f->nprev = pe.nchunks;
+			pe.chunks = NULL;
+			pe.nchunks = 0;
+			for (size_t i = 0; i < f->nprev; i++) {
+				f->prev_off[i] = f->prev_total;
+				f->prev_total += f->prev[i].size;
+			}
+			f->new_total = f->e.size;
+		}
+	}
+	lb_entry_clear(&pe);
 	return r;
 }
 
@@ -1365,6 +1619,11 @@ int lb_backup_file_begin(struct lb_backup *b, const struct lb_entry *e)
 	}
 	if (r < 0)
 		return fail(b, r);
+	r = find_previous(b, f);
+	if (r < 0) {
+		pend_file_clear(f);
+		return fail(b, r);
+	}
 	b->nfiles++;
 	b->in_file = 1;
 	return 0;
@@ -1456,7 +1715,7 @@ static int tree_put(void *arg, const void *data, size_t len, struct lb_id *id)
 		b->st.new_stored += stored;
 	}
 	if (r == 0)
-		r = account(b, id, stored);
+		r = account(b, id, stored, 0);
 	return r;
 }
 
@@ -1557,7 +1816,7 @@ void lb_backup_free(struct lb_backup *b)
 		free(b->bt[i].buf);
 	}
 	for (size_t i = 0; i < b->nfiles; i++)
-		lb_entry_clear(&b->files[i].e);
+		pend_file_clear(&b->files[i]);
 	free(b->files);
 	if (b->counted_gen) {
 		struct lb_store *s = b->s;
@@ -1570,6 +1829,7 @@ void lb_backup_free(struct lb_backup *b)
 		pthread_mutex_unlock(&s->mu);
 	}
 	lb_mwriter_free(b->mw);
+	lb_mindex_free(b->prev);
 	lb_idset_free(b->counted);
 	pthread_mutex_destroy(&b->mu);
 	for (size_t i = 0; i < b->ntags; i++)
@@ -1605,39 +1865,40 @@ static uint8_t *get_scratch(size_t n)
 	return p;
 }
 
-int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf, uint32_t size)
+int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
+			  uint8_t *dst)
 {
-	struct lb_pack_id pid;
-	struct lb_pack_entry e;
 	char hex[LB_ID_HEX], pname[96];
-	if (!lb_index_lookup(s->idx, id, &pid, &e)) {
-		lb_set_error("chunk %s is missing from the store", lb_id_hex(id, hex));
-		return -EBADMSG;
-	}
-	lb_pack_name(&pid, pname, sizeof(pname));
-	if (e.raw != size) {
-		lb_set_error("chunk %s in pack %s at offset %u: size %u, expected %u",
-			     lb_id_hex(id, hex), pname, e.offset, e.raw, size);
-		return -EBADMSG;
-	}
-	/* Format 1 stores no delta blobs (codec 2 is reserved), so nbases is
-	 * always 0 here; the blob header is checked against that. */
-	uint8_t *sc = get_scratch(lb_blob_buf_size(&e));
+	uint8_t *sc = get_scratch(lb_blob_buf_size(pe));
 	if (!sc)
 		return -ENOMEM;
-	const uint8_t *payload;
-	int r = lb_blob_read(s->be, &pid, &e, sc, &payload, NULL);
+	struct lb_blob blob;
+	int r = lb_blob_get(s->be, pid, pe, sc, &blob);
 	if (r < 0)
 		return r;
-	r = lb_decompress(e.codec, payload, e.stored, buf, size);
+	r = lb_decompress(pe->codec, blob.payload, blob.stored, dst, pe->raw);
 	if (r < 0) {
-		lb_set_error("chunk %s in pack %s at offset %u: cannot decode (%s)", lb_id_hex(id, hex),
-			     pname, e.offset, r == -ENOTSUP ? "unknown codec" : "corrupt payload");
+		lb_pack_name(pid, pname, sizeof(pname));
+		lb_set_error("chunk %s in pack %s at offset %u: cannot decode (%s)", lb_id_hex(&pe->id, hex),
+			     pname, pe->offset, r == -ENOTSUP ? "unknown codec" : "corrupt payload");
 		return r == -ENOMEM ? r : -EBADMSG;
 	}
+	return 0;
+}
+
+int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf, uint32_t size)
+{
+	int r = lb_store_rebuild_chunk(s, id, buf, size);
+	if (r < 0)
+		return r;
 	struct lb_id got;
 	lb_sha256(buf, size, &got);
 	if (lb_id_cmp(&got, id) != 0) {
+		char hex[LB_ID_HEX], pname[96] = "?";
+		struct lb_pack_id pid;
+		struct lb_pack_entry e = { .offset = 0 };
+		if (lb_index_lookup(s->idx, id, &pid, &e))
+			lb_pack_name(&pid, pname, sizeof(pname));
 		lb_set_error("chunk %s in pack %s at offset %u: content does not match its id",
 			     lb_id_hex(id, hex), pname, e.offset);
 		return -EBADMSG;

@@ -46,6 +46,15 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out);
 void lb_store_close(struct lb_store *s);
 
 const struct lb_store_params *lb_store_get_params(const struct lb_store *s);
+
+/* Delta chunks (doc/FORMAT.md 6.1): a changed file's new chunks are also
+ * tried as zstd deltas against its previous version's chunks around the
+ * same place, and the smaller form is stored.  On by default; max_cost
+ * caps the chunks decoded to rebuild one (0: LB_DELTA_MAX_COST), past
+ * which a chunk is stored plainly.  Applies to backups begun later. */
+#define LB_DELTA_MAX_COST 64
+#define LB_DELTA_CACHE (64u << 20) /* bytes of rebuilt bases kept */
+void lb_store_set_delta(struct lb_store *s, int on, unsigned max_cost);
 struct lb_backend *lb_store_backend(struct lb_store *s);
 struct lb_index *lb_store_index(struct lb_store *s);
 

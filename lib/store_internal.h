@@ -12,6 +12,7 @@ struct openpack;
 struct pnode;
 struct lb_pool;
 struct lb_usage;
+struct lb_bcache;
 
 struct lb_store {
 	struct lb_backend *be;
@@ -57,14 +58,55 @@ struct lb_store {
 	uint64_t bk_gen, bk_cur, bk_old;
 	struct lb_pack_id *unindexed;
 	size_t nunindexed, capunindexed;
+
+	/* Delta chunks (delta.c): whether backups try them, the cap on the
+	 * chunks decoded to rebuild one, and the cache of rebuilt bases. */
+	int delta;
+	unsigned delta_max_cost;
+	struct lb_bcache *bcache;
 };
+
+/* ---- delta.c ---- */
+struct lb_bcache *lb_bcache_new(uint64_t cap);
+void lb_bcache_free(struct lb_bcache *c);
+void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses);
+/* Decodes chunk id into dst (size bytes), rebuilding delta chains; the
+ * caller checks the result against the id. */
+int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size);
+/* Decodes a plain (codec 0 or 1) blob into dst (store.c). */
+int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
+			  uint8_t *dst);
+/* The base ids a chunk names (none unless it is a delta); -ENOENT when the
+ * index does not hold it, -EBADMSG when its blob is unreadable. */
+int lb_store_chunk_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n);
+/* Calls fn once for every chunk in id's chains (its bases, their bases...),
+ * id itself excluded.  -EBADMSG when a link cannot be read. */
+typedef int (*lb_closure_fn)(void *arg, const struct lb_id *id);
+int lb_store_closure(struct lb_store *s, const struct lb_id *id, lb_closure_fn fn, void *arg);
+/* Compresses data as a delta against the bases (in order).  -E2BIG when
+ * rebuilding the result would decode more than max_cost chunks (itself
+ * included); *cost says how many it would. */
+int lb_store_delta_encode(struct lb_store *s, const struct lb_id *bases, unsigned nb, const void *data,
+			  size_t len, unsigned max_cost, const void **out, size_t *outlen, unsigned *cost);
 
 /* Stores one blob unless the store already holds it (in the index or in a
  * pack still being written).  Sets *is_new and the stored size. */
 int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, const void *data,
 		      size_t len, int *is_new, uint32_t *stored_out);
-/* Hashing is done by the caller; *stored_out is the blob's stored payload
- * size whether it was new or already held. */
+/* Hashing is done by the caller; *stored_out is the blob's bytes after its
+ * header (payload and any base list) whether it was new or already held. */
+/* The same for a data chunk that may be stored as a delta against bases
+ * (the chunks of the file's previous version around the same place).
+ * *is_delta tells whether the blob held or stored is a delta. */
+int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, const void *data, size_t len,
+		       const struct lb_id *bases, unsigned nbases, int *is_new, uint32_t *stored_out,
+		       int *is_delta);
+/* A blob appended to an open pack: 1 and its bases (n = 0 for a plain
+ * one), or 0 when id is not pending. */
+int lb_store_pending_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n);
+/* References (lb_index_lookup_ref) every chunk of id's chains; -ENOENT
+ * when one is gone (or hidden by a collection). */
+int lb_store_ref_closure(struct lb_store *s, const struct lb_id *id);
 /* Seals every open pack and writes an index run for all sealed packs. */
 int lb_store_flush(struct lb_store *s);
 struct lb_pool *lb_store_pool(struct lb_store *s);

@@ -1,5 +1,7 @@
 /* usage.c - per-tenant charging; see usage.h. */
 #include "usage.h"
+#include "codec.h"
+#include "store_internal.h"
 #include "buf.h"
 #include "format.h"
 #include "idset.h"
@@ -173,6 +175,26 @@ static uint64_t head_bytes(const struct lb_snapshot *snap)
 
 /* Collects the distinct blobs (tree and data) of a snapshot with their
  * stored sizes, and calls fn for each. */
+struct closure_walk {
+	struct lb_store *s;
+	struct lb_idset *seen;
+	int (*fn)(void *arg, const struct lb_id *id, uint32_t stored, uint32_t raw);
+	void *arg;
+};
+
+static int closure_cb(void *arg, const struct lb_id *id)
+{
+	struct closure_walk *w = arg;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	int added = lb_idset_add(w->seen, id);
+	if (added <= 0)
+		return added;
+	if (!lb_index_lookup(lb_store_index(w->s), id, &pid, &pe))
+		return 0;
+	return w->fn(w->arg, id, pe.stored, pe.raw);
+}
+
 static int each_blob(struct lb_store *s, const struct lb_snapshot *snap,
 		     int (*fn)(void *arg, const struct lb_id *id, uint32_t stored, uint32_t raw), void *arg)
 {
@@ -199,8 +221,19 @@ static int each_blob(struct lb_store *s, const struct lb_snapshot *snap,
 			struct lb_pack_entry pe;
 			if (added < 0)
 				r = added;
-			else if (added && lb_index_lookup(idx, &e.chunks[k].id, &pid, &pe))
+			else if (added && lb_index_lookup(idx, &e.chunks[k].id, &pid, &pe)) {
 				r = fn(arg, &e.chunks[k].id, pe.stored, pe.raw);
+				/* A delta needs its bases: the tenant is charged for
+				 * them too (once per snapshot, like every blob).  A
+				 * link that cannot be read is damage for check to
+				 * report; the charge then leaves that base out. */
+				if (r == 0 && pe.codec == LB_CODEC_ZSTD_DELTA) {
+					struct closure_walk w = { s, seen, fn, arg };
+					r = lb_store_closure(s, &e.chunks[k].id, closure_cb, &w);
+					if (r == -EBADMSG)
+						r = 0;
+				}
+			}
 		}
 		lb_entry_clear(&e);
 	}

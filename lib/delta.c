@@ -1,0 +1,521 @@
+/* delta.c - delta chunks: rebuilding a chunk from its bases, and the cache
+ * of rebuilt bases.
+ *
+ * A delta blob (codec 2) is a zstd frame made against the plaintexts of its
+ * base chunks, named in order in the blob header (doc/FORMAT.md 6.1).  A
+ * base may itself be a delta.  Reading a chunk rebuilds its bases first;
+ * every base is checked against its id before it is used, and kept in a
+ * small cache, because the chunks of one file share most of their bases
+ * (chunk i and chunk i+1 of tonight's dump both start from last night's
+ * chunks around the same place).
+ *
+ * Alongside its plaintext, a cached base keeps its closure: the distinct
+ * chunks that rebuilding it decodes, itself excluded.  A backup uses it to
+ * keep chains within the store's cap (lb_store_delta_cost). */
+#include "config.h"
+
+#include "codec.h"
+#include "index.h"
+#include "store_internal.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Deeper than any chain a writer makes (the cap bounds it far below); a
+ * store claiming more is damaged, or loops. */
+#define MAX_DEPTH 256
+
+struct bc_entry {
+	struct lb_id id;
+	uint8_t *data;
+	uint32_t size;
+	struct lb_id *cl; /* closure, sorted, itself excluded */
+	uint32_t ncl;
+	int ready; /* else being rebuilt by its owner */
+	int refs;
+	uint64_t tick; /* last use */
+	struct bc_entry *next;
+};
+
+#define BC_BUCKETS 1024
+
+struct lb_bcache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct bc_entry *tab[BC_BUCKETS];
+	uint64_t bytes, cap, tick;
+	uint64_t hits, misses;
+};
+
+/* Bases this thread is rebuilding into the cache right now: while it holds
+ * any, it never waits for another thread's, so no two threads can wait on
+ * each other. */
+static _Thread_local int tl_loading;
+
+struct lb_bcache *lb_bcache_new(uint64_t cap)
+{
+	struct lb_bcache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->cap = cap;
+	return c;
+}
+
+static void entry_free(struct bc_entry *e)
+{
+	free(e->data);
+	free(e->cl);
+	free(e);
+}
+
+void lb_bcache_free(struct lb_bcache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < BC_BUCKETS; i++) {
+		struct bc_entry *e = c->tab[i], *n;
+		for (; e; e = n) {
+			n = e->next;
+			entry_free(e);
+		}
+	}
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses)
+{
+	pthread_mutex_lock(&c->mu);
+	*hits = c->hits;
+	*misses = c->misses;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static struct bc_entry **slot(struct lb_bcache *c, const struct lb_id *id)
+{
+	uint32_t h;
+	memcpy(&h, id->b, sizeof(h));
+	struct bc_entry **p = &c->tab[h % BC_BUCKETS];
+	while (*p && lb_id_cmp(&(*p)->id, id) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+static void unlink_entry(struct lb_bcache *c, struct bc_entry *e)
+{
+	struct bc_entry **p = slot(c, &e->id);
+	if (*p == e)
+		*p = e->next;
+}
+
+/* Drops the least recently used unpinned entries until the cache fits. */
+static void evict_locked(struct lb_bcache *c)
+{
+	while (c->bytes > c->cap) {
+		struct bc_entry *victim = NULL;
+		for (size_t i = 0; i < BC_BUCKETS; i++)
+			for (struct bc_entry *e = c->tab[i]; e; e = e->next)
+				if (e->ready && e->refs == 0 && (!victim || e->tick < victim->tick))
+					victim = e;
+		if (!victim)
+			return;
+		unlink_entry(c, victim);
+		c->bytes -= victim->size;
+		entry_free(victim);
+	}
+}
+
+/* ---- closures ---------------------------------------------------------------- */
+
+struct idvec {
+	struct lb_id *v;
+	size_t n, cap;
+};
+
+static int idvec_push(struct idvec *x, const struct lb_id *id)
+{
+	if (lb_grow(&x->v, &x->cap, x->n + 1, sizeof(*x->v)) < 0)
+		return -ENOMEM;
+	x->v[x->n++] = *id;
+	return 0;
+}
+
+static int id_cmp(const void *a, const void *b) { return lb_id_cmp(a, b); }
+
+static void idvec_unique(struct idvec *x)
+{
+	if (x->n < 2)
+		return;
+	qsort(x->v, x->n, sizeof(*x->v), id_cmp);
+	size_t k = 1;
+	for (size_t i = 1; i < x->n; i++)
+		if (lb_id_cmp(&x->v[i], &x->v[k - 1]) != 0)
+			x->v[k++] = x->v[i];
+	x->n = k;
+}
+
+/* ---- rebuilding ------------------------------------------------------------------ */
+
+static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
+		   struct idvec *closure);
+
+/* A base's plaintext, pinned in the cache (or private when another thread
+ * is rebuilding it and this one may not wait). */
+struct base_ref {
+	struct bc_entry *e;
+	int private_copy;
+};
+
+static void base_release(struct lb_store *s, struct base_ref *r)
+{
+	if (!r->e)
+		return;
+	if (r->private_copy) {
+		entry_free(r->e);
+	} else {
+		struct lb_bcache *c = s->bcache;
+		pthread_mutex_lock(&c->mu);
+		r->e->refs--;
+		evict_locked(c);
+		pthread_mutex_unlock(&c->mu);
+	}
+	r->e = NULL;
+}
+
+/* Rebuilds a base into e (data, size, closure) and checks it against its
+ * id: a wrong base would make every delta against it wrong. */
+static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
+{
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	char hex[LB_ID_HEX];
+	if (!lb_index_lookup(s->idx, &e->id, &pid, &pe)) {
+		lb_set_error("base chunk %s is missing from the store", lb_id_hex(&e->id, hex));
+		return -EBADMSG;
+	}
+	e->size = pe.raw;
+	e->data = malloc(pe.raw ? pe.raw : 1);
+	if (!e->data)
+		return -ENOMEM;
+	struct idvec cl = { 0 };
+	int r = rebuild(s, &e->id, e->data, pe.raw, depth, &cl);
+	if (r == 0) {
+		struct lb_id got;
+		lb_sha256(e->data, pe.raw, &got);
+		if (lb_id_cmp(&got, &e->id) != 0) {
+			lb_set_error("base chunk %s: content does not match its id", lb_id_hex(&e->id, hex));
+			r = -EBADMSG;
+		}
+	}
+	if (r < 0) {
+		free(cl.v);
+		return r;
+	}
+	e->cl = cl.v;
+	e->ncl = (uint32_t)cl.n;
+	return 0;
+}
+
+static int base_get(struct lb_store *s, const struct lb_id *id, int depth, struct base_ref *out)
+{
+	struct lb_bcache *c = s->bcache;
+	out->e = NULL;
+	out->private_copy = 0;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct bc_entry **p = slot(c, id);
+		struct bc_entry *e = *p;
+		if (e && e->ready) {
+			e->refs++;
+			e->tick = ++c->tick;
+			c->hits++;
+			pthread_mutex_unlock(&c->mu);
+			out->e = e;
+			return 0;
+		}
+		if (e && tl_loading == 0) {
+			pthread_cond_wait(&c->cv, &c->mu);
+			continue;
+		}
+		c->misses++;
+		struct bc_entry *n = calloc(1, sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&c->mu);
+			return -ENOMEM;
+		}
+		n->id = *id;
+		if (e) {
+			/* Another thread rebuilds it and this one holds bases of
+			 * its own: rebuild a private copy rather than wait. */
+			pthread_mutex_unlock(&c->mu);
+			int r = base_build(s, n, depth);
+			if (r < 0) {
+				entry_free(n);
+				return r;
+			}
+			out->e = n;
+			out->private_copy = 1;
+			return 0;
+		}
+		n->refs = 1;
+		n->next = NULL;
+		*p = n;
+		pthread_mutex_unlock(&c->mu);
+		tl_loading++;
+		int r = base_build(s, n, depth);
+		tl_loading--;
+		pthread_mutex_lock(&c->mu);
+		if (r < 0) {
+			unlink_entry(c, n);
+			entry_free(n);
+		} else {
+			n->ready = 1;
+			n->tick = ++c->tick;
+			c->bytes += n->size;
+			out->e = n;
+		}
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		return r;
+	}
+}
+
+/* Reads a delta blob's bases and payload; the caller frees *blobbuf. */
+static int read_delta_blob(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
+			   uint8_t **blobbuf, struct lb_blob *blob)
+{
+	*blobbuf = malloc(lb_blob_buf_size(pe));
+	if (!*blobbuf)
+		return -ENOMEM;
+	int r = lb_blob_get(s->be, pid, pe, *blobbuf, blob);
+	if (r < 0) {
+		free(*blobbuf);
+		*blobbuf = NULL;
+	}
+	return r;
+}
+
+/* Decodes chunk id (size bytes) into dst; its id is not checked here.
+ * With closure set, adds every chunk decoded on the way (id excluded). */
+static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
+		   struct idvec *closure)
+{
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	char hex[LB_ID_HEX], pname[96];
+	if (depth > MAX_DEPTH) {
+		lb_set_error("chunk %s: delta chain deeper than %d (the store is damaged)", lb_id_hex(id, hex),
+			     MAX_DEPTH);
+		return -EBADMSG;
+	}
+	if (!lb_index_lookup(s->idx, id, &pid, &pe)) {
+		lb_set_error("chunk %s is missing from the store", lb_id_hex(id, hex));
+		return -EBADMSG;
+	}
+	lb_pack_name(&pid, pname, sizeof(pname));
+	if (pe.raw != size) {
+		lb_set_error("chunk %s in pack %s at offset %u: size %u, expected %u", lb_id_hex(id, hex), pname,
+			     pe.offset, pe.raw, size);
+		return -EBADMSG;
+	}
+	if (pe.codec != LB_CODEC_ZSTD_DELTA)
+		return lb_store_decode_plain(s, &pid, &pe, dst);
+	uint8_t *bb;
+	struct lb_blob blob;
+	int r = read_delta_blob(s, &pid, &pe, &bb, &blob);
+	if (r < 0)
+		return r;
+	struct base_ref refs[LB_BLOB_MAX_BASES];
+	unsigned got = 0;
+	size_t total = 0;
+	for (unsigned i = 0; i < blob.nbases && r == 0; i++) {
+		struct lb_id bid;
+		memcpy(bid.b, blob.bases + (size_t)i * LB_ID_LEN, LB_ID_LEN);
+		r = base_get(s, &bid, depth + 1, &refs[i]);
+		if (r < 0) {
+			char detail[200];
+			snprintf(detail, sizeof(detail), "%s", lb_error_detail());
+			lb_set_error("chunk %s in pack %s at offset %u: cannot rebuild it: %s", lb_id_hex(id, hex),
+				     pname, pe.offset, detail);
+			break;
+		}
+		got++;
+		total += refs[i].e->size;
+		if (closure) {
+			r = idvec_push(closure, &bid);
+			for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
+				r = idvec_push(closure, &refs[i].e->cl[k]);
+		}
+	}
+	uint8_t *prefix = NULL;
+	if (r == 0 && got == 1) {
+		prefix = refs[0].e->data;
+	} else if (r == 0) {
+		prefix = malloc(total ? total : 1);
+		if (!prefix)
+			r = -ENOMEM;
+		for (size_t i = 0, at = 0; r == 0 && i < got; i++) {
+			memcpy(prefix + at, refs[i].e->data, refs[i].e->size);
+			at += refs[i].e->size;
+		}
+	}
+	if (r == 0) {
+		r = lb_decompress_delta(prefix, total, blob.payload, blob.stored, dst, size);
+		if (r == -EBADMSG)
+			lb_set_error("chunk %s in pack %s at offset %u: cannot decode (corrupt delta payload)",
+				     lb_id_hex(id, hex), pname, pe.offset);
+	}
+	if (got != 1)
+		free(prefix);
+	for (unsigned i = 0; i < got; i++)
+		base_release(s, &refs[i]);
+	free(bb);
+	if (r == 0 && closure)
+		idvec_unique(closure);
+	return r;
+}
+
+int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size)
+{
+	return rebuild(s, id, dst, size, 0, NULL);
+}
+
+/* ---- links ------------------------------------------------------------------------ */
+
+int lb_store_chunk_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n)
+{
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	*n = 0;
+	if (!lb_index_lookup(s->idx, id, &pid, &pe)) {
+		char hex[LB_ID_HEX];
+		lb_set_error("chunk %s is missing from the store", lb_id_hex(id, hex));
+		return -ENOENT;
+	}
+	if (pe.codec != LB_CODEC_ZSTD_DELTA)
+		return 0;
+	uint8_t *bb;
+	struct lb_blob blob;
+	int r = read_delta_blob(s, &pid, &pe, &bb, &blob);
+	if (r < 0)
+		return r;
+	memcpy(bases, blob.bases, (size_t)blob.nbases * LB_ID_LEN);
+	*n = blob.nbases;
+	free(bb);
+	return 0;
+}
+
+int lb_store_closure(struct lb_store *s, const struct lb_id *id, lb_closure_fn fn, void *arg)
+{
+	/* Iterative, depth-first, each chunk visited once per call. */
+	struct idvec todo = { 0 }, seen = { 0 };
+	int r = idvec_push(&todo, id);
+	while (r == 0 && todo.n > 0) {
+		struct lb_id cur = todo.v[--todo.n];
+		struct lb_id bases[LB_BLOB_MAX_BASES];
+		unsigned nb;
+		r = lb_store_chunk_bases(s, &cur, bases, &nb);
+		if (r == -ENOENT) {
+			r = -EBADMSG;
+			break;
+		}
+		for (unsigned i = 0; r == 0 && i < nb; i++) {
+			int dup = 0;
+			for (size_t k = 0; k < seen.n && !dup; k++)
+				dup = lb_id_cmp(&seen.v[k], &bases[i]) == 0;
+			if (dup)
+				continue;
+			if (seen.n >= (size_t)MAX_DEPTH * LB_BLOB_MAX_BASES) {
+				char hex[LB_ID_HEX];
+				lb_set_error("chunk %s: more than %d bases in its chain (the store is damaged)",
+					     lb_id_hex(id, hex), MAX_DEPTH * LB_BLOB_MAX_BASES);
+				r = -EBADMSG;
+				break;
+			}
+			r = idvec_push(&seen, &bases[i]);
+			if (r == 0)
+				r = fn(arg, &bases[i]);
+			if (r == 0)
+				r = idvec_push(&todo, &bases[i]);
+		}
+	}
+	free(todo.v);
+	free(seen.v);
+	return r;
+}
+
+/* ---- choosing how to store a new chunk ------------------------------------------- */
+
+int lb_store_delta_encode(struct lb_store *s, const struct lb_id *bases, unsigned nb, const void *data,
+			  size_t len, unsigned max_cost, const void **out, size_t *outlen, unsigned *cost)
+{
+	struct base_ref refs[LB_BLOB_MAX_BASES];
+	struct idvec cl = { 0 };
+	unsigned got = 0;
+	size_t total = 0;
+	int r = 0;
+	for (unsigned i = 0; i < nb && r == 0; i++) {
+		r = base_get(s, &bases[i], 1, &refs[i]);
+		if (r < 0)
+			break;
+		got++;
+		total += refs[i].e->size;
+		r = idvec_push(&cl, &bases[i]);
+		for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
+			r = idvec_push(&cl, &refs[i].e->cl[k]);
+	}
+	if (r == 0) {
+		idvec_unique(&cl);
+		*cost = (unsigned)cl.n + 1;
+		if (cl.n + 1 > max_cost)
+			r = -E2BIG;
+	}
+	/* The delta will need every chunk of its chains: reference them now,
+	 * before it is stored, so that a collection marking meanwhile keeps
+	 * them (a cached base may even be gone from the store already). */
+	for (size_t i = 0; r == 0 && i < cl.n; i++) {
+		struct lb_pack_id pid;
+		struct lb_pack_entry pe;
+		if (!lb_index_lookup_ref(s->idx, &cl.v[i], &pid, &pe))
+			r = -ESTALE;
+	}
+	uint8_t *prefix = NULL;
+	if (r == 0) {
+		prefix = malloc(total ? total : 1);
+		if (!prefix)
+			r = -ENOMEM;
+		for (size_t i = 0, at = 0; r == 0 && i < got; i++) {
+			memcpy(prefix + at, refs[i].e->data, refs[i].e->size);
+			at += refs[i].e->size;
+		}
+	}
+	if (r == 0) {
+		r = lb_compress_delta(s->p.zstd_level, prefix, total, data, len, out, outlen);
+		if (r > 0)
+			r = 0;
+	}
+	free(prefix);
+	free(cl.v);
+	for (unsigned i = 0; i < got; i++)
+		base_release(s, &refs[i]);
+	return r;
+}
+
+static int ref_cb(void *arg, const struct lb_id *id)
+{
+	struct lb_store *s = arg;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	return lb_index_lookup_ref(s->idx, id, &pid, &pe) ? 0 : -ENOENT;
+}
+
+int lb_store_ref_closure(struct lb_store *s, const struct lb_id *id)
+{
+	int r = lb_store_closure(s, id, ref_cb, s);
+	return r < 0 ? -ENOENT : 0;
+}
