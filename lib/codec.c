@@ -121,13 +121,13 @@ static int window_log(size_t total)
 	return w;
 }
 
-int lb_compress_delta(int level, const void *prefix, size_t plen, const void *src, size_t len,
-		      const void **out, size_t *outlen)
+int lb_compress_delta(int level, const void *prefix, size_t plen, const void *src, size_t len, size_t reserve,
+		      void **out, size_t *outlen)
 {
 	struct tls_codec *t = tls_get();
 	if (!t)
 		return -ENOMEM;
-	size_t bound = ZSTD_compressBound(len);
+	size_t bound = ZSTD_compressBound(len) + reserve;
 	if (bound > t->dcap) {
 		void *nb = realloc(t->dbuf, bound);
 		if (!nb)
@@ -143,11 +143,11 @@ int lb_compress_delta(int level, const void *prefix, size_t plen, const void *sr
 	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log(plen + len));
 	size_t n = ZSTD_CCtx_refPrefix(c, prefix, plen);
 	if (!ZSTD_isError(n))
-		n = ZSTD_compress2(c, t->dbuf, t->dcap, src, len);
+		n = ZSTD_compress2(c, (uint8_t *)t->dbuf + reserve, t->dcap - reserve, src, len);
 	if (ZSTD_isError(n))
 		return -EIO;
 	*out = t->dbuf;
-	*outlen = n;
+	*outlen = n + reserve;
 	return LB_CODEC_ZSTD_DELTA;
 }
 

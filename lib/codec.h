@@ -29,9 +29,10 @@ int lb_decompress(int codec, const void *src, size_t srclen, void *dst, size_t r
 /* Compresses src as a delta against prefix (the base chunks' plaintexts
  * back to back), the library side of `zstd --patch-from`.  Returns
  * LB_CODEC_ZSTD_DELTA with *out in a thread-local buffer (its own, apart
- * from lb_compress's), or -ENOMEM / -EIO. */
-int lb_compress_delta(int level, const void *prefix, size_t plen, const void *src, size_t len,
-		      const void **out, size_t *outlen);
+ * from lb_compress's), or -ENOMEM / -EIO.  The frame starts after `reserve`
+ * bytes left for the caller's use; *outlen counts them. */
+int lb_compress_delta(int level, const void *prefix, size_t plen, const void *src, size_t len, size_t reserve,
+		      void **out, size_t *outlen);
 
 /* Decodes a delta payload against the same prefix.  Returns 0 or -EBADMSG. */
 int lb_decompress_delta(const void *prefix, size_t plen, const void *src, size_t srclen, void *dst,

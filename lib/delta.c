@@ -30,10 +30,12 @@
 struct bc_entry {
 	struct lb_id id;
 	uint8_t *data;
-	uint32_t size;
+	uint32_t size, cap;
 	struct lb_id *cl; /* closure, sorted, itself excluded */
 	uint32_t ncl;
-	int ready; /* else being rebuilt by its owner */
+	int ready;    /* else being rebuilt by its owner */
+	int verified; /* checked against its id (else only rebuilt) */
+	int unlinked; /* found bad: out of the table, freed at its last release */
 	int refs;
 	uint64_t tick; /* last use */
 	struct bc_entry *next;
@@ -41,13 +43,57 @@ struct bc_entry {
 
 #define BC_BUCKETS 1024
 
+/* Buffers of evicted entries, kept for the next ones: a fresh 1 MiB
+ * allocation is a fresh mapping, and faulting its pages in cost more than
+ * decoding into them. */
+#define BC_SPARE 16
+
 struct lb_bcache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct bc_entry *tab[BC_BUCKETS];
 	uint64_t bytes, cap, tick;
 	uint64_t hits, misses;
+	uint8_t *spare[BC_SPARE];
+	uint32_t spare_cap[BC_SPARE];
+	unsigned nspare;
 };
+
+/* Where a thread lays bases end to end for zstd (reused: allocating a few
+ * MiB per chunk cost more than the decoding, in page faults). */
+static _Thread_local uint8_t *tl_prefix;
+static _Thread_local size_t tl_prefix_cap, tl_prefix_busy;
+static pthread_key_t prefix_key;
+static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
+static void prefix_free(void *p) { free(p); }
+static void prefix_key_init(void) { pthread_key_create(&prefix_key, prefix_free); }
+
+/* The thread's prefix buffer, or (when a nested rebuild already uses it) a
+ * new one; release with prefix_put. */
+static uint8_t *prefix_get(size_t n)
+{
+	if (tl_prefix_busy)
+		return malloc(n ? n : 1);
+	if (n > tl_prefix_cap) {
+		pthread_once(&prefix_once, prefix_key_init);
+		uint8_t *p = realloc(tl_prefix, n);
+		if (!p)
+			return NULL;
+		tl_prefix = p;
+		tl_prefix_cap = n;
+		pthread_setspecific(prefix_key, p);
+	}
+	tl_prefix_busy = 1;
+	return tl_prefix;
+}
+
+static void prefix_put(uint8_t *p)
+{
+	if (p == tl_prefix)
+		tl_prefix_busy = 0;
+	else
+		free(p);
+}
 
 /* Bases this thread is rebuilding into the cache right now: while it holds
  * any, it never waits for another thread's, so no two threads can wait on
@@ -72,6 +118,36 @@ static void entry_free(struct bc_entry *e)
 	free(e);
 }
 
+/* Frees an entry, keeping its buffer for reuse (mu held). */
+static void entry_recycle(struct lb_bcache *c, struct bc_entry *e)
+{
+	if (e->data && c->nspare < BC_SPARE) {
+		c->spare[c->nspare] = e->data;
+		c->spare_cap[c->nspare++] = e->cap;
+		e->data = NULL;
+	}
+	entry_free(e);
+}
+
+/* A buffer of at least n bytes: a spare one when it fits. */
+static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap)
+{
+	pthread_mutex_lock(&c->mu);
+	for (unsigned i = 0; i < c->nspare; i++) {
+		if (c->spare_cap[i] >= n) {
+			uint8_t *p = c->spare[i];
+			*cap = c->spare_cap[i];
+			c->spare[i] = c->spare[--c->nspare];
+			c->spare_cap[i] = c->spare_cap[c->nspare];
+			pthread_mutex_unlock(&c->mu);
+			return p;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	*cap = n ? n : 1;
+	return malloc(*cap);
+}
+
 void lb_bcache_free(struct lb_bcache *c)
 {
 	if (!c)
@@ -83,6 +159,8 @@ void lb_bcache_free(struct lb_bcache *c)
 			entry_free(e);
 		}
 	}
+	for (unsigned i = 0; i < c->nspare; i++)
+		free(c->spare[i]);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c);
@@ -126,7 +204,7 @@ static void evict_locked(struct lb_bcache *c)
 			return;
 		unlink_entry(c, victim);
 		c->bytes -= victim->size;
-		entry_free(victim);
+		entry_recycle(c, victim);
 	}
 }
 
@@ -180,15 +258,18 @@ static void base_release(struct lb_store *s, struct base_ref *r)
 	} else {
 		struct lb_bcache *c = s->bcache;
 		pthread_mutex_lock(&c->mu);
-		r->e->refs--;
+		if (--r->e->refs == 0 && r->e->unlinked)
+			entry_free(r->e);
 		evict_locked(c);
 		pthread_mutex_unlock(&c->mu);
 	}
 	r->e = NULL;
 }
 
-/* Rebuilds a base into e (data, size, closure) and checks it against its
- * id: a wrong base would make every delta against it wrong. */
+/* Rebuilds a base into e (data, size, closure).  It is not checked
+ * against its id here: a reader checks the chunk it rebuilds on top of it,
+ * which a wrong base cannot pass, and a writer checks each base it makes a
+ * delta against (base_verify) once. */
 static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
 {
 	struct lb_pack_id pid;
@@ -199,25 +280,55 @@ static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
 		return -EBADMSG;
 	}
 	e->size = pe.raw;
-	e->data = malloc(pe.raw ? pe.raw : 1);
+	e->data = buf_alloc(s->bcache, pe.raw, &e->cap);
 	if (!e->data)
 		return -ENOMEM;
 	struct idvec cl = { 0 };
 	int r = rebuild(s, &e->id, e->data, pe.raw, depth, &cl);
-	if (r == 0) {
-		struct lb_id got;
-		lb_sha256(e->data, pe.raw, &got);
-		if (lb_id_cmp(&got, &e->id) != 0) {
-			lb_set_error("base chunk %s: content does not match its id", lb_id_hex(&e->id, hex));
-			r = -EBADMSG;
-		}
-	}
 	if (r < 0) {
 		free(cl.v);
 		return r;
 	}
 	e->cl = cl.v;
 	e->ncl = (uint32_t)cl.n;
+	return 0;
+}
+
+static void drop_bad_locked(struct lb_bcache *c, struct bc_entry *e)
+{
+	if (e->unlinked)
+		return;
+	unlink_entry(c, e);
+	e->unlinked = 1;
+	c->bytes -= e->size;
+}
+
+/* Checks a pinned base against its id once; a base that fails leaves the
+ * cache, so that nothing else is built on it. */
+static int base_verify(struct lb_store *s, struct base_ref *r)
+{
+	struct bc_entry *e = r->e;
+	if (e->verified)
+		return 0;
+	struct lb_id got;
+	lb_sha256(e->data, e->size, &got);
+	int ok = lb_id_cmp(&got, &e->id) == 0;
+	if (!r->private_copy) {
+		struct lb_bcache *c = s->bcache;
+		pthread_mutex_lock(&c->mu);
+		if (ok)
+			e->verified = 1;
+		else
+			drop_bad_locked(c, e);
+		pthread_mutex_unlock(&c->mu);
+	} else {
+		e->verified = ok;
+	}
+	if (!ok) {
+		char hex[LB_ID_HEX];
+		lb_set_error("base chunk %s: content does not match its id", lb_id_hex(&e->id, hex));
+		return -EBADMSG;
+	}
 	return 0;
 }
 
@@ -285,6 +396,47 @@ static int base_get(struct lb_store *s, const struct lb_id *id, int depth, struc
 	}
 }
 
+/* The reference a delta is made against: bytes [skip, skip + len) of its
+ * bases' plaintexts laid end to end (doc/FORMAT.md 6.1).  Points into a
+ * base when the slice lies within one, else assembles it in the thread's
+ * prefix buffer; *copied tells which, for slice_put. */
+static int slice_get(struct base_ref *refs, unsigned n, uint32_t skip, uint32_t len, const uint8_t **out,
+		     int *copied)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += refs[i].e->size;
+	*copied = 0;
+	if ((uint64_t)skip + len > total)
+		return -EBADMSG;
+	uint64_t at = 0;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t sz = refs[i].e->size;
+		if (skip >= at && (uint64_t)skip + len <= at + sz) {
+			*out = refs[i].e->data + (skip - at);
+			return 0;
+		}
+		at += sz;
+	}
+	uint8_t *p = prefix_get(len);
+	if (!p)
+		return -ENOMEM;
+	at = 0;
+	size_t put = 0;
+	for (unsigned i = 0; i < n && put < len; i++) {
+		uint64_t lo = at, hi = at + refs[i].e->size;
+		at = hi;
+		uint64_t a = LB_MAX(lo, (uint64_t)skip), z = LB_MIN(hi, (uint64_t)skip + len);
+		if (a >= z)
+			continue;
+		memcpy(p + put, refs[i].e->data + (a - lo), (size_t)(z - a));
+		put += (size_t)(z - a);
+	}
+	*out = p;
+	*copied = 1;
+	return 0;
+}
+
 /* Reads a delta blob's bases and payload; the caller frees *blobbuf. */
 static int read_delta_blob(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
 			   uint8_t **blobbuf, struct lb_blob *blob)
@@ -332,7 +484,6 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 		return r;
 	struct base_ref refs[LB_BLOB_MAX_BASES];
 	unsigned got = 0;
-	size_t total = 0;
 	for (unsigned i = 0; i < blob.nbases && r == 0; i++) {
 		struct lb_id bid;
 		memcpy(bid.b, blob.bases + (size_t)i * LB_ID_LEN, LB_ID_LEN);
@@ -345,33 +496,28 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 			break;
 		}
 		got++;
-		total += refs[i].e->size;
 		if (closure) {
 			r = idvec_push(closure, &bid);
 			for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
 				r = idvec_push(closure, &refs[i].e->cl[k]);
 		}
 	}
-	uint8_t *prefix = NULL;
-	if (r == 0 && got == 1) {
-		prefix = refs[0].e->data;
+	/* The payload: u32 skip, u32 length of the slice, then the frame. */
+	const uint8_t *prefix = NULL;
+	int copied = 0;
+	if (r == 0 && blob.stored < LB_DELTA_HDR) {
+		r = -EBADMSG;
 	} else if (r == 0) {
-		prefix = malloc(total ? total : 1);
-		if (!prefix)
-			r = -ENOMEM;
-		for (size_t i = 0, at = 0; r == 0 && i < got; i++) {
-			memcpy(prefix + at, refs[i].e->data, refs[i].e->size);
-			at += refs[i].e->size;
-		}
+		r = slice_get(refs, got, lb_get32(blob.payload), lb_get32(blob.payload + 4), &prefix, &copied);
 	}
-	if (r == 0) {
-		r = lb_decompress_delta(prefix, total, blob.payload, blob.stored, dst, size);
-		if (r == -EBADMSG)
-			lb_set_error("chunk %s in pack %s at offset %u: cannot decode (corrupt delta payload)",
-				     lb_id_hex(id, hex), pname, pe.offset);
-	}
-	if (got != 1)
-		free(prefix);
+	if (r == 0)
+		r = lb_decompress_delta(prefix, lb_get32(blob.payload + 4), blob.payload + LB_DELTA_HDR,
+					blob.stored - LB_DELTA_HDR, dst, size);
+	if (r == -EBADMSG)
+		lb_set_error("chunk %s in pack %s at offset %u: cannot decode (corrupt delta payload)",
+			     lb_id_hex(id, hex), pname, pe.offset);
+	if (copied)
+		prefix_put((uint8_t *)prefix);
 	for (unsigned i = 0; i < got; i++)
 		base_release(s, &refs[i]);
 	free(bb);
@@ -451,21 +597,22 @@ int lb_store_closure(struct lb_store *s, const struct lb_id *id, lb_closure_fn f
 
 /* ---- choosing how to store a new chunk ------------------------------------------- */
 
-int lb_store_delta_encode(struct lb_store *s, const struct lb_id *bases, unsigned nb, const void *data,
-			  size_t len, unsigned max_cost, const void **out, size_t *outlen, unsigned *cost)
+int lb_store_delta_encode(struct lb_store *s, const struct lb_delta_ref *ref, const void *data, size_t len,
+			  unsigned max_cost, void **out, size_t *outlen, unsigned *cost)
 {
 	struct base_ref refs[LB_BLOB_MAX_BASES];
 	struct idvec cl = { 0 };
 	unsigned got = 0;
-	size_t total = 0;
 	int r = 0;
-	for (unsigned i = 0; i < nb && r == 0; i++) {
-		r = base_get(s, &bases[i], 1, &refs[i]);
+	for (unsigned i = 0; i < ref->nbases && r == 0; i++) {
+		r = base_get(s, &ref->bases[i], 1, &refs[i]);
 		if (r < 0)
 			break;
 		got++;
-		total += refs[i].e->size;
-		r = idvec_push(&cl, &bases[i]);
+		r = base_verify(s, &refs[i]);
+		if (r < 0)
+			break;
+		r = idvec_push(&cl, &ref->bases[i]);
 		for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
 			r = idvec_push(&cl, &refs[i].e->cl[k]);
 	}
@@ -484,22 +631,20 @@ int lb_store_delta_encode(struct lb_store *s, const struct lb_id *bases, unsigne
 		if (!lb_index_lookup_ref(s->idx, &cl.v[i], &pid, &pe))
 			r = -ESTALE;
 	}
-	uint8_t *prefix = NULL;
+	const uint8_t *prefix = NULL;
+	int copied = 0;
+	if (r == 0)
+		r = slice_get(refs, got, ref->skip, ref->len, &prefix, &copied);
 	if (r == 0) {
-		prefix = malloc(total ? total : 1);
-		if (!prefix)
-			r = -ENOMEM;
-		for (size_t i = 0, at = 0; r == 0 && i < got; i++) {
-			memcpy(prefix + at, refs[i].e->data, refs[i].e->size);
-			at += refs[i].e->size;
+		r = lb_compress_delta(s->delta_level, prefix, ref->len, data, len, LB_DELTA_HDR, out, outlen);
+		if (r > 0) {
+			lb_put32((uint8_t *)*out, ref->skip);
+			lb_put32((uint8_t *)*out + 4, ref->len);
+			r = 0;
 		}
 	}
-	if (r == 0) {
-		r = lb_compress_delta(s->p.zstd_level, prefix, total, data, len, out, outlen);
-		if (r > 0)
-			r = 0;
-	}
-	free(prefix);
+	if (copied)
+		prefix_put((uint8_t *)prefix);
 	free(cl.v);
 	for (unsigned i = 0; i < got; i++)
 		base_release(s, &refs[i]);

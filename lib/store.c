@@ -304,23 +304,26 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
 		      size_t len, int *is_new, uint32_t *stored_out)
 {
 	int is_delta;
-	return lb_store_put_chunk(s, type, id, data, len, NULL, 0, is_new, stored_out, &is_delta);
+	return lb_store_put_chunk(s, type, id, data, len, NULL, is_new, stored_out, &is_delta);
 }
 
-/* Encodes a new chunk: as a delta against the bases when that is allowed
- * and smaller, else plainly.  Sets *nb to the bases used (0: plain). */
-static int encode_chunk(struct lb_store *s, const void *data, size_t len, const struct lb_id *bases,
+/* Encodes a new chunk: as a delta when that is allowed and smaller, else
+ * plainly.  Sets *nb to the number of bases the blob names (0: plain). */
+static int encode_chunk(struct lb_store *s, const void *data, size_t len, const struct lb_delta_ref *ref,
 			unsigned *nb, const void **payload, size_t *stored)
 {
-	if (*nb && s->delta) {
-		const void *d;
+	*nb = 0;
+	if (ref && ref->nbases && s->delta) {
+		void *d;
 		size_t dlen;
 		unsigned cost;
-		int r = lb_store_delta_encode(s, bases, *nb, data, len, s->delta_max_cost, &d, &dlen, &cost);
+		int r = lb_store_delta_encode(s, ref, data, len, s->delta_max_cost, &d, &dlen, &cost);
 		if (r == -ENOMEM)
 			return r;
+		size_t dsize = dlen + (size_t)ref->nbases * LB_ID_LEN;
 		/* A delta this small cannot lose to plain zstd: skip trying. */
-		if (r == 0 && dlen + (size_t)*nb * LB_ID_LEN <= len / 8) {
+		if (r == 0 && dsize <= len / 8) {
+			*nb = ref->nbases;
 			*payload = d;
 			*stored = dlen;
 			return LB_CODEC_ZSTD_DELTA;
@@ -331,31 +334,29 @@ static int encode_chunk(struct lb_store *s, const void *data, size_t len, const 
 			int codec = lb_compress(s->p.zstd_level, data, len, &p, &plen);
 			if (codec < 0)
 				return codec;
-			if (dlen + (size_t)*nb * LB_ID_LEN < plen) {
+			if (dsize < plen) {
+				*nb = ref->nbases;
 				*payload = d;
 				*stored = dlen;
 				return LB_CODEC_ZSTD_DELTA;
 			}
-			*nb = 0;
 			*payload = p;
 			*stored = plen;
 			return codec;
 		}
 		/* Chain too long, or a base unreadable or gone: store plainly. */
 	}
-	*nb = 0;
 	return lb_compress(s->p.zstd_level, data, len, payload, stored);
 }
 
 int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, const void *data, size_t len,
-		       const struct lb_id *bases, unsigned nbases, int *is_new, uint32_t *stored_out,
-		       int *is_delta)
+		       const struct lb_delta_ref *ref, int *is_new, uint32_t *stored_out, int *is_delta)
 {
 	struct lb_pack_entry e;
 	*is_new = 0;
 	*stored_out = 0;
 	*is_delta = 0;
-	if (len > LB_CDC_MAX_MAX || nbases > LB_BLOB_MAX_BASES)
+	if (len > LB_CDC_MAX_MAX || (ref && ref->nbases > LB_BLOB_MAX_BASES))
 		return -EFBIG;
 	if (index_ref(s, id, &e)) {
 		*stored_out = e.stored;
@@ -396,8 +397,8 @@ int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, con
 
 	const void *payload;
 	size_t stored;
-	unsigned nb = nbases;
-	int codec = encode_chunk(s, data, len, bases, &nb, &payload, &stored);
+	unsigned nb;
+	int codec = encode_chunk(s, data, len, ref, &nb, &payload, &stored);
 	int kind = type == LB_BLOB_TREE ? LB_PACK_META : LB_PACK_DATA;
 	struct openpack *to_seal = NULL;
 	int r = codec < 0 ? codec : 0;
@@ -417,8 +418,8 @@ int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, con
 		}
 	}
 	if (r == 0)
-		r = lb_pack_append(op->w, id, type, codec, nb ? bases : NULL, (uint16_t)nb, (uint32_t)len, payload,
-				   (uint32_t)stored, NULL);
+		r = lb_pack_append(op->w, id, type, codec, nb ? ref->bases : NULL, (uint16_t)nb, (uint32_t)len,
+				   payload, (uint32_t)stored, NULL);
 	uint32_t tail = (uint32_t)stored + nb * LB_ID_LEN;
 	pthread_mutex_lock(&s->mu);
 	if (r < 0) {
@@ -441,7 +442,7 @@ int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, con
 		node->stored = tail;
 		node->nbases = nb;
 		if (nb)
-			memcpy(node->bases, bases, nb * sizeof(*bases));
+			memcpy(node->bases, ref->bases, nb * sizeof(*ref->bases));
 		s->physical += lb_usage_blob_bytes(tail);
 		if (lb_pack_writer_size(op->w) >= s->p.pack_size) {
 			s->cur[kind] = NULL;
@@ -903,6 +904,8 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 		r = s->be->ops->cleanup(s->be);
 	if (r == 0)
 		r = lb_cdc_init(&s->cdc, s->p.chunk_min, s->p.chunk_avg, s->p.chunk_max);
+	s->delta_margin = s->p.chunk_avg / 8;
+	s->delta_level = s->p.zstd_level;
 	if (r == 0)
 		r = lb_index_open(s->be, &s->idx);
 	if (r == 0)
@@ -1132,8 +1135,7 @@ struct item {
 	struct lb_id id;
 	uint32_t stored;
 	int is_new;
-	unsigned nbases;
-	struct lb_id bases[DELTA_BASES];
+	struct lb_delta_ref ref;
 	int err;
 	char errdetail[160];
 };
@@ -1383,7 +1385,7 @@ static void chunk_job(void *arg, size_t i)
 	const uint8_t *data = bt->buf + it->off;
 	lb_sha256(data, it->len, &it->id);
 	int is_delta;
-	it->err = lb_store_put_chunk(bt->s, LB_BLOB_DATA, &it->id, data, it->len, it->bases, it->nbases, &it->is_new,
+	it->err = lb_store_put_chunk(bt->s, LB_BLOB_DATA, &it->id, data, it->len, &it->ref, &it->is_new,
 				     &it->stored, &is_delta);
 	if (it->err == 0)
 		it->err = account(bt->b, &it->id, it->stored, is_delta);
@@ -1474,23 +1476,26 @@ static int drain(struct lb_backup *b)
 	return r;
 }
 
-/* Picks the bases for the chunk at [off, off + len) of a changed file: the
- * previous version's chunks overlapping the same relative range, plus one
- * on each side.  Position alone pairs them, so no similarity index is
- * needed; scaling by the two sizes keeps the pairing right when rows
- * were inserted or removed evenly. */
-static unsigned pick_bases(const struct pend_file *f, uint64_t off, size_t len, struct lb_id *out)
+/* Picks what the chunk at [off, off + len) of a changed file is tried
+ * against: the previous version's bytes around the same relative place,
+ * widened by `margin` each side, and the old chunks holding them.  Position
+ * alone pairs them, so no similarity index is needed; scaling by the two
+ * sizes keeps the pairing right when rows were inserted or removed evenly,
+ * and the margin absorbs the rest (bench/RESULTS.md "Delta chunks"). */
+static void pick_ref(const struct pend_file *f, uint64_t off, size_t len, uint64_t margin,
+		     struct lb_delta_ref *ref)
 {
+	ref->nbases = 0;
 	if (!f->nprev || !f->prev_total)
-		return 0;
+		return;
 	uint64_t total = f->new_total ? f->new_total : f->prev_total;
 	double scale = (double)f->prev_total / (double)total;
-	uint64_t a = (uint64_t)((double)off * scale), z = (uint64_t)((double)(off + len) * scale);
-	if (a >= f->prev_total)
-		a = f->prev_total - 1;
-	if (z <= a)
-		z = a + 1;
-	/* First chunk ending after a, last chunk starting before z. */
+	uint64_t mid_a = (uint64_t)((double)off * scale), mid_z = (uint64_t)((double)(off + len) * scale);
+	uint64_t a = mid_a > margin ? mid_a - margin : 0;
+	uint64_t z = LB_MIN(mid_z + margin, f->prev_total);
+	if (a >= z)
+		return;
+	/* The first chunk ending after a, then on to the one holding z - 1. */
 	size_t lo = 0, hi = f->nprev;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -1502,19 +1507,19 @@ static unsigned pick_bases(const struct pend_file *f, uint64_t off, size_t len, 
 	size_t first = lo, last = lo;
 	while (last + 1 < f->nprev && f->prev_off[last + 1] < z)
 		last++;
-	if (first > 0)
-		first--;
-	if (last + 1 < f->nprev)
-		last++;
 	while (last - first + 1 > DELTA_BASES) {
 		/* Keep the middle of the range. */
 		first++;
 		if (last - first + 1 > DELTA_BASES)
 			last--;
 	}
+	a = LB_MAX(a, f->prev_off[first]);
+	z = LB_MIN(z, f->prev_off[last] + f->prev[last].size);
 	for (size_t i = first; i <= last; i++)
-		out[i - first] = f->prev[i].id;
-	return (unsigned)(last - first + 1);
+		ref->bases[i - first] = f->prev[i].id;
+	ref->nbases = (unsigned)(last - first + 1);
+	ref->skip = (uint32_t)(a - f->prev_off[first]);
+	ref->len = (uint32_t)(z - a);
 }
 
 static int add_item(struct lb_backup *b, size_t len)
@@ -1526,7 +1531,7 @@ static int add_item(struct lb_backup *b, size_t len)
 	struct pend_file *f = &b->files[b->nfiles - 1];
 	struct item *it = &bt->items[bt->nitems++];
 	*it = (struct item){ .off = bt->cut, .len = len, .fseq = b->head_seq + b->nfiles - 1 };
-	it->nbases = pick_bases(f, f->cut_off, len, it->bases);
+	pick_ref(f, f->cut_off, len, b->s->delta_margin, &it->ref);
 	f->cut_off += len;
 	f->pending++;
 	bt->cut += len;

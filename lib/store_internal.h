@@ -13,6 +13,7 @@ struct pnode;
 struct lb_pool;
 struct lb_usage;
 struct lb_bcache;
+struct lb_delta_ref;
 
 struct lb_store {
 	struct lb_backend *be;
@@ -63,6 +64,8 @@ struct lb_store {
 	 * chunks decoded to rebuild one, and the cache of rebuilt bases. */
 	int delta;
 	unsigned delta_max_cost;
+	uint64_t delta_margin; /* old bytes each side of a chunk's place */
+	int delta_level;       /* zstd level of deltas */
 	struct lb_bcache *bcache;
 };
 
@@ -83,11 +86,21 @@ int lb_store_chunk_bases(struct lb_store *s, const struct lb_id *id, struct lb_i
  * id itself excluded.  -EBADMSG when a link cannot be read. */
 typedef int (*lb_closure_fn)(void *arg, const struct lb_id *id);
 int lb_store_closure(struct lb_store *s, const struct lb_id *id, lb_closure_fn fn, void *arg);
-/* Compresses data as a delta against the bases (in order).  -E2BIG when
- * rebuilding the result would decode more than max_cost chunks (itself
- * included); *cost says how many it would. */
-int lb_store_delta_encode(struct lb_store *s, const struct lb_id *bases, unsigned nb, const void *data,
-			  size_t len, unsigned max_cost, const void **out, size_t *outlen, unsigned *cost);
+/* What a new chunk is tried against: a slice of its bases' plaintexts
+ * laid end to end. */
+#define LB_DELTA_HDR 8 /* payload: u32 skip, u32 len, zstd frame */
+struct lb_delta_ref {
+	unsigned nbases;
+	uint32_t skip, len;
+	struct lb_id bases[LB_BLOB_MAX_BASES];
+};
+/* Compresses data as a delta against the reference; *out is the whole
+ * payload (thread-local).  -E2BIG when rebuilding the result would decode
+ * more than max_cost chunks (itself included; *cost says how many),
+ * -ESTALE when a chunk of its chains is gone, -EBADMSG when a base cannot
+ * be rebuilt. */
+int lb_store_delta_encode(struct lb_store *s, const struct lb_delta_ref *ref, const void *data, size_t len,
+			  unsigned max_cost, void **out, size_t *outlen, unsigned *cost);
 
 /* Stores one blob unless the store already holds it (in the index or in a
  * pack still being written).  Sets *is_new and the stored size. */
@@ -99,8 +112,7 @@ int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, cons
  * (the chunks of the file's previous version around the same place).
  * *is_delta tells whether the blob held or stored is a delta. */
 int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, const void *data, size_t len,
-		       const struct lb_id *bases, unsigned nbases, int *is_new, uint32_t *stored_out,
-		       int *is_delta);
+		       const struct lb_delta_ref *ref, int *is_new, uint32_t *stored_out, int *is_delta);
 /* A blob appended to an open pack: 1 and its bases (n = 0 for a plain
  * one), or 0 when id is not pending. */
 int lb_store_pending_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n);

@@ -19,6 +19,7 @@
 #include "index.h"
 #include "manifest.h"
 #include "store.h"
+#include "store_internal.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -457,6 +458,14 @@ int main(int argc, char **argv)
 	r = lb_store_open(path, 0, &st);
 	if (r < 0)
 		return die(r, "open");
+	/* LBSTORE_DELTA=0 turns delta chunks off, LBSTORE_DELTA_MAX_COST=N
+	 * sets the chain cap (tests and benchmarks). */
+	const char *dv = getenv("LBSTORE_DELTA"), *dc = getenv("LBSTORE_DELTA_MAX_COST");
+	lb_store_set_delta(st, !(dv && !strcmp(dv, "0")), dc ? (unsigned)strtoul(dc, NULL, 10) : 0);
+	if (getenv("LBSTORE_DELTA_MARGIN"))
+		st->delta_margin = strtoull(getenv("LBSTORE_DELTA_MARGIN"), NULL, 10);
+	if (getenv("LBSTORE_DELTA_LEVEL"))
+		st->delta_level = atoi(getenv("LBSTORE_DELTA_LEVEL"));
 	int rc = 0;
 	if (!strcmp(cmd, "backup") && argc >= 6) {
 		struct lb_backup *b;
