@@ -31,6 +31,9 @@ struct ck {
 	struct footer_ent *fe;
 	size_t nfe, capfe;
 	struct lb_idset *bad;     /* damaged or missing chunks */
+	/* Delta chunks whose chains were followed: all there, or leading to
+	 * a bad chunk (trace). */
+	struct lb_idset *chains_ok, *chains_bad;
 };
 
 static void report(struct ck *c, const char *kind, const char *fmt, ...) LB_PRINTF(3, 4);
@@ -194,6 +197,19 @@ static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_
 		v->raw = nb;
 		v->cap = e->raw;
 	}
+	if (e->codec == LB_CODEC_ZSTD_DELTA) {
+		/* A delta is rebuilt through its bases (from whatever packs hold
+		 * them) and checked against its id like any chunk. */
+		int rr = lb_store_read_chunk(c->s, &e->id, v->raw, e->raw);
+		if (rr == -ENOMEM)
+			return rr;
+		if (rr < 0) {
+			v->bad++;
+			report(c, "chunk", "%s", lb_error_detail());
+			return mark_bad(c, &e->id);
+		}
+		return 0;
+	}
 	int r = lb_decompress(e->codec, payload, e->stored, v->raw, e->raw);
 	struct lb_id got;
 	if (r == 0) {
@@ -272,8 +288,64 @@ static void snap_label(const struct lb_snapshot *snap, char *buf, size_t len)
 	snprintf(buf, len, "%s (%s/%s %s)", lb_snap_id_hex(snap->id, hex), snap->tenant, snap->dataset, when);
 }
 
-/* Walks every snapshot; with trace set, reports files using bad chunks,
- * otherwise checks that every referenced chunk is indexed. */
+static int base_indexed_cb(void *arg, const struct lb_id *id)
+{
+	struct ck *c = arg;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (lb_index_lookup(c->s->idx, id, &pid, &pe))
+		return 0;
+	char hex[LB_ID_HEX];
+	lb_set_error("its base chunk %s is missing from the store", lb_id_hex(id, hex));
+	return -EBADMSG;
+}
+
+/* Checks once that every chunk of a delta's chains is indexed. */
+static int check_chains(struct ck *c, const struct lb_id *id)
+{
+	int added = lb_idset_add(c->chains_ok, id);
+	if (added <= 0)
+		return added;
+	int r = lb_store_closure(c->s, id, base_indexed_cb, c);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		char hex[LB_ID_HEX];
+		if (!lb_idset_has(c->bad, id))
+			report(c, "chunk", "delta chunk %s cannot be rebuilt: %s", lb_id_hex(id, hex),
+			       lb_error_detail());
+		return mark_bad(c, id);
+	}
+	return 0;
+}
+
+static int bad_base_cb(void *arg, const struct lb_id *id)
+{
+	struct ck *c = arg;
+	return lb_idset_has(c->bad, id) ? -ECANCELED : 0;
+}
+
+/* Whether a chunk is bad or, being a delta, needs a bad chunk. */
+static int chunk_tainted(struct ck *c, const struct lb_id *id)
+{
+	if (lb_idset_has(c->bad, id) || lb_idset_has(c->chains_bad, id))
+		return 1;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (!lb_index_lookup(c->s->idx, id, &pid, &pe) || pe.codec != LB_CODEC_ZSTD_DELTA)
+		return 0;
+	if (lb_idset_has(c->chains_ok, id) == 0)
+		return 0;
+	if (lb_store_closure(c->s, id, bad_base_cb, c) == -ECANCELED) {
+		lb_idset_add(c->chains_bad, id);
+		return 1;
+	}
+	return 0;
+}
+
+/* Walks every snapshot; with trace set, reports files using bad chunks
+ * (or deltas built on them), otherwise checks that every referenced chunk
+ * is indexed and that every delta's chains are complete. */
 static int walk_snapshots(struct ck *c, int trace)
 {
 	struct lb_snapshot **list;
@@ -303,10 +375,10 @@ static int walk_snapshots(struct ck *c, int trace)
 			if (!trace && e.type == LB_FT_REG)
 				c->res->files++;
 			int file_bad = 0;
-			for (size_t k = 0; k < e.nchunks; k++) {
+			for (size_t k = 0; k < e.nchunks && r == 0; k++) {
 				const struct lb_id *id = &e.chunks[k].id;
 				if (trace) {
-					if (lb_idset_has(c->bad, id))
+					if (!file_bad && chunk_tainted(c, id))
 						file_bad = 1;
 					continue;
 				}
@@ -318,13 +390,19 @@ static int walk_snapshots(struct ck *c, int trace)
 						report(c, "chunk", "chunk %s is missing from the store",
 						       lb_id_hex(id, hex));
 					mark_bad(c, id);
+				} else if (pe.codec == LB_CODEC_ZSTD_DELTA) {
+					r = check_chains(c, id);
 				}
 			}
 			if (file_bad)
 				report(c, "file", "snapshot %s: file %s is damaged", label, e.path);
 			lb_entry_clear(&e);
+			if (r < 0)
+				break;
 		}
 		lb_mreader_free(mr);
+		if (r < 0)
+			break;
 		if (rr < 0) {
 			if (!trace || !snap_bad)
 				report(c, "snapshot", "snapshot %s: manifest unreadable: %s", label, lb_error_detail());
@@ -474,7 +552,9 @@ static int check_locked(struct lb_store *s, const struct lb_check_options *o, lb
 	struct ck c = { .s = s, .problem = problem, .arg = arg, .res = res };
 	pthread_mutex_init(&c.mu, NULL);
 	c.bad = lb_idset_new();
-	int r = c.bad ? 0 : -ENOMEM;
+	c.chains_ok = lb_idset_new();
+	c.chains_bad = lb_idset_new();
+	int r = c.bad && c.chains_ok && c.chains_bad ? 0 : -ENOMEM;
 	/* Make every chunk of finished backups visible before looking. */
 	if (r == 0)
 		r = lb_store_flush(s);
@@ -512,6 +592,8 @@ static int check_locked(struct lb_store *s, const struct lb_check_options *o, lb
 		}
 	}
 	lb_idset_free(c.bad);
+	lb_idset_free(c.chains_ok);
+	lb_idset_free(c.chains_bad);
 	free(c.packs);
 	free(c.fe);
 	pthread_mutex_destroy(&c.mu);

@@ -508,12 +508,13 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 	if (r == 0 && blob.stored < LB_DELTA_HDR) {
 		r = -EBADMSG;
 	} else if (r == 0) {
+		/* got == nbases from here on */
 		r = slice_get(refs, got, lb_get32(blob.payload), lb_get32(blob.payload + 4), &prefix, &copied);
 	}
 	if (r == 0)
 		r = lb_decompress_delta(prefix, lb_get32(blob.payload + 4), blob.payload + LB_DELTA_HDR,
 					blob.stored - LB_DELTA_HDR, dst, size);
-	if (r == -EBADMSG)
+	if (r == -EBADMSG && got == blob.nbases)
 		lb_set_error("chunk %s in pack %s at offset %u: cannot decode (corrupt delta payload)",
 			     lb_id_hex(id, hex), pname, pe.offset);
 	if (copied)

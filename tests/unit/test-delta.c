@@ -1,0 +1,504 @@
+/* test-delta.c - delta chunks (lib/delta.c and the store around it).
+ *
+ * A changed file's new chunks are stored as zstd deltas against the
+ * previous version's chunks.  Checked here: chains of every depth up to the
+ * cap and one past it read back bit-exact (with a warm and a cold cache),
+ * the cap turns a chunk plain, deltas store far less than plain chunks,
+ * check traces a damaged base to every file that needs it, tenants are
+ * charged for the bases their snapshots need (against figures taken from
+ * the index, and against check's recount), and a collection keeps a base
+ * that only a delta still needs. */
+#include "config.h"
+
+#include "buf.h"
+#include "codec.h"
+#include "hash.h"
+#include "index.h"
+#include "manifest.h"
+#include "snapshot.h"
+#include "store.h"
+#include "store_internal.h"
+#include "usage.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+static char topdir[256], storedir[300];
+
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* A mysqldump-like file: one INSERT per row.  Each night rewrites about
+ * 2% of the rows in place, the way the benchmark dataset's dumps change;
+ * a row's text depends on the last night it changed. */
+static char *dump(uint64_t seed, unsigned rows, unsigned night, size_t *len)
+{
+	size_t cap = (size_t)rows * 96 + 64, n = 0;
+	char *p = malloc(cap);
+	if (!p)
+		exit(99);
+	for (unsigned r = 0; r < rows; r++) {
+		unsigned ver = 0;
+		for (unsigned k = 1; k <= night; k++)
+			if (mix(seed ^ ((uint64_t)r << 20) ^ k) % 50 == 0)
+				ver = k;
+		uint64_t h = mix(seed * 31 + r * 1000003ULL + ver);
+		n += (size_t)snprintf(p + n, cap - n, "INSERT INTO pegawai VALUES (%u,'nama-%06llx','unit-%u',%llu);\n",
+				      r, (unsigned long long)(h & 0xffffff), (unsigned)(h >> 40) % 97,
+				      (unsigned long long)(h >> 24) % 10000000ULL);
+	}
+	*len = n;
+	return p;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void rm_rf(const char *dir) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void new_store(void)
+{
+	rm_rf(storedir);
+	struct lb_store_params p;
+	lb_store_params_default(&p);
+	p.chunk_min = 4096;
+	p.chunk_avg = 16384;
+	p.chunk_max = 65536;
+	p.pack_size = 1u << 20;
+	if (lb_store_create(storedir, &p) < 0)
+		exit(99);
+}
+
+static struct lb_store *open_store(void)
+{
+	struct lb_store *s;
+	int r = lb_store_open(storedir, 2, &s);
+	if (r < 0) {
+		fprintf(stderr, "open: %s %s\n", strerror(-r), lb_error_detail());
+		exit(99);
+	}
+	return s;
+}
+
+struct file {
+	const char *path;
+	const char *data;
+	size_t len;
+};
+
+static int backup(struct lb_store *s, const char *tenant, const char *dataset, const struct file *f, size_t n,
+		  struct lb_snapshot **out, uint64_t *new_stored)
+{
+	struct lb_backup *b;
+	int r = lb_backup_begin(s, tenant, dataset, "host", &b);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct lb_entry e = { .path = (char *)f[i].path, .type = LB_FT_REG, .mode = 0640, .size = f[i].len };
+		r = lb_backup_file_begin(b, &e);
+		if (r == 0)
+			r = lb_backup_file_write(b, f[i].data, f[i].len);
+		if (r == 0)
+			r = lb_backup_file_end(b);
+	}
+	if (r == 0)
+		r = lb_backup_commit(b, out);
+	if (r == 0 && new_stored)
+		*new_stored = (*out)->new_stored;
+	if (r < 0)
+		tap_diag("backup: %s (%s)", strerror(-r), lb_error_detail());
+	lb_backup_free(b);
+	return r;
+}
+
+struct sinkbuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static int sink(void *arg, const void *data, size_t len)
+{
+	struct sinkbuf *sb = arg;
+	if (lb_grow(&sb->p, &sb->cap, sb->len + len, 1) < 0)
+		return -ENOMEM;
+	memcpy(sb->p + sb->len, data, len);
+	sb->len += len;
+	return 0;
+}
+
+/* 1 when path reads back from snap as exactly data. */
+static int reads_back(struct lb_store *s, const struct lb_snapshot *snap, const char *path, const char *data,
+		      size_t len)
+{
+	struct lb_entry e;
+	if (lb_store_lookup(s, snap, path, &e) != 1)
+		return 0;
+	struct sinkbuf sb = { 0 };
+	int r = lb_store_read_file(s, &e, sink, &sb);
+	lb_entry_clear(&e);
+	int ok = r == 0 && sb.len == len && memcmp(sb.p, data, len) == 0;
+	if (!ok)
+		tap_diag("%s: read returned %d (%s), %zu bytes of %zu", path, r, r ? lb_error_detail() : "", sb.len,
+			 len);
+	free(sb.p);
+	return ok;
+}
+
+/* The index entry of a file's first chunk in snap. */
+static int first_chunk(struct lb_store *s, const struct lb_snapshot *snap, const char *path, struct lb_id *id,
+		       struct lb_pack_id *pid, struct lb_pack_entry *pe)
+{
+	struct lb_entry e;
+	if (lb_store_lookup(s, snap, path, &e) != 1 || e.nchunks == 0)
+		return 0;
+	*id = e.chunks[0].id;
+	lb_entry_clear(&e);
+	return lb_index_lookup(lb_store_index(s), id, pid, pe);
+}
+
+struct problems {
+	char lines[64][400];
+	int n;
+};
+
+static void collect(void *arg, const char *kind, const char *what)
+{
+	struct problems *p = arg;
+	tap_diag("check: %s: %s", kind, what);
+	if (p && p->n < 64)
+		snprintf(p->lines[p->n++], sizeof(p->lines[0]), "%s: %s", kind, what);
+}
+
+static int check_clean(struct lb_store *s)
+{
+	struct lb_check_result res;
+	int r = lb_store_check(s, 1, collect, NULL, &res);
+	return r == 0 && res.errors == 0 && res.usage_mismatch == 0;
+}
+
+/* ---- chains up to the cap and one past it ------------------------------------- */
+
+#define NIGHTS 8
+
+static void test_chain_cap(void)
+{
+	new_store();
+	struct lb_store *s = open_store();
+	/* One chunk per version (the file is smaller than chunk_min), so a
+	 * version's delta has exactly one base, the version before it, and
+	 * rebuilding version k decodes k + 1 chunks.  With the cap at 4,
+	 * versions 1-3 are deltas, version 4 would need 5 and is stored
+	 * plainly, and versions 5-7 chain from it again. */
+	lb_store_set_delta(s, 1, 4);
+	static const int want_delta[NIGHTS] = { 0, 1, 1, 1, 0, 1, 1, 1 };
+	char *data[NIGHTS];
+	size_t len[NIGHTS];
+	struct lb_snapshot *snap[NIGHTS];
+	int codecs_ok = 1, all_back = 1;
+	for (int k = 0; k < NIGHTS; k++) {
+		data[k] = dump(7, 30, (unsigned)k * 20, &len[k]); /* ~60% of rows changed each time */
+		struct file f = { "db/kepegawaian.sql", data[k], len[k] };
+		if (backup(s, "opd", "db", &f, 1, &snap[k], NULL) < 0)
+			exit(99);
+		struct lb_id id;
+		struct lb_pack_id pid;
+		struct lb_pack_entry pe;
+		int found = first_chunk(s, snap[k], f.path, &id, &pid, &pe);
+		int is_delta = found && pe.codec == LB_CODEC_ZSTD_DELTA;
+		if (!found || is_delta != want_delta[k]) {
+			tap_diag("night %d: codec %d, wanted %s", k, found ? pe.codec : -1,
+				 want_delta[k] ? "a delta" : "plain");
+			codecs_ok = 0;
+		}
+		for (int j = 0; j <= k; j++)
+			all_back &= reads_back(s, snap[j], f.path, data[j], len[j]);
+	}
+	tap_ok(codecs_ok, "chain cap 4: versions 1-3 are deltas, version 4 is plain, 5-7 chain from it");
+	tap_ok(all_back, "every version reads back bit-exact after each night (warm cache)");
+	tap_ok(check_clean(s), "check --read-data is clean over the chains");
+	lb_store_close(s);
+
+	s = open_store();
+	int cold = 1;
+	/* Newest first, so the deepest chains are rebuilt from nothing. */
+	for (int k = NIGHTS - 1; k >= 0; k--)
+		cold &= reads_back(s, snap[k], "db/kepegawaian.sql", data[k], len[k]);
+	tap_ok(cold, "after reopening (cold cache) every depth reads back bit-exact");
+
+	/* The same chain with deltas turned off stores each version plainly. */
+	lb_store_set_delta(s, 0, 0);
+	size_t l9;
+	char *d9 = dump(7, 30, 200, &l9);
+	struct file f9 = { "db/kepegawaian.sql", d9, l9 };
+	struct lb_snapshot *s9;
+	struct lb_id id;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	int ok = backup(s, "opd", "db", &f9, 1, &s9, NULL) == 0 && first_chunk(s, s9, f9.path, &id, &pid, &pe) &&
+		 pe.codec != LB_CODEC_ZSTD_DELTA && reads_back(s, s9, f9.path, d9, l9);
+	tap_ok(ok, "with deltas off a changed file is stored plainly");
+	free(d9);
+	lb_snapshot_free(s9);
+	lb_store_close(s);
+	for (int k = 0; k < NIGHTS; k++) {
+		free(data[k]);
+		lb_snapshot_free(snap[k]);
+	}
+}
+
+/* ---- what deltas save on a many-chunk dump ----------------------------------- */
+
+static void test_savings(void)
+{
+	uint64_t night_bytes[2][4] = { { 0 } };
+	int back = 1;
+	for (int on = 0; on <= 1; on++) {
+		new_store();
+		struct lb_store *s = open_store();
+		lb_store_set_delta(s, on, 0);
+		char *d[4];
+		size_t l[4];
+		struct lb_snapshot *snap[4];
+		for (int k = 0; k < 4; k++) {
+			d[k] = dump(11, 12000, (unsigned)k, &l[k]); /* about 800 KB, 50 chunks */
+			struct file f = { "db/dinkes.sql", d[k], l[k] };
+			if (backup(s, "dinkes", "db", &f, 1, &snap[k], &night_bytes[on][k]) < 0)
+				exit(99);
+		}
+		for (int k = 0; k < 4; k++)
+			back &= reads_back(s, snap[k], "db/dinkes.sql", d[k], l[k]);
+		if (on)
+			tap_ok(check_clean(s), "check --read-data is clean and the charges add up (many-chunk dump)");
+		for (int k = 0; k < 4; k++) {
+			free(d[k]);
+			lb_snapshot_free(snap[k]);
+		}
+		lb_store_close(s);
+	}
+	tap_ok(back, "every night of the dump reads back bit-exact, deltas on and off");
+	int smaller = 1;
+	for (int k = 1; k < 4; k++) {
+		tap_diag("night %d: %llu bytes stored with deltas, %llu without", k,
+			 (unsigned long long)night_bytes[1][k], (unsigned long long)night_bytes[0][k]);
+		smaller &= night_bytes[1][k] * 10 < night_bytes[0][k];
+	}
+	tap_ok(smaller, "each night stores under a tenth of what plain chunks cost");
+}
+
+/* ---- a damaged base ------------------------------------------------------------ */
+
+/* Flips a byte in the payload of the blob that holds id. */
+static int damage(struct lb_store *s, const struct lb_id *id)
+{
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (!lb_index_lookup(lb_store_index(s), id, &pid, &pe))
+		return -1;
+	char name[96], path[600];
+	lb_pack_name(&pid, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", storedir, name);
+	int fd = open(path, O_RDWR);
+	if (fd < 0)
+		return -1;
+	off_t at = (off_t)pe.offset + LB_BLOB_HEADER_SIZE + pe.stored / 2;
+	uint8_t b;
+	int ok = pread(fd, &b, 1, at) == 1;
+	b ^= 0x40;
+	ok = ok && pwrite(fd, &b, 1, at) == 1;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int has_line(const struct problems *p, const char *a, const char *b)
+{
+	for (int i = 0; i < p->n; i++)
+		if (strstr(p->lines[i], a) && (!b || strstr(p->lines[i], b)))
+			return 1;
+	return 0;
+}
+
+static void test_damaged_base(void)
+{
+	new_store();
+	struct lb_store *s = open_store();
+	char *d[3];
+	size_t l[3];
+	struct lb_snapshot *snap[3], *other;
+	for (int k = 0; k < 3; k++) {
+		d[k] = dump(21, 30, (unsigned)k * 20, &l[k]);
+		struct file f = { "db/bappeda.sql", d[k], l[k] };
+		if (backup(s, "bappeda", "db", &f, 1, &snap[k], NULL) < 0)
+			exit(99);
+	}
+	size_t lo;
+	char *od = dump(22, 30, 0, &lo);
+	struct file of = { "db/other.sql", od, lo };
+	if (backup(s, "bappeda", "other", &of, 1, &other, NULL) < 0)
+		exit(99);
+	struct lb_id base, top;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	int setup = first_chunk(s, snap[0], "db/bappeda.sql", &base, &pid, &pe) && pe.codec != LB_CODEC_ZSTD_DELTA &&
+		    first_chunk(s, snap[2], "db/bappeda.sql", &top, &pid, &pe) && pe.codec == LB_CODEC_ZSTD_DELTA;
+	tap_ok(setup, "version 0 is plain and version 2 a delta on version 1, a delta on version 0");
+	lb_store_close(s);
+
+	s = open_store();
+	tap_ok(damage(s, &base) == 0, "a byte of version 0's blob flipped");
+	struct problems pr = { .n = 0 };
+	struct lb_check_result res;
+	int r = lb_store_check(s, 1, collect, &pr, &res);
+	char hex0[LB_ID_HEX], hexs[3][LB_SNAP_HEX];
+	lb_id_hex(&base, hex0);
+	for (int k = 0; k < 3; k++)
+		lb_snap_id_hex(snap[k]->id, hexs[k]);
+	tap_ok(r == -EBADMSG && has_line(&pr, "chunk: chunk", hex0), "check names the damaged base chunk");
+	int named = 1;
+	for (int k = 0; k < 3; k++)
+		named &= has_line(&pr, hexs[k], "file db/bappeda.sql is damaged");
+	tap_ok(named, "check names the file in all three snapshots: the one holding the base and the two "
+		      "whose deltas depend on it");
+	tap_ok(!has_line(&pr, "other.sql", NULL), "a file that does not depend on it is not named");
+
+	struct lb_entry e;
+	struct sinkbuf sb = { 0 };
+	int lr = lb_store_lookup(s, snap[2], "db/bappeda.sql", &e);
+	r = lr == 1 ? lb_store_read_file(s, &e, sink, &sb) : -1;
+	tap_ok(r == -EBADMSG && strstr(lb_error_detail(), "cannot rebuild"),
+	       "restoring version 2 fails with a message naming the rebuild (%s)", lb_error_detail());
+	if (lr == 1)
+		lb_entry_clear(&e);
+	free(sb.p);
+	tap_ok(reads_back(s, other, "db/other.sql", od, lo), "the unrelated file still reads back");
+	lb_store_close(s);
+	for (int k = 0; k < 3; k++) {
+		free(d[k]);
+		lb_snapshot_free(snap[k]);
+	}
+	free(od);
+	lb_snapshot_free(other);
+}
+
+/* ---- charging for bases, across snapshots and tenants ------------------------- */
+
+/* Bytes the index says blob id costs (header, base list and payload). */
+static uint64_t blob_cost(struct lb_store *s, const struct lb_id *id)
+{
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (!lb_index_lookup(lb_store_index(s), id, &pid, &pe))
+		return 0;
+	return LB_BLOB_HEADER_SIZE + (uint64_t)pe.stored;
+}
+
+static uint64_t head_cost(const struct lb_snapshot *snap)
+{
+	struct lb_snapshot copy = *snap;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	uint64_t n = lb_snapshot_encode(&copy, &b) == 0 ? b.len : 0;
+	lb_buf_free(&b);
+	return n;
+}
+
+static uint64_t tree_cost(struct lb_store *s, const struct lb_snapshot *snap)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < snap->ntree; i++)
+		sum += blob_cost(s, &snap->tree[i].id);
+	return sum;
+}
+
+static void test_charges(void)
+{
+	new_store();
+	struct lb_store *s = open_store();
+	size_t l0, l1;
+	char *d0 = dump(31, 30, 0, &l0), *d1 = dump(31, 30, 20, &l1);
+	struct file f0 = { "db/dukcapil.sql", d0, l0 }, f1 = { "db/dukcapil.sql", d1, l1 };
+	struct lb_snapshot *a0, *a1, *b1;
+	if (backup(s, "dukcapil", "db", &f0, 1, &a0, NULL) < 0 || backup(s, "dukcapil", "db", &f1, 1, &a1, NULL) < 0)
+		exit(99);
+	struct lb_id c0, c1;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	int setup = first_chunk(s, a0, f0.path, &c0, &pid, &pe) && first_chunk(s, a1, f1.path, &c1, &pid, &pe) &&
+		    pe.codec == LB_CODEC_ZSTD_DELTA;
+	tap_ok(setup, "version 1 is a delta on version 0");
+
+	/* Forgetting the snapshot that holds the base leaves the base charged:
+	 * the other snapshot's delta needs it. */
+	tap_ok(lb_store_forget(s, a0) == 0, "forget the snapshot of version 0");
+	struct lb_tenant_usage u;
+	lb_store_tenant_usage(s, "dukcapil", &u);
+	uint64_t want = blob_cost(s, &c0) + blob_cost(s, &c1) + tree_cost(s, a1) + head_cost(a1);
+	tap_ok(u.blobs == 2 + a1->ntree && u.charged == want,
+	       "dukcapil is charged for the delta and its base: %llu blobs, %llu bytes (want %llu, %llu)",
+	       (unsigned long long)u.blobs, (unsigned long long)u.charged, (unsigned long long)(2 + a1->ntree),
+	       (unsigned long long)want);
+
+	/* Another tenant backs up the same version 1: a dedup hit on the
+	 * delta, and it is charged for the base it never backed up. */
+	if (backup(s, "bapenda", "db", &f1, 1, &b1, NULL) < 0)
+		exit(99);
+	lb_store_tenant_usage(s, "bapenda", &u);
+	want = blob_cost(s, &c0) + blob_cost(s, &c1) + tree_cost(s, b1) + head_cost(b1);
+	tap_ok(u.blobs == 2 + b1->ntree && u.charged == want,
+	       "bapenda, sharing the delta, is charged for its base too (%llu bytes, want %llu)",
+	       (unsigned long long)u.charged, (unsigned long long)want);
+	tap_ok(check_clean(s), "check's recount of every tenant equals the kept charges");
+
+	/* A collection keeps the base: only the delta still needs it. */
+	struct lb_gc_options go = { .repack_below = 100 };
+	struct lb_gc_stats gs;
+	int r = lb_store_gc(s, &go, &gs);
+	tap_ok(r == 0 && lb_index_lookup(lb_store_index(s), &c0, &pid, &pe),
+	       "a collection (repacking everything) keeps the base chunk");
+	tap_ok(reads_back(s, a1, f1.path, d1, l1) && reads_back(s, b1, f1.path, d1, l1),
+	       "both tenants' snapshots read back bit-exact after the collection");
+	lb_store_close(s);
+	s = open_store();
+	tap_ok(reads_back(s, b1, f1.path, d1, l1) && check_clean(s), "and after reopening, with check clean");
+
+	/* Once no delta needs it, the base goes. */
+	tap_ok(lb_store_forget(s, a1) == 0 && lb_store_forget(s, b1) == 0, "forget both remaining snapshots");
+	r = lb_store_gc(s, &go, &gs);
+	tap_ok(r == 0 && !lb_index_lookup(lb_store_index(s), &c0, &pid, &pe) &&
+		       !lb_index_lookup(lb_store_index(s), &c1, &pid, &pe),
+	       "then a collection deletes the delta and its base");
+	lb_store_close(s);
+	lb_snapshot_free(a0);
+	lb_snapshot_free(a1);
+	lb_snapshot_free(b1);
+	free(d0);
+	free(d1);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(topdir, sizeof(topdir), "%s/lb-test-delta-XXXXXX", tmp ? tmp : "/tmp");
+	if (!mkdtemp(topdir))
+		return 99;
+	snprintf(storedir, sizeof(storedir), "%s/store", topdir);
+	test_chain_cap();
+	test_savings();
+	test_damaged_base();
+	test_charges();
+	rm_rf(topdir);
+	return tap_done();
+}
