@@ -42,6 +42,21 @@ struct bc_entry {
 };
 
 #define BC_BUCKETS 1024
+#define LINK_SLOTS 1024
+
+/* What one chunk's blob says about its chain (a small cache: consecutive
+ * chunks of a file look at overlapping neighbours). */
+struct link {
+	struct lb_id id;
+	int valid;
+	uint32_t raw;
+	uint32_t version;
+	uint32_t skip, len;
+	unsigned nbases;
+	struct lb_id bases[LB_BLOB_MAX_BASES];
+};
+
+
 
 /* Buffers of evicted entries, kept for the next ones: a fresh 1 MiB
  * allocation is a fresh mapping, and faulting its pages in cost more than
@@ -57,6 +72,8 @@ struct lb_bcache {
 	uint8_t *spare[BC_SPARE];
 	uint32_t spare_cap[BC_SPARE];
 	unsigned nspare;
+	pthread_mutex_t link_mu;
+	struct link *links; /* LINK_SLOTS, direct-mapped */
 };
 
 /* Where a thread lays bases end to end for zstd (reused: allocating a few
@@ -107,6 +124,8 @@ struct lb_bcache *lb_bcache_new(uint64_t cap)
 		return NULL;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_mutex_init(&c->link_mu, NULL);
+	c->links = calloc(LINK_SLOTS, sizeof(*c->links));
 	c->cap = cap;
 	return c;
 }
@@ -161,6 +180,8 @@ void lb_bcache_free(struct lb_bcache *c)
 	}
 	for (unsigned i = 0; i < c->nspare; i++)
 		free(c->spare[i]);
+	free(c->links);
+	pthread_mutex_destroy(&c->link_mu);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c);
@@ -641,6 +662,7 @@ int lb_store_delta_encode(struct lb_store *s, const struct lb_delta_ref *ref, co
 		if (r > 0) {
 			lb_put32((uint8_t *)*out, ref->skip);
 			lb_put32((uint8_t *)*out + 4, ref->len);
+			lb_put32((uint8_t *)*out + 8, ref->version);
 			r = 0;
 		}
 	}
@@ -664,4 +686,180 @@ int lb_store_ref_closure(struct lb_store *s, const struct lb_id *id)
 {
 	int r = lb_store_closure(s, id, ref_cb, s);
 	return r < 0 ? -ENOENT : 0;
+}
+
+/* ---- planning: skip deltas -------------------------------------------------------
+ *
+ * Made each night against the night before, a dump's chunks would form
+ * chains as long as the history: rebuilding tonight's version would decode
+ * every version back to the last plain one, at backup (for the bases) and
+ * at restore.  Instead, as in Subversion's skip-deltas, version n (counted
+ * from the last plain version, 0) is made against version n - lowbit(n):
+ * 1, 2 and 4 against 0, 3 against 2, 5 and 6 against 4, 7 against 6.  A
+ * chain is then at most log2(n) + 1 long, and a delta spans lowbit(n)
+ * nights of change (one night, half the time).
+ *
+ * Version n - lowbit(n) lies on the chain of version n - 1, so the backup
+ * finds it by following the previous version's base links down, mapping
+ * the chunk's place through each delta's slice; no older manifest is read.
+ * The version number travels in each delta's payload header. */
+
+/* The chunk's links: 0, or -1 when it cannot be read (planning then stops
+ * where it is; the encoder reports real damage). */
+static int link_get(struct lb_store *s, const struct lb_id *id, struct link *out)
+{
+	struct lb_bcache *c = s->bcache;
+	uint32_t h;
+	memcpy(&h, id->b + 4, sizeof(h));
+	pthread_mutex_lock(&c->link_mu);
+	struct link *slot = c->links ? &c->links[h % LINK_SLOTS] : NULL;
+	if (slot && slot->valid && lb_id_cmp(&slot->id, id) == 0) {
+		*out = *slot;
+		pthread_mutex_unlock(&c->link_mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&c->link_mu);
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (!lb_index_lookup(s->idx, id, &pid, &pe))
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->id = *id;
+	out->raw = pe.raw;
+	if (pe.codec == LB_CODEC_ZSTD_DELTA) {
+		uint8_t *bb;
+		struct lb_blob blob;
+		if (read_delta_blob(s, &pid, &pe, &bb, &blob) < 0)
+			return -1;
+		if (blob.stored < LB_DELTA_HDR) {
+			free(bb);
+			return -1;
+		}
+		out->nbases = blob.nbases;
+		memcpy(out->bases, blob.bases, (size_t)blob.nbases * LB_ID_LEN);
+		out->skip = lb_get32(blob.payload);
+		out->len = lb_get32(blob.payload + 4);
+		out->version = lb_get32(blob.payload + 8);
+		free(bb);
+	}
+	out->valid = 1;
+	pthread_mutex_lock(&c->link_mu);
+	if (slot)
+		*slot = *out;
+	pthread_mutex_unlock(&c->link_mu);
+	return 0;
+}
+
+/* Raw size of a chunk, for laying out bases (0 when unknown). */
+static uint32_t raw_size(struct lb_store *s, const struct lb_id *id)
+{
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	return lb_index_lookup(s->idx, id, &pid, &pe) ? pe.raw : 0;
+}
+
+/* One step down: from a reference to chunks of version v to the bases
+ * they were made against.  Returns 0 and the new reference, or -1. */
+static int descend(struct lb_store *s, const struct lb_delta_ref *cur, const struct link *lk, uint64_t margin,
+		   struct lb_delta_ref *next)
+{
+	/* The bases of all of cur's chunks in file order: neighbours share
+	 * bases at their edges, which are laid down once.  off[] is where
+	 * each starts in the concatenation. */
+	struct lb_id ids[4 * LB_BLOB_MAX_BASES];
+	uint64_t off[4 * LB_BLOB_MAX_BASES + 1];
+	unsigned n = 0;
+	uint64_t lo = UINT64_MAX, hi = 0, at = 0, cstart = 0;
+	for (unsigned i = 0; i < cur->nbases; i++) {
+		const struct link *l = &lk[i];
+		/* Where l's list begins in ids: after the overlap with the end
+		 * of what is there already. */
+		unsigned start = n;
+		for (unsigned k = n > l->nbases ? n - l->nbases : 0; k < n; k++) {
+			unsigned m = 0;
+			while (k + m < n && m < l->nbases && lb_id_cmp(&ids[k + m], &l->bases[m]) == 0)
+				m++;
+			if (k + m == n) {
+				start = k;
+				break;
+			}
+		}
+		for (unsigned m = n - start; m < l->nbases; m++) {
+			if (n >= 4 * LB_BLOB_MAX_BASES)
+				return -1;
+			uint32_t sz = raw_size(s, &l->bases[m]);
+			if (!sz)
+				return -1;
+			ids[n] = l->bases[m];
+			off[n] = at;
+			at += sz;
+			n++;
+		}
+		off[n] = at;
+		/* The part of cur's slice inside chunk i, mapped into l's own
+		 * slice in proportion. */
+		uint64_t a = LB_MAX((uint64_t)cur->skip, cstart), z = LB_MIN((uint64_t)cur->skip + cur->len,
+									   cstart + l->raw);
+		if (a < z && l->raw) {
+			double f = (double)l->len / (double)l->raw;
+			uint64_t base = off[start] + l->skip;
+			lo = LB_MIN(lo, base + (uint64_t)((double)(a - cstart) * f));
+			hi = LB_MAX(hi, base + (uint64_t)((double)(z - cstart) * f));
+		}
+		cstart += l->raw;
+	}
+	if (n == 0 || lo >= hi)
+		return -1;
+	lo = lo > margin ? lo - margin : 0;
+	hi = LB_MIN(hi + margin, at);
+	unsigned first = 0, last = n - 1;
+	while (first < n && off[first + 1] <= lo)
+		first++;
+	while (last > first && off[last] >= hi)
+		last--;
+	while (last - first + 1 > LB_DELTA_MAX_BASES) {
+		first++;
+		if (last - first + 1 > LB_DELTA_MAX_BASES)
+			last--;
+	}
+	lo = LB_MAX(lo, off[first]);
+	hi = LB_MIN(hi, off[last + 1]);
+	if (lo >= hi)
+		return -1;
+	next->nbases = last - first + 1;
+	for (unsigned i = first; i <= last; i++)
+		next->bases[i - first] = ids[i];
+	next->skip = (uint32_t)(lo - off[first]);
+	next->len = (uint32_t)(hi - lo);
+	return 0;
+}
+
+void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t margin)
+{
+	struct link lk[LB_BLOB_MAX_BASES];
+	uint32_t target = 0;
+	ref->version = 1;
+	for (int step = 0; step < MAX_DEPTH && ref->nbases; step++) {
+		uint32_t v = 0;
+		int all_delta = 1;
+		for (unsigned i = 0; i < ref->nbases; i++) {
+			if (link_get(s, &ref->bases[i], &lk[i]) < 0)
+				return;
+			v = LB_MAX(v, lk[i].version);
+			all_delta &= lk[i].nbases > 0;
+		}
+		if (step == 0) {
+			/* This chunk is one version past the newest around it;
+			 * its base is that number with the lowest bit cleared. */
+			ref->version = v + 1;
+			target = ref->version & (ref->version - 1);
+		}
+		if (v <= target || !all_delta)
+			return;
+		struct lb_delta_ref next;
+		if (descend(s, ref, lk, margin, &next) < 0)
+			return;
+		next.version = ref->version;
+		*ref = next;
+	}
 }

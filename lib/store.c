@@ -1112,10 +1112,6 @@ int lb_store_find_snapshot(struct lb_store *s, const char *tenant, const char *n
  * other, so both cores stay busy.  Files wait in a queue until all their
  * chunks are done, then go to the manifest. */
 
-/* Bases a new chunk is tried against: the previous version's chunks that
- * overlap the same relative range, widened by one chunk each side (3-5
- * bases, bench/RESULTS.md "Delta experiment"), at most this many. */
-#define DELTA_BASES 8
 
 struct pend_file {
 	struct lb_entry e;
@@ -1385,6 +1381,8 @@ static void chunk_job(void *arg, size_t i)
 	const uint8_t *data = bt->buf + it->off;
 	lb_sha256(data, it->len, &it->id);
 	int is_delta;
+	if (it->ref.nbases && bt->s->delta)
+		lb_store_delta_plan(bt->s, &it->ref, bt->s->delta_margin);
 	it->err = lb_store_put_chunk(bt->s, LB_BLOB_DATA, &it->id, data, it->len, &it->ref, &it->is_new,
 				     &it->stored, &is_delta);
 	if (it->err == 0)
@@ -1507,10 +1505,10 @@ static void pick_ref(const struct pend_file *f, uint64_t off, size_t len, uint64
 	size_t first = lo, last = lo;
 	while (last + 1 < f->nprev && f->prev_off[last + 1] < z)
 		last++;
-	while (last - first + 1 > DELTA_BASES) {
+	while (last - first + 1 > LB_DELTA_MAX_BASES) {
 		/* Keep the middle of the range. */
 		first++;
-		if (last - first + 1 > DELTA_BASES)
+		if (last - first + 1 > LB_DELTA_MAX_BASES)
 			last--;
 	}
 	a = LB_MAX(a, f->prev_off[first]);

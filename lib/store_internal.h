@@ -88,12 +88,19 @@ typedef int (*lb_closure_fn)(void *arg, const struct lb_id *id);
 int lb_store_closure(struct lb_store *s, const struct lb_id *id, lb_closure_fn fn, void *arg);
 /* What a new chunk is tried against: a slice of its bases' plaintexts
  * laid end to end. */
-#define LB_DELTA_HDR 8 /* payload: u32 skip, u32 len, zstd frame */
+#define LB_DELTA_MAX_BASES 8 /* bases a backup names at most */
+#define LB_DELTA_HDR 12 /* payload: u32 skip, u32 len, u32 version, zstd frame */
 struct lb_delta_ref {
 	unsigned nbases;
 	uint32_t skip, len;
+	uint32_t version; /* of the chunk made against it (set by lb_store_delta_plan) */
 	struct lb_id bases[LB_BLOB_MAX_BASES];
 };
+/* Turns a reference to the previous version's chunks into the one a new
+ * chunk is made against, by the skip-delta rule (delta.c): version n is
+ * made against version n with its lowest set bit cleared, found by
+ * following the previous version's chains down.  Sets ref->version to n. */
+void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t margin);
 /* Compresses data as a delta against the reference; *out is the whole
  * payload (thread-local).  -E2BIG when rebuilding the result would decode
  * more than max_cost chunks (itself included; *cost says how many),

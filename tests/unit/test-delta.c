@@ -192,42 +192,60 @@ static int check_clean(struct lb_store *s)
 
 /* ---- chains up to the cap and one past it ------------------------------------- */
 
-#define NIGHTS 8
+#define NIGHTS 18
+
+static int popcount(unsigned v) { return __builtin_popcount(v); }
 
 static void test_chain_cap(void)
 {
 	new_store();
 	struct lb_store *s = open_store();
-	/* One chunk per version (the file is smaller than chunk_min), so a
-	 * version's delta has exactly one base, the version before it, and
-	 * rebuilding version k decodes k + 1 chunks.  With the cap at 4,
-	 * versions 1-3 are deltas, version 4 would need 5 and is stored
-	 * plainly, and versions 5-7 chain from it again. */
+	/* One chunk per version (the file is smaller than chunk_min), so each
+	 * delta has exactly one base.  By the skip-delta rule version k is made
+	 * against version k with its lowest bit cleared, and rebuilding it
+	 * decodes popcount(k) + 1 chunks.  With the cap at 4, version 15 would
+	 * need 5: it is stored plainly and numbering starts again. */
 	lb_store_set_delta(s, 1, 4);
-	static const int want_delta[NIGHTS] = { 0, 1, 1, 1, 0, 1, 1, 1 };
 	char *data[NIGHTS];
 	size_t len[NIGHTS];
 	struct lb_snapshot *snap[NIGHTS];
-	int codecs_ok = 1, all_back = 1;
+	struct lb_id ids[NIGHTS];
+	int codecs_ok = 1, bases_ok = 1, all_back = 1, version = 0;
 	for (int k = 0; k < NIGHTS; k++) {
 		data[k] = dump(7, 30, (unsigned)k * 20, &len[k]); /* ~60% of rows changed each time */
 		struct file f = { "db/kepegawaian.sql", data[k], len[k] };
 		if (backup(s, "opd", "db", &f, 1, &snap[k], NULL) < 0)
 			exit(99);
-		struct lb_id id;
 		struct lb_pack_id pid;
 		struct lb_pack_entry pe;
-		int found = first_chunk(s, snap[k], f.path, &id, &pid, &pe);
+		int found = first_chunk(s, snap[k], f.path, &ids[k], &pid, &pe);
+		int want_delta = k > 0 && popcount((unsigned)version + 1) + 1 <= 4;
+		version = want_delta ? version + 1 : 0;
 		int is_delta = found && pe.codec == LB_CODEC_ZSTD_DELTA;
-		if (!found || is_delta != want_delta[k]) {
+		if (!found || is_delta != want_delta) {
 			tap_diag("night %d: codec %d, wanted %s", k, found ? pe.codec : -1,
-				 want_delta[k] ? "a delta" : "plain");
+				 want_delta ? "a delta" : "plain");
 			codecs_ok = 0;
+		}
+		if (want_delta) {
+			/* Its one base: the chunk of version (version & (version - 1)),
+			 * which is the night that many versions back. */
+			int base_night = k - (version - (version & (version - 1)));
+			struct lb_id b[LB_BLOB_MAX_BASES];
+			unsigned nb = 0;
+			if (lb_store_chunk_bases(s, &ids[k], b, &nb) < 0 || nb != 1 ||
+			    lb_id_cmp(&b[0], &ids[base_night]) != 0) {
+				tap_diag("night %d (version %d): %u bases, wanted night %d's chunk", k, version, nb,
+					 base_night);
+				bases_ok = 0;
+			}
 		}
 		for (int j = 0; j <= k; j++)
 			all_back &= reads_back(s, snap[j], f.path, data[j], len[j]);
 	}
-	tap_ok(codecs_ok, "chain cap 4: versions 1-3 are deltas, version 4 is plain, 5-7 chain from it");
+	tap_ok(codecs_ok, "chain cap 4: versions 1-14 are deltas, version 15 (which would decode 5) is plain, "
+			  "and the next ones chain from it");
+	tap_ok(bases_ok, "each delta's base is the version its number with the lowest bit cleared names");
 	tap_ok(all_back, "every version reads back bit-exact after each night (warm cache)");
 	tap_ok(check_clean(s), "check --read-data is clean over the chains");
 	lb_store_close(s);
@@ -242,7 +260,7 @@ static void test_chain_cap(void)
 	/* The same chain with deltas turned off stores each version plainly. */
 	lb_store_set_delta(s, 0, 0);
 	size_t l9;
-	char *d9 = dump(7, 30, 200, &l9);
+	char *d9 = dump(7, 30, 400, &l9);
 	struct file f9 = { "db/kepegawaian.sql", d9, l9 };
 	struct lb_snapshot *s9;
 	struct lb_id id;
@@ -354,7 +372,7 @@ static void test_damaged_base(void)
 	struct lb_pack_entry pe;
 	int setup = first_chunk(s, snap[0], "db/bappeda.sql", &base, &pid, &pe) && pe.codec != LB_CODEC_ZSTD_DELTA &&
 		    first_chunk(s, snap[2], "db/bappeda.sql", &top, &pid, &pe) && pe.codec == LB_CODEC_ZSTD_DELTA;
-	tap_ok(setup, "version 0 is plain and version 2 a delta on version 1, a delta on version 0");
+	tap_ok(setup, "version 0 is plain and version 2 a delta (on version 0, by the skip rule)");
 	lb_store_close(s);
 
 	s = open_store();
