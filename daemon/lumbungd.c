@@ -228,6 +228,7 @@ static void reload(struct daemon *d)
 	pthread_mutex_unlock(&d->mu);
 	daemon_config_put(d, old);
 	log_set_level(c->daemon.log_level);
+	lb_store_set_delta(d->store, c->store.delta, (unsigned)c->store.delta_max_decode);
 	log_info("configuration reloaded: %zu tenants, %zu datasets", c->ntenants, c->ndatasets);
 	uint64_t qsum = lb_config_quota_sum(c);
 	if (c->store.capacity && qsum > c->store.capacity) {
@@ -519,6 +520,7 @@ int main(int argc, char **argv)
 			  *lb_error_detail() ? ": " : "", lb_error_detail());
 		return 1;
 	}
+	lb_store_set_delta(d.store, cfg->store.delta, (unsigned)cfg->store.delta_max_decode);
 	/* Records torn by a crash are cut before anything is appended after
 	 * them, in every record log. */
 	static const char *logs[] = { "audit", "jobs", "usage" };

@@ -5,6 +5,7 @@
  * then knows the exact line of every key it sees. */
 #include "calendar.h"
 #include "conf.h"
+#include "store.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -267,6 +268,17 @@ static int handler(void *user, const char *section, const char *name, const char
 			return parse_bytes(p, name, value, &c->store.reserve);
 		if (!strcmp(name, "gc_repack_below"))
 			return parse_int(p, name, value, 0, 100, &c->store.gc_repack_below);
+		if (!strcmp(name, "delta")) {
+			if (!strcmp(value, "yes"))
+				c->store.delta = 1;
+			else if (!strcmp(value, "no"))
+				c->store.delta = 0;
+			else
+				return perr(p, "delta must be yes or no, not '%s'", value);
+			return 1;
+		}
+		if (!strcmp(name, "delta_max_decode"))
+			return parse_int(p, name, value, 2, 1024, &c->store.delta_max_decode);
 		if (!strncmp(name, "min_keep_", 9)) {
 			char key[64];
 			snprintf(key, sizeof(key), "%s", name + 4);
@@ -414,6 +426,8 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 	c->file = strdup(path);
 	c->store.zstd_level = 3;
 	c->store.gc_repack_below = 50;
+	c->store.delta = 1;
+	c->store.delta_max_decode = LB_DELTA_MAX_COST;
 	c->daemon.max_jobs = 4;
 	c->daemon.log_level = LB_LOG_INFO;
 	struct parse p = { .c = c };

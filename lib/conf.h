@@ -3,7 +3,8 @@
  * INI text read with inih.  Every error names the file and line; an
  * unknown section or key is an error, never silently ignored.
  *
- *   [store]      path, capacity, compression, reserve, gc_repack_below
+ *   [store]      path, capacity, compression, reserve, gc_repack_below, delta,
+ *                delta_max_decode
  *   [daemon]     socket, user, admin_group, max_jobs, log_level, include
  *   [tenant ID]  name, quota, soft_quota, users, groups
  *   [dataset TENANT/NAME]  source, schedule
@@ -52,6 +53,8 @@ struct lb_config {
 		uint64_t reserve;  /* free bytes kept on the filesystem */
 		int zstd_level;
 		int gc_repack_below; /* percent of live blob bytes; 0 never repacks */
+		int delta;           /* delta chunks on (1) or off */
+		int delta_max_decode; /* chunks decoded to rebuild one, at most */
 		struct lb_policy keep;     /* default retention */
 		struct lb_policy min_keep; /* floor for prunes run by tenant members */
 	} store;

@@ -62,8 +62,8 @@ struct lb_store {
 
 	/* Delta chunks (delta.c): whether backups try them, the cap on the
 	 * chunks decoded to rebuild one, and the cache of rebuilt bases. */
-	int delta;
-	unsigned delta_max_cost;
+	_Atomic int delta;
+	_Atomic unsigned delta_max_cost;
 	uint64_t delta_margin; /* old bytes each side of a chunk's place */
 	int delta_level;       /* zstd level of deltas */
 	struct lb_bcache *bcache;

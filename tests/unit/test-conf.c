@@ -51,7 +51,7 @@ int main(void)
 	char main_text[1024];
 	snprintf(main_text, sizeof(main_text),
 		 "; Lumbung test configuration\n[store]\npath = /var/lib/lumbung/store\ncapacity = 12.5T\n"
-		 "compression = zstd:5\nreserve = 20G\nkeep_daily = 7\nkeep_monthly = 12\nmin_keep_daily = 3\n[daemon]\nsocket = /run/lumbung/l.sock\n"
+		 "compression = zstd:5\nreserve = 20G\ndelta = no\ndelta_max_decode = 12\nkeep_daily = 7\nkeep_monthly = 12\nmin_keep_daily = 3\n[daemon]\nsocket = /run/lumbung/l.sock\n"
 		 "user = lumbung          ; dropped to when started as root\nadmin_group = lumbung-admin\n"
 		 "max_jobs = 3\nlog_level = debug\ninclude = %s/*.conf\n",
 		 tdir);
@@ -65,6 +65,7 @@ int main(void)
 	tap_ok(c->store.capacity == (uint64_t)(12.5 * 1024 * 1024 * 1024 * 1024), "capacity 12.5T in bytes");
 	tap_ok(c->store.reserve == 20ULL << 30, "reserve 20G");
 	tap_ok(c->store.zstd_level == 5, "compression level");
+	tap_ok(c->store.delta == 0 && c->store.delta_max_decode == 12, "delta = no and delta_max_decode");
 	tap_ok(!strcmp(c->daemon.socket, "/run/lumbung/l.sock"), "socket");
 	tap_ok(!strcmp(c->daemon.user, "lumbung"), "user with an inline comment after it");
 	tap_ok(c->daemon.max_jobs == 3 && c->daemon.log_level == LB_LOG_DEBUG, "max_jobs and log_level");
@@ -105,6 +106,8 @@ int main(void)
 	expect_error("q.conf", "[store]\nkeep_within = forever\n", "q.conf", 2, "keep_within must be a duration");
 	expect_error("r.conf", "[tenant a]\nquota = 1G\nkeep_daily = -1\n", "r.conf", 3, "keep_daily");
 	expect_error("s.conf", "[store]\nmin_keep_often = 2\n", "s.conf", 2, "unknown key 'min_keep_often'");
+	expect_error("t.conf", "[store]\n\ndelta = sometimes\n", "t.conf", 3, "delta must be yes or no");
+	expect_error("u.conf", "[store]\ndelta_max_decode = 1\n", "u.conf", 2, "delta_max_decode");
 	/* A mistake inside an included file names that file and its line. */
 	mkdir(strcat(strcpy(path, dir), "/inc"), 0755);
 	put("inc/x.conf", "[tenant x]\nquota = 1G\nusrs = someone\n");
