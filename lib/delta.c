@@ -32,6 +32,8 @@ struct bc_entry {
 	uint8_t *data;
 	uint32_t size, cap;
 	struct lb_id *cl; /* closure, sorted, itself excluded */
+	struct lb_pack_id pack; /* the blob it was rebuilt from: a chunk */
+	uint32_t offset;        /* collected and stored again may differ */
 	uint32_t ncl;
 	int ready;    /* else being rebuilt by its owner */
 	int verified; /* checked against its id (else only rebuilt) */
@@ -42,12 +44,14 @@ struct bc_entry {
 };
 
 #define BC_BUCKETS 1024
-#define LINK_SLOTS 1024
+#define LINK_SLOTS 4096
 
 /* What one chunk's blob says about its chain (a small cache: consecutive
  * chunks of a file look at overlapping neighbours). */
 struct link {
 	struct lb_id id;
+	struct lb_pack_id pack; /* the blob it was read from */
+	uint32_t offset;
 	int valid;
 	uint32_t raw;
 	uint32_t version;
@@ -72,6 +76,7 @@ struct lb_bcache {
 	uint8_t *spare[BC_SPARE];
 	uint32_t spare_cap[BC_SPARE];
 	unsigned nspare;
+	uint64_t spare_bytes; /* kept under a quarter of cap */
 	pthread_mutex_t link_mu;
 	struct link *links; /* LINK_SLOTS, direct-mapped */
 };
@@ -140,9 +145,10 @@ static void entry_free(struct bc_entry *e)
 /* Frees an entry, keeping its buffer for reuse (mu held). */
 static void entry_recycle(struct lb_bcache *c, struct bc_entry *e)
 {
-	if (e->data && c->nspare < BC_SPARE) {
+	if (e->data && c->nspare < BC_SPARE && c->spare_bytes + e->cap <= c->cap / 4) {
 		c->spare[c->nspare] = e->data;
 		c->spare_cap[c->nspare++] = e->cap;
+		c->spare_bytes += e->cap;
 		e->data = NULL;
 	}
 	entry_free(e);
@@ -156,6 +162,7 @@ static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap)
 		if (c->spare_cap[i] >= n) {
 			uint8_t *p = c->spare[i];
 			*cap = c->spare_cap[i];
+			c->spare_bytes -= *cap;
 			c->spare[i] = c->spare[--c->nspare];
 			c->spare_cap[i] = c->spare_cap[c->nspare];
 			pthread_mutex_unlock(&c->mu);
@@ -301,6 +308,8 @@ static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
 		return -EBADMSG;
 	}
 	e->size = pe.raw;
+	e->pack = pid;
+	e->offset = pe.offset;
 	e->data = buf_alloc(s->bcache, pe.raw, &e->cap);
 	if (!e->data)
 		return -ENOMEM;
@@ -358,10 +367,23 @@ static int base_get(struct lb_store *s, const struct lb_id *id, int depth, struc
 	struct lb_bcache *c = s->bcache;
 	out->e = NULL;
 	out->private_copy = 0;
+	/* The plaintext of an id never changes, but its closure does if the
+	 * chunk was collected and stored again in another form: an entry
+	 * counts only while the index still names the blob it came from. */
+	struct lb_pack_id ipid;
+	struct lb_pack_entry ipe;
+	int indexed = lb_index_lookup(s->idx, id, &ipid, &ipe);
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		struct bc_entry **p = slot(c, id);
 		struct bc_entry *e = *p;
+		if (e && e->ready && (!indexed || e->offset != ipe.offset ||
+				      memcmp(e->pack.b, ipid.b, LB_PACK_ID_LEN) != 0)) {
+			drop_bad_locked(c, e);
+			if (e->refs == 0)
+				entry_free(e);
+			continue;
+		}
 		if (e && e->ready) {
 			e->refs++;
 			e->tick = ++c->tick;
@@ -555,26 +577,27 @@ int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *
 
 /* ---- links ------------------------------------------------------------------------ */
 
+static int link_get(struct lb_store *s, const struct lb_id *id, struct link *out);
+
 int lb_store_chunk_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n)
 {
 	struct lb_pack_id pid;
 	struct lb_pack_entry pe;
+	char hex[LB_ID_HEX];
 	*n = 0;
 	if (!lb_index_lookup(s->idx, id, &pid, &pe)) {
-		char hex[LB_ID_HEX];
 		lb_set_error("chunk %s is missing from the store", lb_id_hex(id, hex));
 		return -ENOENT;
 	}
 	if (pe.codec != LB_CODEC_ZSTD_DELTA)
 		return 0;
-	uint8_t *bb;
-	struct lb_blob blob;
-	int r = read_delta_blob(s, &pid, &pe, &bb, &blob);
-	if (r < 0)
-		return r;
-	memcpy(bases, blob.bases, (size_t)blob.nbases * LB_ID_LEN);
-	*n = blob.nbases;
-	free(bb);
+	struct link lk;
+	if (link_get(s, id, &lk) < 0) {
+		lb_set_error("delta chunk %s: its blob cannot be read", lb_id_hex(id, hex));
+		return -EBADMSG;
+	}
+	memcpy(bases, lk.bases, (size_t)lk.nbases * sizeof(*bases));
+	*n = lk.nbases;
 	return 0;
 }
 
@@ -709,22 +732,27 @@ int lb_store_ref_closure(struct lb_store *s, const struct lb_id *id)
 static int link_get(struct lb_store *s, const struct lb_id *id, struct link *out)
 {
 	struct lb_bcache *c = s->bcache;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (!lb_index_lookup(s->idx, id, &pid, &pe))
+		return -1;
+	/* A cached entry counts only for the very blob the index names now:
+	 * a chunk collected and stored again may be encoded differently. */
 	uint32_t h;
 	memcpy(&h, id->b + 4, sizeof(h));
 	pthread_mutex_lock(&c->link_mu);
 	struct link *slot = c->links ? &c->links[h % LINK_SLOTS] : NULL;
-	if (slot && slot->valid && lb_id_cmp(&slot->id, id) == 0) {
+	if (slot && slot->valid && lb_id_cmp(&slot->id, id) == 0 && slot->offset == pe.offset &&
+	    memcmp(slot->pack.b, pid.b, LB_PACK_ID_LEN) == 0) {
 		*out = *slot;
 		pthread_mutex_unlock(&c->link_mu);
 		return 0;
 	}
 	pthread_mutex_unlock(&c->link_mu);
-	struct lb_pack_id pid;
-	struct lb_pack_entry pe;
-	if (!lb_index_lookup(s->idx, id, &pid, &pe))
-		return -1;
 	memset(out, 0, sizeof(*out));
 	out->id = *id;
+	out->pack = pid;
+	out->offset = pe.offset;
 	out->raw = pe.raw;
 	if (pe.codec == LB_CODEC_ZSTD_DELTA) {
 		uint8_t *bb;
