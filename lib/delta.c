@@ -65,7 +65,7 @@ struct link {
 /* Buffers of evicted entries, kept for the next ones: a fresh 1 MiB
  * allocation is a fresh mapping, and faulting its pages in cost more than
  * decoding into them. */
-#define BC_SPARE 16
+#define BC_SPARE 64
 
 struct lb_bcache {
 	pthread_mutex_t mu;
@@ -76,7 +76,7 @@ struct lb_bcache {
 	uint8_t *spare[BC_SPARE];
 	uint32_t spare_cap[BC_SPARE];
 	unsigned nspare;
-	uint64_t spare_bytes; /* kept under a quarter of cap */
+	uint64_t spare_bytes; /* kept under half of cap */
 	pthread_mutex_t link_mu;
 	struct link *links; /* LINK_SLOTS, direct-mapped */
 };
@@ -145,7 +145,7 @@ static void entry_free(struct bc_entry *e)
 /* Frees an entry, keeping its buffer for reuse (mu held). */
 static void entry_recycle(struct lb_bcache *c, struct bc_entry *e)
 {
-	if (e->data && c->nspare < BC_SPARE && c->spare_bytes + e->cap <= c->cap / 4) {
+	if (e->data && c->nspare < BC_SPARE && c->spare_bytes + e->cap <= c->cap / 2) {
 		c->spare[c->nspare] = e->data;
 		c->spare_cap[c->nspare++] = e->cap;
 		c->spare_bytes += e->cap;
@@ -170,7 +170,10 @@ static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap)
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	*cap = n ? n : 1;
+	/* Rounded up, so that chunks of about the same size reuse it. */
+	*cap = (n + (256u << 10) - 1) & ~((256u << 10) - 1);
+	if (!*cap)
+		*cap = 256u << 10;
 	return malloc(*cap);
 }
 

@@ -1377,6 +1377,10 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 static void chunk_job(void *arg, size_t i)
 {
 	struct batch *bt = arg;
+	/* As in rf_job: each thread works along a run of neighbouring chunks,
+	 * whose delta bases overlap, instead of every other chunk. */
+	size_t half = (bt->nitems + 1) / 2;
+	i = i % 2 ? half + i / 2 : i / 2;
 	struct item *it = &bt->items[i];
 	const uint8_t *data = bt->buf + it->off;
 	lb_sha256(data, it->len, &it->id);
@@ -1932,6 +1936,11 @@ struct rf_batch {
 static void rf_job(void *arg, size_t i)
 {
 	struct rf_batch *b = arg;
+	/* Threads take items alternately; mapping the k-th taken to the two
+	 * halves in turn gives each thread a run of neighbouring chunks, so
+	 * that two threads seldom wait on the same delta base. */
+	size_t half = (b->n + 1) / 2;
+	i = i % 2 ? half + i / 2 : i / 2;
 	struct rf_item *it = &b->items[i];
 	if (it->chunk == SIZE_MAX)
 		return;

@@ -517,6 +517,12 @@ int main(int argc, char **argv)
 			rc = die(r, argv[3]);
 		} else if (!strcmp(cmd, "restore")) {
 			r = restore(st, snap, argv[4]);
+			if (getenv("LBSTORE_CACHE_STATS")) {
+				uint64_t h, m;
+				lb_bcache_stats(st->bcache, &h, &m);
+				fprintf(stderr, "base cache: %llu hits, %llu misses\n", (unsigned long long)h,
+					(unsigned long long)m);
+			}
 			if (r < 0)
 				rc = die(r, "restore");
 		} else if (!strcmp(cmd, "ls")) {
