@@ -12,8 +12,8 @@
 # BorgBackup repository (zstd,3, no encryption) and a restic repository
 # (compression auto).  After every night it records each store's size
 # (du -sb) and each backup's wall time; after the last night it restores
-# the newest snapshot of each into an empty directory (wall time, and
-# diff -r against the tree for every tool).  The page cache is warm (the
+# the newest snapshot of each into an empty directory on a tmpfs when one
+# has room (wall time, and diff -r against the tree for every tool).  The page cache is warm (the
 # tree is read before each backup) and `sync` runs before each timed step.
 # Prints, with medians over the runs: store / source after each night,
 # what each night added (% of that night's source), nightly backup speed
@@ -130,8 +130,15 @@ backup() { # tool run night dir
 	echo "$r $tool $k $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') $size $(du_b "$d")" >>"$res"
 }
 
+# Restores go to a tmpfs when one has room: re-creating thousands of files
+# just deleted on ext4 grows slower run after run (the kernel's search for
+# a free inode), which swamped the engines' own differences.
+rbase=$out/runs
+if [ -d /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt $((3 * size_mb * 1024)) ]; then
+	rbase=/dev/shm/lumbung-run-delta.$$
+fi
 restore() { # tool run tree
-	local tool=$1 r=$2 d=$3 rd=$out/runs/$1-$2 t0 t1 rt=$out/runs/restore
+	local tool=$1 r=$2 d=$3 rd=$out/runs/$1-$2 t0 t1 rt=$rbase/restore
 	rm -rf "$rt"; mkdir -p "$rt"; sync
 	case $tool in
 	on|off)
@@ -148,6 +155,7 @@ restore() { # tool run tree
 	echo "$r $tool $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') $(du_b "$d") $same" >>"$out/restore.txt"
 	rm -rf "$rt"
 }
+trap 'rm -rf "/dev/shm/lumbung-run-delta.$$"' EXIT
 
 for r in $(seq "$runs"); do
 	say "run $r of $runs"

@@ -719,15 +719,18 @@ int lb_store_ref_closure(struct lb_store *s, const struct lb_id *id)
  * Made each night against the night before, a dump's chunks would form
  * chains as long as the history: rebuilding tonight's version would decode
  * every version back to the last plain one, at backup (for the bases) and
- * at restore.  Instead, as in Subversion's skip-deltas, version n (counted
- * from the last plain version, 0) is made against version n - lowbit(n):
- * 1, 2 and 4 against 0, 3 against 2, 5 and 6 against 4, 7 against 6.  A
- * chain is then at most log2(n) + 1 long, and a delta spans lowbit(n)
- * nights of change (one night, half the time).
+ * at restore.  Instead, as in Subversion's skip-deltas but in base 4,
+ * version n (counted from the last plain version, 0) is made against n
+ * with its lowest non-zero base-4 digit cleared: 1-4 against 0, 5-7
+ * against 4, 8 against 0, 9-11 against 8.  Rebuilding version n decodes
+ * one version per non-zero digit, plus the plain one; a delta spans up to
+ * three nights of change.  Base 2 stored 4% less over a week but restored
+ * the newest night 10-15% slower (bench/RESULTS.md).
  *
- * Version n - lowbit(n) lies on the chain of version n - 1, so the backup
- * finds it by following the previous version's base links down, mapping
- * the chunk's place through each delta's slice; no older manifest is read.
+ * The version it is made against lies on the chain of version n - 1, so
+ * the backup finds it by following the previous version's base links
+ * down, mapping the chunk's place through each delta's slice; no older
+ * manifest is read.
  * The version number travels in each delta's payload header. */
 
 /* The chunk's links: 0, or -1 when it cannot be read (planning then stops
@@ -865,6 +868,14 @@ static int descend(struct lb_store *s, const struct lb_delta_ref *cur, const str
 	return 0;
 }
 
+uint32_t lb_delta_skip_base(uint32_t n, unsigned radix)
+{
+	uint32_t unit = 1;
+	while (radix >= 2 && n / unit % radix == 0 && unit <= UINT32_MAX / radix)
+		unit *= radix;
+	return n - n / unit % radix * unit;
+}
+
 void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t margin)
 {
 	struct link lk[LB_BLOB_MAX_BASES];
@@ -881,9 +892,10 @@ void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t 
 		}
 		if (step == 0) {
 			/* This chunk is one version past the newest around it;
-			 * its base is that number with the lowest bit cleared. */
+			 * its base is that number with its lowest non-zero digit
+			 * (in base s->delta_radix) cleared. */
 			ref->version = v + 1;
-			target = ref->version & (ref->version - 1);
+			target = lb_delta_skip_base(ref->version, s->delta_radix);
 		}
 		if (v <= target || !all_delta)
 			return;

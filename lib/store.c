@@ -906,6 +906,7 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 		r = lb_cdc_init(&s->cdc, s->p.chunk_min, s->p.chunk_avg, s->p.chunk_max);
 	s->delta_margin = s->p.chunk_avg / 8;
 	s->delta_level = s->p.zstd_level;
+	s->delta_radix = 4;
 	if (r == 0)
 		r = lb_index_open(s->be, &s->idx);
 	if (r == 0)

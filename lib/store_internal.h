@@ -66,6 +66,7 @@ struct lb_store {
 	_Atomic unsigned delta_max_cost;
 	uint64_t delta_margin; /* old bytes each side of a chunk's place */
 	int delta_level;       /* zstd level of deltas */
+	unsigned delta_radix;  /* of the skip-delta rule */
 	struct lb_bcache *bcache;
 };
 
@@ -98,9 +99,13 @@ struct lb_delta_ref {
 };
 /* Turns a reference to the previous version's chunks into the one a new
  * chunk is made against, by the skip-delta rule (delta.c): version n is
- * made against version n with its lowest set bit cleared, found by
- * following the previous version's chains down.  Sets ref->version to n. */
+ * made against n with its lowest non-zero digit in base delta_radix
+ * cleared, found by following the previous version's chains down.  Sets
+ * ref->version to n. */
 void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t margin);
+/* The version version n is made against: n with its lowest non-zero digit
+ * in base radix cleared (radix 2: Subversion's skip-deltas). */
+uint32_t lb_delta_skip_base(uint32_t n, unsigned radix);
 /* Compresses data as a delta against the reference; *out is the whole
  * payload (thread-local).  -E2BIG when rebuilding the result would decode
  * more than max_cost chunks (itself included; *cost says how many),
