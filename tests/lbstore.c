@@ -464,6 +464,10 @@ int main(int argc, char **argv)
 	lb_store_set_delta(st, !(dv && !strcmp(dv, "0")), dc ? (unsigned)strtoul(dc, NULL, 10) : 0);
 	if (getenv("LBSTORE_DELTA_MARGIN"))
 		st->delta_margin = strtoull(getenv("LBSTORE_DELTA_MARGIN"), NULL, 10);
+	if (getenv("LBSTORE_DELTA_CACHE_MB")) {
+		lb_bcache_free(st->bcache);
+		st->bcache = lb_bcache_new(strtoull(getenv("LBSTORE_DELTA_CACHE_MB"), NULL, 10) << 20);
+	}
 	if (getenv("LBSTORE_DELTA_RADIX"))
 		st->delta_radix = (unsigned)atoi(getenv("LBSTORE_DELTA_RADIX"));
 	if (getenv("LBSTORE_DELTA_LEVEL"))
