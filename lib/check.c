@@ -198,11 +198,24 @@ static int verify_blob_cb(void *arg, const struct lb_pack_entry *e, const uint8_
 		v->cap = e->raw;
 	}
 	if (e->codec == LB_CODEC_ZSTD_DELTA) {
-		/* A delta is rebuilt through its bases (from whatever packs hold
-		 * them) and checked against its id like any chunk. */
-		int rr = lb_store_read_chunk(c->s, &e->id, v->raw, e->raw);
+		/* A delta is rebuilt through its own bases (from whatever packs
+		 * hold them) and checked against its id like any chunk; this
+		 * very blob, not whichever copy the index names (a pack no index
+		 * lists yet is checked the same way). */
+		char where[200];
+		snprintf(where, sizeof(where), "chunk %s in pack %s at offset %u", lb_id_hex(&e->id, hex), pname,
+			 e->offset);
+		int rr = lb_store_decode_delta_blob(c->s, e, payload, v->raw, where);
 		if (rr == -ENOMEM)
 			return rr;
+		struct lb_id got;
+		if (rr == 0) {
+			lb_sha256(v->raw, e->raw, &got);
+			if (lb_id_cmp(&got, &e->id) != 0) {
+				lb_set_error("%s: content does not match its id", where);
+				rr = -EBADMSG;
+			}
+		}
 		if (rr < 0) {
 			v->bad++;
 			report(c, "chunk", "%s", lb_error_detail());

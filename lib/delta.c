@@ -14,6 +14,7 @@
  * keep chains within the store's cap (lb_store_delta_cost). */
 #include "config.h"
 
+#include "cdc.h"
 #include "codec.h"
 #include "index.h"
 #include "store_internal.h"
@@ -170,10 +171,12 @@ static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap)
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	/* Rounded up, so that chunks of about the same size reuse it. */
-	*cap = (n + (256u << 10) - 1) & ~((256u << 10) - 1);
-	if (!*cap)
-		*cap = 256u << 10;
+	/* Rounded up, so that chunks of about the same size reuse it (n is
+	 * at most LB_CDC_MAX_MAX: checked by the callers). */
+	uint64_t c64 = ((uint64_t)n + (256u << 10) - 1) & ~(uint64_t)((256u << 10) - 1);
+	if (c64 == 0 || c64 > UINT32_MAX)
+		return NULL;
+	*cap = (uint32_t)c64;
 	return malloc(*cap);
 }
 
@@ -308,6 +311,10 @@ static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
 	char hex[LB_ID_HEX];
 	if (!lb_index_lookup(s->idx, &e->id, &pid, &pe)) {
 		lb_set_error("base chunk %s is missing from the store", lb_id_hex(&e->id, hex));
+		return -EBADMSG;
+	}
+	if (pe.raw > LB_CDC_MAX_MAX) {
+		lb_set_error("base chunk %s: size %u is beyond any chunk's", lb_id_hex(&e->id, hex), pe.raw);
 		return -EBADMSG;
 	}
 	e->size = pe.raw;
@@ -498,6 +505,57 @@ static int read_delta_blob(struct lb_store *s, const struct lb_pack_id *pid, con
 	return r;
 }
 
+/* Decodes a delta payload (its bases given) into dst.  where names the
+ * blob in messages.  With closure set, adds every chunk decoded on the way. */
+static int decode_delta(struct lb_store *s, const char *where, const uint8_t *bases, unsigned nbases,
+			const uint8_t *payload, uint32_t stored, uint8_t *dst, uint32_t size, int depth,
+			struct idvec *closure)
+{
+	struct base_ref refs[LB_BLOB_MAX_BASES];
+	unsigned got = 0;
+	int r = nbases <= LB_BLOB_MAX_BASES ? 0 : -EBADMSG;
+	for (unsigned i = 0; i < nbases && r == 0; i++) {
+		struct lb_id bid;
+		memcpy(bid.b, bases + (size_t)i * LB_ID_LEN, LB_ID_LEN);
+		r = base_get(s, &bid, depth + 1, &refs[i]);
+		if (r < 0) {
+			char detail[200];
+			snprintf(detail, sizeof(detail), "%s", lb_error_detail());
+			lb_set_error("%s: cannot rebuild it: %s", where, detail);
+			break;
+		}
+		got++;
+		if (closure) {
+			r = idvec_push(closure, &bid);
+			for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
+				r = idvec_push(closure, &refs[i].e->cl[k]);
+		}
+	}
+	/* The payload: u32 skip, u32 length of the slice, u32 version, then
+	 * the frame. */
+	const uint8_t *prefix = NULL;
+	int copied = 0, decoding = 0;
+	if (r == 0 && stored < LB_DELTA_HDR) {
+		r = -EBADMSG;
+		decoding = 1;
+	} else if (r == 0) {
+		r = slice_get(refs, got, lb_get32(payload), lb_get32(payload + 4), &prefix, &copied);
+		decoding = 1;
+	}
+	if (r == 0)
+		r = lb_decompress_delta(prefix, lb_get32(payload + 4), payload + LB_DELTA_HDR, stored - LB_DELTA_HDR,
+					dst, size);
+	if (r == -EBADMSG && decoding)
+		lb_set_error("%s: cannot decode (corrupt delta payload)", where);
+	if (copied)
+		prefix_put((uint8_t *)prefix);
+	for (unsigned i = 0; i < got; i++)
+		base_release(s, &refs[i]);
+	if (r == 0 && closure)
+		idvec_unique(closure);
+	return r;
+}
+
 /* Decodes chunk id (size bytes) into dst; its id is not checked here.
  * With closure set, adds every chunk decoded on the way (id excluded). */
 static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
@@ -516,7 +574,7 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 		return -EBADMSG;
 	}
 	lb_pack_name(&pid, pname, sizeof(pname));
-	if (pe.raw != size) {
+	if (pe.raw != size || size > LB_CDC_MAX_MAX) {
 		lb_set_error("chunk %s in pack %s at offset %u: size %u, expected %u", lb_id_hex(id, hex), pname,
 			     pe.offset, pe.raw, size);
 		return -EBADMSG;
@@ -528,49 +586,23 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 	int r = read_delta_blob(s, &pid, &pe, &bb, &blob);
 	if (r < 0)
 		return r;
-	struct base_ref refs[LB_BLOB_MAX_BASES];
-	unsigned got = 0;
-	for (unsigned i = 0; i < blob.nbases && r == 0; i++) {
-		struct lb_id bid;
-		memcpy(bid.b, blob.bases + (size_t)i * LB_ID_LEN, LB_ID_LEN);
-		r = base_get(s, &bid, depth + 1, &refs[i]);
-		if (r < 0) {
-			char detail[200];
-			snprintf(detail, sizeof(detail), "%s", lb_error_detail());
-			lb_set_error("chunk %s in pack %s at offset %u: cannot rebuild it: %s", lb_id_hex(id, hex),
-				     pname, pe.offset, detail);
-			break;
-		}
-		got++;
-		if (closure) {
-			r = idvec_push(closure, &bid);
-			for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
-				r = idvec_push(closure, &refs[i].e->cl[k]);
-		}
-	}
-	/* The payload: u32 skip, u32 length of the slice, then the frame. */
-	const uint8_t *prefix = NULL;
-	int copied = 0;
-	if (r == 0 && blob.stored < LB_DELTA_HDR) {
-		r = -EBADMSG;
-	} else if (r == 0) {
-		/* got == nbases from here on */
-		r = slice_get(refs, got, lb_get32(blob.payload), lb_get32(blob.payload + 4), &prefix, &copied);
-	}
-	if (r == 0)
-		r = lb_decompress_delta(prefix, lb_get32(blob.payload + 4), blob.payload + LB_DELTA_HDR,
-					blob.stored - LB_DELTA_HDR, dst, size);
-	if (r == -EBADMSG && got == blob.nbases)
-		lb_set_error("chunk %s in pack %s at offset %u: cannot decode (corrupt delta payload)",
-			     lb_id_hex(id, hex), pname, pe.offset);
-	if (copied)
-		prefix_put((uint8_t *)prefix);
-	for (unsigned i = 0; i < got; i++)
-		base_release(s, &refs[i]);
+	char where[200];
+	snprintf(where, sizeof(where), "chunk %s in pack %s at offset %u", lb_id_hex(id, hex), pname, pe.offset);
+	r = decode_delta(s, where, blob.bases, blob.nbases, blob.payload, blob.stored, dst, size, depth, closure);
 	free(bb);
-	if (r == 0 && closure)
-		idvec_unique(closure);
 	return r;
+}
+
+int lb_store_decode_delta_blob(struct lb_store *s, const struct lb_pack_entry *e, const uint8_t *payload,
+			       uint8_t *dst, const char *where)
+{
+	if (e->nbases == 0 || e->nbases > LB_BLOB_MAX_BASES || e->raw > LB_CDC_MAX_MAX) {
+		lb_set_error("%s: bad delta blob", where);
+		return -EBADMSG;
+	}
+	/* In a pack read whole, the base ids lie just before the payload. */
+	const uint8_t *bases = payload - (size_t)e->nbases * LB_ID_LEN;
+	return decode_delta(s, where, bases, e->nbases, payload, e->stored, dst, e->raw, 0, NULL);
 }
 
 int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size)

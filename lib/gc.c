@@ -91,7 +91,8 @@ static int indexed_cb(void *arg, const struct lb_pack_id *id)
 
 struct marker {
 	struct lb_store *s;
-	struct lb_idset *trees; /* tree blobs already walked */
+	struct lb_idset *trees;        /* tree blobs already walked */
+	struct lb_idset *newer_deltas; /* deltas of newer runs whose chains were marked */
 	struct lb_gc_stats *st;
 	const struct lb_snapshot *snap;
 };
@@ -106,6 +107,14 @@ static int mark_one(struct marker *m, const struct lb_id *id, const char *what)
 {
 	int delta_new = 0;
 	int r = lb_index_gc_mark(m->s->idx, id, &delta_new);
+	if (r > 0 && delta_new == 2) {
+		/* A newer run's delta: walked once per collection. */
+		int added = lb_idset_add(m->newer_deltas, id);
+		if (added < 0)
+			return added;
+		if (added == 0)
+			delta_new = 0;
+	}
 	if (r > 0 && delta_new) {
 		/* A delta marked for the first time: its bases (and theirs)
 		 * live as long as it does. */
@@ -379,12 +388,13 @@ static int gc_locked(struct lb_store *s, const struct lb_gc_options *o, struct l
 	t0 = lb_now_ns();
 	struct lb_snapshot **snaps = NULL;
 	size_t nsnaps = 0;
-	struct marker m = { .s = s, .st = st, .trees = lb_idset_new() };
-	r = m.trees ? lb_store_list_snapshots(s, NULL, NULL, &snaps, &nsnaps) : -ENOMEM;
+	struct marker m = { .s = s, .st = st, .trees = lb_idset_new(), .newer_deltas = lb_idset_new() };
+	r = m.trees && m.newer_deltas ? lb_store_list_snapshots(s, NULL, NULL, &snaps, &nsnaps) : -ENOMEM;
 	for (size_t i = 0; r == 0 && i < nsnaps; i++)
 		r = mark_snapshot(&m, snaps[i]);
 	lb_snapshot_list_free(snaps, nsnaps);
 	lb_idset_free(m.trees);
+	lb_idset_free(m.newer_deltas);
 	st->mark_ns = lb_now_ns() - t0;
 	if (r < 0)
 		goto out;

@@ -339,7 +339,8 @@ static void build_encode(struct build_entry *b, const struct lb_pack_entry *e, u
 	memcpy(b->raw, e->id.b, LB_ID_LEN);
 	lb_put32(b->raw + 32, packno | (uint32_t)(e->codec & 15) << 24 | (uint32_t)(e->type & 15) << 28);
 	lb_put32(b->raw + 36, e->offset);
-	lb_put32(b->raw + 40, lb_pack_entry_tail(e));
+	/* Footer entries were checked to lie inside their pack (< 2^31). */
+	lb_put32(b->raw + 40, (uint32_t)lb_pack_entry_tail(e));
 	lb_put32(b->raw + 44, e->raw);
 }
 
@@ -707,9 +708,17 @@ int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id, int *delta_ne
 			r = 1;
 		}
 	}
-	for (size_t k = idx->gc_nbase; !r && k < idx->nruns; k++)
-		if (run_find(&idx->runs[k], id))
+	for (size_t k = idx->gc_nbase; !r && k < idx->nruns; k++) {
+		const uint8_t *p = run_find(&idx->runs[k], id);
+		if (p) {
 			r = 2;
+			/* Stored since the collection began, but possibly by a
+			 * backup that chose its bases before: its chains are the
+			 * caller's to mark. */
+			if (((lb_get32(p + 32) >> 24) & 15) == LB_CODEC_ZSTD_DELTA)
+				*delta_new = 2;
+		}
+	}
 	pthread_rwlock_unlock(&idx->lock);
 	return r;
 }

@@ -90,8 +90,10 @@ struct lb_gc_entry {
 };
 int lb_index_gc_begin(struct lb_index *idx, uint64_t *entries, uint32_t *packs);
 /* 1: marked in the base; 2: only in a newer run; 0: not in the index.
- * *delta_new is set when a delta entry of the base was marked just now
- * (its bases are then the caller's to mark). */
+ * *delta_new is 1 when a delta entry of the base was marked just now, 2
+ * when the entry is a delta in a newer run (its chains are then the
+ * caller's to mark: a backup begun before the collection may have chosen
+ * its bases before marking was on). */
 int lb_index_gc_mark(struct lb_index *idx, const struct lb_id *id, int *delta_new);
 /* *out: one row per base pack number (caller frees). */
 int lb_index_gc_freeze(struct lb_index *idx, int dry, struct lb_gc_pack **out);

@@ -36,9 +36,9 @@ struct lb_pack_entry {
 #define LB_NBASES_INDEX 0xffffu
 
 /* Bytes after the blob header: the base list and the payload. */
-static inline uint32_t lb_pack_entry_tail(const struct lb_pack_entry *e)
+static inline uint64_t lb_pack_entry_tail(const struct lb_pack_entry *e)
 {
-	return e->nbases == LB_NBASES_INDEX ? e->stored : e->stored + (uint32_t)e->nbases * 32u;
+	return e->nbases == LB_NBASES_INDEX ? e->stored : (uint64_t)e->stored + (uint64_t)e->nbases * 32u;
 }
 
 /* Writes the object name of a pack ("packs/ab/<32 hex>") into buf. */

@@ -300,6 +300,20 @@ static int index_ref(struct lb_store *s, const struct lb_id *id, struct lb_pack_
 	return lb_index_lookup_ref(s->idx, id, &pid, e);
 }
 
+static int ref_pending_chains(struct lb_store *s, const struct lb_id *id, const struct lb_id *bases, unsigned nb)
+{
+	for (unsigned i = 0; i < nb; i++) {
+		struct lb_pack_entry e;
+		if (!index_ref(s, &bases[i], &e)) {
+			char hex[LB_ID_HEX];
+			lb_set_error("chunk %s: a garbage collection removed the bases of a delta another backup is "
+				     "storing; run this backup again", lb_id_hex(id, hex));
+			return -ESTALE;
+		}
+	}
+	return 0;
+}
+
 int lb_store_put_blob(struct lb_store *s, int type, const struct lb_id *id, const void *data,
 		      size_t len, int *is_new, uint32_t *stored_out)
 {
@@ -371,8 +385,14 @@ int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, con
 		if (n->state == PN_APPENDED) {
 			*stored_out = n->stored;
 			*is_delta = n->nbases > 0;
+			struct lb_id bases[LB_BLOB_MAX_BASES];
+			unsigned nb = n->nbases;
+			memcpy(bases, n->bases, nb * sizeof(*bases));
 			pthread_mutex_unlock(&s->mu);
-			return 0;
+			/* A delta another backup is storing: this one depends on
+			 * its chains too, so it references them (a collection
+			 * may have begun since they were chosen). */
+			return ref_pending_chains(s, id, bases, nb);
 		}
 		pthread_cond_wait(&s->cv, &s->mu);
 	}

@@ -77,6 +77,11 @@ void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses);
 /* Decodes chunk id into dst (size bytes), rebuilding delta chains; the
  * caller checks the result against the id. */
 int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size);
+/* Decodes a delta blob as found in a pack read whole (check): the footer
+ * entry e, its payload (the base ids just before it), through its own
+ * bases.  The caller checks the result against the id. */
+int lb_store_decode_delta_blob(struct lb_store *s, const struct lb_pack_entry *e, const uint8_t *payload,
+			       uint8_t *dst, const char *where);
 /* Decodes a plain (codec 0 or 1) blob into dst (store.c). */
 int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
 			  uint8_t *dst);

@@ -24,6 +24,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -637,6 +640,162 @@ static void test_concurrent_gc(void)
 	pthread_mutex_destroy(&x.mu);
 }
 
+/* ---- collections racing the backups that choose bases -------------------------- */
+
+struct gcarg {
+	struct lb_store *s;
+	int r;
+	struct lb_gc_stats st;
+};
+
+static void *gc_thread(void *arg)
+{
+	struct gcarg *g = arg;
+	struct lb_gc_options o = { .repack_below = 100 };
+	g->r = lb_store_gc(g->s, &o, &g->st);
+	return NULL;
+}
+
+/* Starts a collection on a thread and returns once it has begun (it then
+ * waits for the backups begun before it). */
+static pthread_t start_gc(struct lb_store *s, struct gcarg *g)
+{
+	pthread_mutex_lock(&s->mu);
+	uint64_t gen = s->bk_gen;
+	pthread_mutex_unlock(&s->mu);
+	pthread_t t;
+	g->s = s;
+	pthread_create(&t, NULL, gc_thread, g);
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		int begun = s->bk_gen != gen;
+		pthread_mutex_unlock(&s->mu);
+		if (begun)
+			break;
+		sched_yield();
+	}
+	return t;
+}
+
+static struct lb_backup *write_file(struct lb_store *s, const char *tenant, const char *dataset, const char *path,
+				    const char *data, size_t len)
+{
+	struct lb_backup *b;
+	struct lb_entry e = { .path = (char *)path, .type = LB_FT_REG, .mode = 0640, .size = len };
+	int r = lb_backup_begin(s, tenant, dataset, "host", &b);
+	if (r == 0)
+		r = lb_backup_file_begin(b, &e);
+	if (r == 0)
+		r = lb_backup_file_write(b, data, len);
+	if (r == 0)
+		r = lb_backup_file_end(b);
+	if (r == 0)
+		r = lb_backup_settle(b);
+	if (r < 0) {
+		tap_diag("backup: %s (%s)", strerror(-r), lb_error_detail());
+		exit(99);
+	}
+	return b;
+}
+
+static void test_gc_races(void)
+{
+	/* A backup that made its deltas before a collection began commits
+	 * while it marks: the collection must follow those deltas' chains
+	 * although they sit in a run newer than it collects. */
+	new_store();
+	struct lb_store *s = open_store();
+	size_t l0, l1;
+	char *d0 = dump(77, 60000, 0, &l0), *d1 = dump(77, 60000, 1, &l1);
+	struct file f0 = { "db/x.sql", d0, l0 };
+	struct lb_snapshot *a0, *a1 = NULL, *b1 = NULL;
+	if (backup(s, "t", "db", &f0, 1, &a0, NULL) < 0)
+		exit(99);
+	struct lb_backup *a = write_file(s, "t", "db", "db/x.sql", d1, l1);
+	tap_ok(lb_store_forget(s, a0) == 0, "forget version 0: its chunks live on only as bases");
+	struct gcarg g = { 0 };
+	pthread_t t = start_gc(s, &g);
+	int r = lb_backup_commit(a, &a1);
+	lb_backup_free(a);
+	pthread_join(t, NULL);
+	tap_ok(r == 0 && g.r == 0 && g.st.backups_waited == 1,
+	       "a collection begun after the deltas were made waits for their backup, which commits");
+	tap_ok(a1 && reads_back(s, a1, "db/x.sql", d1, l1) && check_clean(s),
+	       "its snapshot reads back after the collection, and check is clean");
+	lb_snapshot_free(a0);
+	lb_snapshot_free(a1);
+
+	/* A backup begun after the collection reuses deltas another backup
+	 * made before it (still in an open pack), and that other backup is
+	 * then abandoned: the reuse alone must keep the chains. */
+	lb_store_close(s);
+	new_store();
+	s = open_store();
+	if (backup(s, "t", "db", &f0, 1, &a0, NULL) < 0)
+		exit(99);
+	a = write_file(s, "t", "db", "db/x.sql", d1, l1);
+	tap_ok(lb_store_forget(s, a0) == 0, "forget version 0 again (fresh store)");
+	t = start_gc(s, &g);
+	struct lb_backup *b = write_file(s, "u", "other", "db/x.sql", d1, l1);
+	lb_backup_free(a); /* abandoned: the collection stops waiting */
+	pthread_join(t, NULL);
+	r = lb_backup_commit(b, &b1);
+	lb_backup_free(b);
+	tap_ok(r == 0 && g.r == 0, "a backup begun after the collection, reusing the abandoned backup's deltas, commits");
+	tap_ok(b1 && reads_back(s, b1, "db/x.sql", d1, l1) && check_clean(s),
+	       "and reads back after the collection, with check clean");
+	lb_snapshot_free(a0);
+	lb_snapshot_free(b1);
+	lb_store_close(s);
+	free(d0);
+	free(d1);
+}
+
+/* check --read-data on the sealed packs of a killed backup: its deltas are
+ * checked through their own bases, not reported missing. */
+static void test_unindexed_deltas(void)
+{
+	new_store();
+	struct lb_store *s = open_store();
+	size_t l0, l1;
+	char *d0 = dump(79, 60000, 0, &l0), *d1 = dump(79, 60000, 40, &l1);
+	struct file f0 = { "db/x.sql", d0, l0 };
+	struct lb_snapshot *a0;
+	if (backup(s, "t", "db", &f0, 1, &a0, NULL) < 0)
+		exit(99);
+	lb_store_close(s);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		s = open_store();
+		write_file(s, "t", "db", "db/x.sql", d1, l1);
+		lb_store_flush(s); /* sealed, and indexed: then the index run goes */
+		raise(SIGKILL);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	/* Drop the index runs the child wrote, as if it died between sealing
+	 * its packs and writing the run. */
+	s = open_store();
+	uint64_t indexed_before = lb_index_entries(lb_store_index(s));
+	lb_store_close(s);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "ls -1 %s/index | sort | tail -n +2 | sed 's|^|%s/index/|' | xargs -r rm -f", storedir,
+		 storedir);
+	if (system(cmd) != 0)
+		exit(99);
+	s = open_store();
+	struct lb_check_result res;
+	int rc = lb_store_check(s, 1, collect, NULL, &res);
+	tap_ok(indexed_before > lb_index_entries(lb_store_index(s)) && res.unindexed_packs > 0,
+	       "the killed backup left sealed packs no index lists (%llu)", (unsigned long long)res.unindexed_packs);
+	tap_ok(rc == 0 && res.errors == 0, "check --read-data checks their deltas through their bases: clean");
+	lb_store_close(s);
+	lb_snapshot_free(a0);
+	free(d0);
+	free(d1);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -650,6 +809,8 @@ int main(void)
 	test_damaged_base();
 	test_charges();
 	test_concurrent_gc();
+	test_gc_races();
+	test_unindexed_deltas();
 	rm_rf(topdir);
 	return tap_done();
 }
