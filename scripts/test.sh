@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite, as CI runs it: installs the dependencies, builds
-# with warnings as errors, runs `make check`, then rebuilds with
+# with warnings as errors, runs `make check`, runs the unit test programs
+# under valgrind (scripts/valgrind-unit.sh), then rebuilds with
 # AddressSanitizer and UndefinedBehaviorSanitizer and runs it again, and
 # checks that the distribution tarball builds and passes (`make distcheck`).
 # Ends with the totals.
@@ -35,6 +36,7 @@ run_suite() {
 run_suite build sh -c './configure --enable-werror >/dev/null && make -j2'
 run_suite check make -j2 check
 summary "$log/check.out" >"$log/totals.main"
+run_suite valgrind sh scripts/valgrind-unit.sh
 
 run_suite sanitize-build sh -c 'make distclean >/dev/null && ./configure --enable-werror --enable-asan --enable-ubsan >/dev/null && make -j2'
 run_suite sanitize-check env LUMBUNG_KILLS=25 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 make -j2 check
