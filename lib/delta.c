@@ -37,7 +37,7 @@ struct bc_entry {
 	uint32_t offset;        /* collected and stored again may differ */
 	uint32_t ncl;
 	int ready;    /* else being rebuilt by its owner */
-	int verified; /* checked against its id (else only rebuilt) */
+	_Atomic int verified; /* checked against its id (else only rebuilt); read unlocked */
 	int unlinked; /* found bad: out of the table, freed at its last release */
 	int refs;
 	uint64_t tick; /* last use */
