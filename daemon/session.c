@@ -9,6 +9,7 @@
 #include "log.h"
 #include "proto.h"
 #include "records.h"
+#include "transfer.h"
 #include "usage.h"
 #include "util.h"
 
@@ -207,6 +208,10 @@ struct backup_ctx {
 	struct lb_snapshot *parent;
 	struct lb_mindex *pmap;
 	uint64_t bytes_received;
+	uint64_t link_bytes;  /* what the client says crossed its link (0: none) */
+	uint64_t client_read; /* file bytes the client says it read */
+	int client_counts;    /* the COMMIT carried both */
+	uint64_t delta_files, delta_refused;
 };
 
 static int send_parent(struct session *s, struct backup_ctx *bc)
@@ -327,6 +332,7 @@ static int do_backup(struct session *s)
 		tags[got] = lb_rd_strdup(&rd, 255);
 	int r = 0;
 	struct backup_ctx bc = { 0 };
+	struct xfer_patch *xp = NULL; /* a DELTA in progress */
 	int have_job = 0;
 	int64_t t0 = lb_mono_ns(), start_ns = lb_now_ns();
 	const char *tenant = NULL;
@@ -404,7 +410,43 @@ static int do_backup(struct session *s)
 			break;
 		struct lb_entry e;
 		int t = s->f.type;
-		if (t == LB_MSG_DATA && in_file) {
+		if (t == LB_MSG_DATA && xp) {
+			bc.bytes_received += s->f.len;
+			r = transfer_patch_feed(xp, s->f.payload, s->f.len);
+		} else if (t == LB_MSG_DELTA_END && xp) {
+			struct lb_rd drd;
+			lb_frame_reader(&s->f, &drd);
+			const uint8_t *sha = lb_rd_raw(&drd, 32);
+			uint64_t size = lb_rd_uv(&drd);
+			if (!sha || !lb_rd_done(&drd)) {
+				r = -EPROTO;
+				lb_set_error("malformed end of delta");
+				break;
+			}
+			char why[256] = "";
+			r = transfer_patch_end(xp, sha, size, why, sizeof(why));
+			transfer_patch_free(xp);
+			xp = NULL;
+			if (r < 0)
+				break;
+			if (r == 0) {
+				bc.delta_refused++;
+				log_warning("%s: backup of %s/%s: a delta was refused, the client sends the file whole: %s",
+					    s->peer, tenant, dataset, why);
+			} else {
+				bc.delta_files++;
+			}
+			struct lb_buf ob;
+			lb_buf_init(&ob);
+			lb_buf_put_u8(&ob, (uint8_t)r);
+			if (r == 0)
+				lb_buf_put_str(&ob, why);
+			r = lb_frame_send_buf(s->fd, LB_MSG_OK, &ob);
+			lb_buf_free(&ob);
+		} else if (xp) {
+			r = -EPROTO;
+			lb_set_error("unexpected message %d inside a delta", t);
+		} else if (t == LB_MSG_DATA && in_file) {
 			bc.bytes_received += s->f.len;
 			file_bytes += s->f.len;
 			r = lb_backup_file_write(bc.b, s->f.payload, s->f.len);
@@ -456,13 +498,69 @@ static int do_backup(struct session *s)
 					lb_set_error("%s: a regular file with data must be sent as FILE", e.path);
 			}
 			lb_entry_clear(&e);
+		} else if (t == LB_MSG_DELTA) {
+			r = read_entry(s, &e);
+			if (r < 0) {
+				lb_set_error("malformed entry");
+				break;
+			}
+			free(e.extents);
+			e.extents = NULL;
+			e.nextents = 0;
+			if (e.type != LB_FT_REG) {
+				r = -EPROTO;
+				lb_set_error("%s: only a regular file carries data", e.path);
+			}
+			if (r == 0 && bc.parent && !bc.pmap)
+				r = lb_store_load_tree(s->d->store, bc.parent, &bc.pmap);
+			if (r == 0)
+				r = transfer_patch_begin(s->d->store, bc.b, bc.pmap, &e, &xp);
+			lb_entry_clear(&e);
+		} else if (t == LB_MSG_SIGNATURE) {
+			struct lb_rd srd;
+			lb_frame_reader(&s->f, &srd);
+			char *path = lb_rd_strdup(&srd, 4095);
+			if (!path || !lb_rd_done(&srd)) {
+				free(path);
+				r = -EPROTO;
+				lb_set_error("malformed signature request");
+				break;
+			}
+			r = 0;
+			if (bc.parent && !bc.pmap)
+				r = lb_store_load_tree(s->d->store, bc.parent, &bc.pmap);
+			if (r == 0)
+				r = transfer_signature(s->d->store, bc.pmap, path, s->fd);
+			free(path);
 		} else if (t == LB_MSG_PARENT) {
 			r = send_parent(s, &bc);
 		} else if (t == LB_MSG_ABORT) {
+			/* It may say why (a relay's agent went away, a path refused). */
+			struct lb_rd ard;
+			lb_frame_reader(&s->f, &ard);
+			char *why = s->f.len ? lb_rd_strdup(&ard, 255) : NULL;
 			r = -ECANCELED;
-			lb_set_error("the client aborted the backup");
+			lb_set_error("the client aborted the backup%s%s", why ? ": " : "", why ? why : "");
+			free(why);
 		} else if (t == LB_MSG_COMMIT) {
 			struct lb_snapshot *snap;
+			/* A client that crossed a link says how many bytes it took. */
+			struct lb_rd crd;
+			lb_frame_reader(&s->f, &crd);
+			if (s->f.len) {
+				bc.client_read = lb_rd_uv(&crd);
+				bc.link_bytes = lb_rd_uv(&crd);
+				/* Its own count of deltas sent and refused (for a
+				 * relay's summary; this side counts them too). */
+				(void)lb_rd_uv(&crd);
+				(void)lb_rd_uv(&crd);
+				bc.client_counts = 1;
+				if (!lb_rd_done(&crd)) {
+					r = -EPROTO;
+					lb_set_error("malformed commit");
+					break;
+				}
+			}
 			/* Crossing the soft quota: the backup goes on, and says so
 			 * in the snapshot, the log and the client's output. */
 			char warn[256] = "";
@@ -493,18 +591,21 @@ static int do_backup(struct session *s)
 			const struct lb_backup_stats *st = lb_backup_get_stats(bc.b);
 			char hex[LB_SNAP_HEX];
 			log_info("%s: backup of %s/%s committed as %s: %llu files, %llu bytes read, "
-				 "%llu bytes received, %llu new bytes stored, %.1f s",
+				 "%llu bytes received (%llu on the link), %llu files as deltas (%llu refused), "
+				 "%llu new bytes stored, %.1f s",
 				 s->peer, tenant, dataset, lb_snap_id_hex(snap->id, hex),
-				 (unsigned long long)st->files, (unsigned long long)st->logical,
-				 (unsigned long long)bc.bytes_received, (unsigned long long)st->new_stored,
-				 (double)(lb_mono_ns() - t0) / 1e9);
+				 (unsigned long long)st->files,
+				 (unsigned long long)(bc.client_counts ? bc.client_read : st->logical),
+				 (unsigned long long)bc.bytes_received, (unsigned long long)bc.link_bytes,
+				 (unsigned long long)bc.delta_files, (unsigned long long)bc.delta_refused,
+				 (unsigned long long)st->new_stored, (double)(lb_mono_ns() - t0) / 1e9);
 			au_object(s, "dataset %s snapshot %s files %llu", dataset, hex, (unsigned long long)st->files);
 			s->au_bytes = bc.bytes_received;
 			snprintf(job.snapshot, sizeof(job.snapshot), "%s", hex);
-			job.bytes_read = st->logical;
+			job.bytes_read = bc.client_counts ? bc.client_read : st->logical;
 			job.new_stored = st->new_stored;
 			job.files = st->files;
-			record_job(s, &job, tenant, dataset, start_ns, bc.bytes_received, 0);
+			record_job(s, &job, tenant, dataset, start_ns, bc.link_bytes ? bc.link_bytes : bc.bytes_received, 0);
 			audit_now(s, 0);
 			lb_buf_init(&b);
 			hide_dedup(s, snap);
@@ -537,6 +638,7 @@ static int do_backup(struct session *s)
 					    strerror(-r), *detail ? ": " : "", detail);
 	}
 out:
+	transfer_patch_free(xp);
 	if (bc.b && tenant && !job.end_ns)
 		record_job(s, &job, tenant, dataset, start_ns, bc.bytes_received, r);
 	lb_mindex_free(bc.pmap);

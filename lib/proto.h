@@ -51,6 +51,15 @@ enum lb_msg {
 			       * -> PRUNE_ROW... END */
 	LB_MSG_PROTECT = 21,  /* str tenant, str snapshot, u8 on (administrators only) -> OK */
 	LB_MSG_GC = 22,       /* u8 dry run (administrators only) -> GC_DONE */
+	LB_MSG_SIGNATURE = 23, /* str path (inside a backup) -> OK(u8 available[, uv old size]),
+				* DATA... (the librsync signature of the parent's version), END */
+	LB_MSG_DELTA = 24,     /* entry record of a regular file (size = its final size); DATA
+				* frames carry a librsync delta against the parent's version */
+	LB_MSG_DELTA_END = 25, /* raw[32] SHA-256 of the new file, uv size
+				* -> OK(u8 accepted[, str why not]) */
+	LB_MSG_START = 30,     /* (only on a link, appliance -> agent) str path, u8 flags
+				* (1 = delta transfer), uv delta threshold, uv rate (bytes/s, 0 none),
+				* u8 has parent */
 
 	/* daemon -> client */
 	LB_MSG_WELCOME = 64,   /* str daemon version, u8 admin, uv n, str tenant... */

@@ -16,8 +16,11 @@ struct lb_job_rec {
 	int64_t start_ns, end_ns;
 	int status;         /* 0 or an errno value */
 	char error[512];    /* one line, "" on success */
-	uint64_t bytes_read;   /* file bytes the snapshot covers */
-	uint64_t bytes_sent;   /* bytes that crossed the socket */
+	uint64_t bytes_read;   /* backups: file bytes the client read (unchanged files are
+				* not read); from a client that does not say, the bytes the
+				* snapshot covers */
+	uint64_t bytes_sent;   /* backups: bytes that crossed the client's link, both ways,
+				* compressed; without a link, the data bytes received */
 	uint64_t new_stored;   /* bytes added to the store */
 	uint64_t files;
 	char snapshot[33];  /* hex id, "" when nothing was committed */

@@ -1139,6 +1139,7 @@ struct pend_file {
 	size_t chunk_cap;
 	size_t pending; /* chunks cut but not yet stored */
 	int ended;
+	int dropped; /* ended, but left out of the snapshot (lb_backup_file_drop) */
 	/* The same path in the dataset's previous snapshot (for deltas). */
 	struct lb_chunkref *prev;
 	uint64_t *prev_off; /* where each of its chunks starts */
@@ -1452,7 +1453,8 @@ static int finish_batch(struct lb_backup *b, struct batch *bt)
 		return r;
 	size_t done = 0;
 	while (done < b->nfiles && b->files[done].ended && b->files[done].pending == 0) {
-		r = lb_mwriter_add(b->mw, &b->files[done].e);
+		if (!b->files[done].dropped)
+			r = lb_mwriter_add(b->mw, &b->files[done].e);
 		pend_file_clear(&b->files[done]);
 		done++;
 		if (r < 0)
@@ -1728,6 +1730,26 @@ int lb_backup_file_end(struct lb_backup *b)
 		if (r < 0)
 			return fail(b, r);
 	}
+	return 0;
+}
+
+int lb_backup_file_drop(struct lb_backup *b)
+{
+	if (b->failed)
+		return b->failed;
+	if (!b->in_file)
+		return -EINVAL;
+	/* Marked while still open: no batch can hand it to the manifest
+	 * before it has ended. */
+	struct pend_file *f = &b->files[b->nfiles - 1];
+	uint64_t written = f->cut_off + (b->bt[b->cur].fill - b->bt[b->cur].cut);
+	f->dropped = 1;
+	int r = lb_backup_file_end(b);
+	if (r < 0)
+		return r;
+	b->st.files--;
+	b->st.entries--;
+	b->st.logical -= LB_MIN(b->st.logical, written);
 	return 0;
 }
 

@@ -117,6 +117,11 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e);
 int lb_backup_file_begin(struct lb_backup *b, const struct lb_entry *e);
 int lb_backup_file_write(struct lb_backup *b, const void *data, size_t len);
 int lb_backup_file_end(struct lb_backup *b);
+/* Ends the current file like lb_backup_file_end, but leaves it out of the
+ * snapshot (a delta transfer whose result did not check out; the client
+ * sends the file again).  Its chunks stay in the store as garbage unless
+ * something else references them. */
+int lb_backup_file_drop(struct lb_backup *b);
 /* Records the final size of the current file and, for a sparse file, its
  * data extents (the data written is their bytes back to back; n = 0 for a
  * dense file).  Call before lb_backup_file_end when the size was not known
