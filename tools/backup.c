@@ -5,12 +5,18 @@
  * entry are not read: they are sent as REUSE and the daemon takes their data
  * from the previous snapshot. */
 #include "client.h"
+#include "hash.h"
+#include "link.h"
+#include "rdelta.h"
 #include "util.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -22,6 +28,7 @@ struct prev {
 	uint64_t size, ino;
 	int64_t mtime, ctime;
 	int type;
+	int sparse;
 };
 
 struct prev_map {
@@ -62,7 +69,8 @@ static int prev_add(struct prev_map *m, struct lb_entry *e)
 	while (m->slots[j].path)
 		j = (j + 1) & (m->cap - 1);
 	m->slots[j] = (struct prev){ .path = e->path, .size = e->size, .ino = e->ino,
-				     .mtime = e->mtime_ns, .ctime = e->ctime_ns, .type = e->type };
+				     .mtime = e->mtime_ns, .ctime = e->ctime_ns, .type = e->type,
+				     .sparse = e->nextents > 0 };
 	e->path = NULL;
 	m->n++;
 	return 0;
@@ -96,6 +104,15 @@ struct job {
 	struct lb_buf b;
 	struct lb_extent *ext;
 	size_t next, capext;
+	/* Delta transfer (PROTOCOL.md §6.2.2). */
+	int delta;              /* on for files walked from disk */
+	uint64_t delta_min;     /* changed files from this size on */
+	uint64_t delta_files, delta_whole;
+	uint8_t *dbuf;          /* delta bytes not yet sent */
+	size_t dlen;
+	const char *fault;      /* LUMBUNG_TEST_FAULT, for the tests */
+	struct lb_link *link;   /* the link this job's frames cross, if any */
+	int told;               /* lumbungd's ERROR was read and printed */
 };
 
 static void show_progress(struct job *j, int final)
@@ -271,6 +288,220 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 	return lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
 }
 
+/* ---- delta transfer (PROTOCOL.md §6.2.2) ------------------------------------ */
+
+#define DELTA_FLUSH (256u << 10)
+
+static int delta_flush(struct job *j)
+{
+	size_t off = 0;
+	if (j->dlen && j->fault && !strcmp(j->fault, "delta-corrupt")) {
+		/* The tests' corrupted delta: one byte flipped in transit. */
+		j->dbuf[j->dlen / 2] ^= 0x5a;
+		j->fault = NULL;
+	}
+	while (off < j->dlen) {
+		size_t n = LB_MIN(j->dlen - off, (size_t)LB_DATA_CHUNK);
+		int r = lb_frame_send(j->c->fd, LB_MSG_DATA, j->dbuf + off, n);
+		if (r < 0)
+			return r;
+		j->sent += n;
+		off += n;
+	}
+	j->dlen = 0;
+	return 0;
+}
+
+static int delta_out(void *arg, const void *data, size_t len)
+{
+	struct job *j = arg;
+	if (j->dlen + len > DELTA_FLUSH + LB_DATA_CHUNK) {
+		int r = delta_flush(j);
+		if (r < 0)
+			return r;
+	}
+	memcpy(j->dbuf + j->dlen, data, len);
+	j->dlen += len;
+	return j->dlen >= DELTA_FLUSH ? delta_flush(j) : 0;
+}
+
+/* Asks for the signature of the parent's version of path.  Returns 1 with
+ * it loaded, 0 when the daemon has none (send the file whole), or a
+ * negative errno. */
+static int fetch_signature(struct job *j, const char *path, struct lb_rsig **sig)
+{
+	lb_buf_reset(&j->b);
+	lb_buf_put_str(&j->b, path);
+	int r = lb_frame_send_buf(j->c->fd, LB_MSG_SIGNATURE, &j->b);
+	if (r < 0 || (r = client_read(j->c)) < 0)
+		return r < 0 ? r : -EPROTO;
+	if (j->c->f.type != LB_MSG_OK) {
+		if (j->c->f.type == LB_MSG_ERROR) {
+			client_error(j->c);
+			j->told = 1;
+		}
+		return -EPROTO;
+	}
+	struct lb_rd rd;
+	lb_frame_reader(&j->c->f, &rd);
+	int avail = lb_rd_u8(&rd);
+	struct lb_buf sb;
+	lb_buf_init(&sb);
+	while ((r = client_read(j->c)) == 0 && j->c->f.type == LB_MSG_DATA) {
+		if (sb.len + j->c->f.len > LB_RSIG_MAX) {
+			r = -EFBIG;
+			break;
+		}
+		lb_buf_put(&sb, j->c->f.payload, j->c->f.len);
+	}
+	if (r == 0 && j->c->f.type != LB_MSG_END)
+		r = -EPROTO;
+	if (r == 0 && sb.err)
+		r = sb.err;
+	if (r == 0 && avail) {
+		r = lb_rsig_load(sb.p, sb.len, sig);
+		if (r == -EBADMSG) {
+			fprintf(stderr, "lumbung: %s: %s: lumbungd's signature is unusable (%s); sending it whole\n",
+				j->what, path, lb_error_detail());
+			r = 0;
+			avail = 0;
+		}
+	}
+	lb_buf_free(&sb);
+	return r < 0 ? r : avail;
+}
+
+/* Feeds n zero bytes (a hole of a sparse file) to the delta and the hash. */
+static int feed_zeros(struct lb_rjob *dj, struct lb_sha *sha, uint64_t n)
+{
+	static const uint8_t zeros[65536];
+	while (n > 0) {
+		size_t k = (size_t)LB_MIN(n, (uint64_t)sizeof(zeros));
+		lb_sha_update(sha, zeros, k);
+		int r = lb_rjob_feed(dj, zeros, k);
+		if (r < 0)
+			return r;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Sends the current member as a delta against the signature.  Returns 1
+ * when lumbungd took it, 0 when it refused it (the file must be sent
+ * whole, from its source path: the archive's data is used up), or a
+ * negative errno. */
+static int send_delta(struct job *j, struct archive *a, struct lb_entry *e, struct lb_rsig *sig)
+{
+	struct lb_sha *sha = lb_sha_new();
+	struct lb_rjob *dj = lb_rdelta_begin(sig, delta_out, j);
+	int r = sha && dj ? 0 : -ENOMEM;
+	if (r == 0 && !j->dbuf && !(j->dbuf = malloc(DELTA_FLUSH + LB_DATA_CHUNK)))
+		r = -ENOMEM;
+	e->nextents = 0;
+	if (r == 0)
+		r = send_entry(j, LB_MSG_DELTA, e);
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	uint64_t at = 0;
+	int ar;
+	while (r == 0 && (ar = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+		if ((uint64_t)off > at)
+			r = feed_zeros(dj, sha, (uint64_t)off - at);
+		if (r == 0) {
+			lb_sha_update(sha, buf, len);
+			r = lb_rjob_feed(dj, buf, len);
+		}
+		at = (uint64_t)off + len;
+		j->bytes += len;
+		show_progress(j, 0);
+	}
+	if (r == 0 && ar != ARCHIVE_EOF) {
+		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, e->path, archive_error_string(a));
+		r = -EIO;
+	}
+	if (r == 0 && at < e->size)
+		r = feed_zeros(dj, sha, e->size - at); /* a trailing hole */
+	if (r == 0)
+		r = lb_rjob_end(dj);
+	if (r == 0)
+		r = delta_flush(j);
+	struct lb_id id;
+	if (sha)
+		lb_sha_final(sha, &id);
+	if (r == 0) {
+		lb_buf_reset(&j->b);
+		lb_buf_put(&j->b, id.b, 32);
+		lb_buf_put_uv(&j->b, LB_MAX(at, e->size));
+		r = lb_frame_send_buf(j->c->fd, LB_MSG_DELTA_END, &j->b);
+	}
+	if (r == 0)
+		r = client_read(j->c);
+	if (r == 0 && j->c->f.type != LB_MSG_OK) {
+		if (j->c->f.type == LB_MSG_ERROR) {
+			client_error(j->c);
+			j->told = 1;
+		}
+		r = -EPROTO;
+	}
+	if (r == 0) {
+		struct lb_rd rd;
+		lb_frame_reader(&j->c->f, &rd);
+		r = lb_rd_u8(&rd);
+		if (r == 0) {
+			char *why = lb_rd_strdup(&rd, 1024);
+			fprintf(stderr, "lumbung: %s: %s: lumbungd refused the delta (%s); sending it whole\n", j->what,
+				e->path, why ? why : "?");
+			free(why);
+		}
+	}
+	lb_rjob_free(dj);
+	lb_sha_free(sha);
+	return r;
+}
+
+/* Sends a regular file whole, read again from its path on disk (after a
+ * refused delta). */
+static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
+{
+	int fd = source ? open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd < 0) {
+		fprintf(stderr, "lumbung: %s: %s: cannot read it again: %s\n", j->what, e->path,
+			source ? strerror(errno) : "no source path");
+		return -EIO;
+	}
+	e->nextents = 0;
+	int r = send_entry(j, LB_MSG_FILE, e);
+	uint8_t *buf = r == 0 ? malloc(LB_DATA_CHUNK) : NULL;
+	uint64_t total = 0;
+	if (r == 0 && !buf)
+		r = -ENOMEM;
+	while (r == 0) {
+		ssize_t n = read(fd, buf, LB_DATA_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, e->path, strerror(errno));
+			r = -EIO;
+			break;
+		}
+		if (n == 0)
+			break;
+		r = lb_frame_send(j->c->fd, LB_MSG_DATA, buf, (size_t)n);
+		total += (uint64_t)n;
+		j->sent += (uint64_t)n;
+	}
+	free(buf);
+	close(fd);
+	if (r == 0) {
+		lb_buf_reset(&j->b);
+		lb_buf_put_uv(&j->b, 0);
+		lb_buf_put_uv(&j->b, total);
+		r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
+	}
+	return r;
+}
+
 /* Sends one archive member (from disk or from an archive). */
 static int send_member(struct job *j, struct archive *a, struct archive_entry *ae, const char *path, int from_disk)
 {
@@ -308,6 +539,27 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 			j->reused++;
 			r = send_entry(j, LB_MSG_REUSE, &e);
 			goto out;
+		}
+		/* A large file that changed: a delta against the parent's
+		 * version, if the daemon can make its signature. */
+		if (p && j->delta && p->type == LB_FT_REG && !p->sparse && p->size > 0 && e.size >= j->delta_min) {
+			struct lb_rsig *sig = NULL;
+			r = fetch_signature(j, path, &sig);
+			if (r == 1) {
+				r = send_delta(j, a, &e, sig);
+				lb_rsig_free(sig);
+				if (r == 1)
+					j->delta_files++;
+				if (r == 0) {
+					j->delta_whole++;
+					r = send_from_disk(j, &e, archive_entry_sourcepath(ae));
+				}
+				if (r > 0)
+					r = 0;
+				goto out;
+			}
+			if (r < 0)
+				goto out;
 		}
 		r = send_entry(j, LB_MSG_FILE, &e);
 		if (r == 0)
@@ -471,29 +723,393 @@ static int from_stdin(struct job *j, const char *name)
 	return r;
 }
 
+/* Fetches the parent's metadata, to skip unchanged files. */
+static int fetch_parent(struct job *j)
+{
+	struct client *cl = j->c;
+	struct lb_rd rd;
+	int r = lb_frame_send(cl->fd, LB_MSG_PARENT, NULL, 0);
+	while (r == 0 && (r = client_read(cl)) == 0 && cl->f.type == LB_MSG_ENTRY) {
+		struct lb_entry e;
+		lb_frame_reader(&cl->f, &rd);
+		if (lb_entry_decode(&rd, &e) < 0) {
+			r = -EPROTO;
+			break;
+		}
+		if (e.type == LB_FT_REG) {
+			r = prev_add(&j->prev, &e);
+		} else if (e.type == LB_FT_HARDLINK && e.link) {
+			/* Its target comes first in tree order: the link shares
+			 * the target's inode and metadata. */
+			const struct prev *t = prev_find(&j->prev, e.link);
+			if (t) {
+				e.type = LB_FT_REG;
+				e.size = t->size;
+				e.mtime_ns = t->mtime;
+				e.ctime_ns = t->ctime;
+				e.ino = t->ino;
+				e.nextents = t->sparse;
+				r = prev_add(&j->prev, &e);
+			}
+		}
+		lb_entry_clear(&e);
+	}
+	if (r == 0 && cl->f.type != LB_MSG_END) {
+		if (cl->f.type == LB_MSG_ERROR) {
+			client_error(cl);
+			j->told = 1;
+		}
+		r = -EPROTO;
+	}
+	return r;
+}
+
+int backup_begin(struct client *cl, const char *tenant, const char *name, const char *host, const char *const *tags,
+		 size_t ntags, int *have_parent)
+{
+	char hostbuf[256];
+	if (!host) {
+		if (gethostname(hostbuf, sizeof(hostbuf)) < 0)
+			snprintf(hostbuf, sizeof(hostbuf), "unknown");
+		hostbuf[sizeof(hostbuf) - 1] = '\0';
+		host = hostbuf;
+	}
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_str(&b, tenant);
+	lb_buf_put_str(&b, name);
+	lb_buf_put_str(&b, host);
+	lb_buf_put_uv(&b, ntags);
+	for (size_t i = 0; i < ntags; i++)
+		lb_buf_put_str(&b, tags[i]);
+	int r = lb_frame_send_buf(cl->fd, LB_MSG_BACKUP, &b);
+	lb_buf_free(&b);
+	if (r < 0 || client_read(cl) < 0)
+		return EXIT_FAILED;
+	if (cl->f.type != LB_MSG_OK)
+		return client_unexpected(cl, "backup start");
+	struct lb_rd rd;
+	lb_frame_reader(&cl->f, &rd);
+	*have_parent = lb_rd_u8(&rd);
+	return EXIT_OK;
+}
+
+/* Runs a job whose BACKUP was answered: the parent's listing, the data,
+ * then COMMIT (or ABORT).  Returns an exit code; on EXIT_OK the COMMITTED
+ * answer is in j->c->f. */
+static int run_job(struct job *j, const struct backup_src *src, const char *label)
+{
+	struct client *cl = j->c;
+	int r = 0;
+	j->fault = getenv("LUMBUNG_TEST_FAULT");
+	/* Walking the filesystem: the parent's metadata tells unchanged files
+	 * and which changed ones have a version to make a delta against. */
+	int from_disk = !src->archive && !src->stdin_name;
+	if (j->have_parent && from_disk)
+		r = fetch_parent(j);
+	if (r == 0) {
+		if (src->archive) {
+			j->what = src->archive;
+			r = from_archive(j, src->archive);
+		} else if (src->stdin_name) {
+			j->what = "stdin";
+			r = from_stdin(j, src->stdin_name);
+		} else {
+			for (int i = 0; r == 0 && i < src->npaths; i++) {
+				j->what = src->paths[i];
+				r = walk(j, src->paths[i], src->npaths == 1);
+			}
+		}
+	}
+	show_progress(j, 1);
+	if (j->told)
+		return EXIT_FAILED;
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* lumbungd stopped the backup: its reason is waiting. */
+		if (client_read(cl) == 0 && cl->f.type == LB_MSG_ERROR)
+			client_error(cl);
+		return EXIT_FAILED;
+	}
+	if (r < 0) {
+		/* Tell the daemon to drop everything; nothing is committed.  Its
+		 * answer comes once the failure is on record. */
+		lb_buf_reset(&j->b);
+		lb_buf_put_str(&j->b, strerror(-r));
+		if (lb_frame_send_buf(cl->fd, LB_MSG_ABORT, &j->b) == 0)
+			lb_frame_read(cl->fd, &cl->f);
+		fprintf(stderr, "lumbung: backup of %s failed; nothing was committed\n", label);
+		return EXIT_FAILED;
+	}
+	/* What the job read; a relay adds what crossed its link. */
+	lb_buf_reset(&j->b);
+	lb_buf_put_uv(&j->b, j->bytes);
+	lb_buf_put_uv(&j->b, 0);
+	lb_buf_put_uv(&j->b, j->delta_files);
+	lb_buf_put_uv(&j->b, j->delta_whole);
+	r = lb_frame_send_buf(cl->fd, LB_MSG_COMMIT, &j->b);
+	if (r < 0 || client_read(cl) < 0)
+		return EXIT_FAILED;
+	while (cl->f.type == LB_MSG_WARNING) {
+		struct lb_rd rd;
+		lb_frame_reader(&cl->f, &rd);
+		char *w = lb_rd_strdup(&rd, 1024);
+		fprintf(stderr, "lumbung: warning: %s\n", w ? w : "?");
+		free(w);
+		if (client_read(cl) < 0)
+			return EXIT_FAILED;
+	}
+	if (cl->f.type != LB_MSG_COMMITTED) {
+		int rc = client_unexpected(cl, "commit");
+		return rc == EXIT_NOTFOUND ? rc : EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+int print_committed(const struct lb_frame *f, const struct backup_report *rep, int json)
+{
+	struct lb_snapshot snap;
+	struct lb_rd rd;
+	lb_frame_reader(f, &rd);
+	if (lb_proto_get_snapshot(&rd, &snap) < 0) {
+		fprintf(stderr, "lumbung: malformed answer from lumbungd\n");
+		return EXIT_FAILED;
+	}
+	uint64_t st[6];
+	for (int i = 0; i < 6; i++)
+		st[i] = lb_rd_uv(&rd);
+	char hex[LB_SNAP_HEX], s1[32], s2[32], s3[32], s4[32];
+	lb_snap_id_hex(snap.id, hex);
+	if (json) {
+		printf("{\"id\":\"%s\",\"tenant\":", hex);
+		json_str(stdout, snap.tenant);
+		printf(",\"dataset\":");
+		json_str(stdout, snap.dataset);
+		printf(",\"time\":%lld,\"files\":%llu,\"bytes\":%llu,\"bytes_read\":%llu,\"bytes_sent\":%llu,"
+		       "\"link_bytes\":%llu,\"chunks\":%llu,\"new_chunks\":%llu,\"new_bytes_stored\":%llu,"
+		       "\"unchanged_files\":%llu,\"delta_files\":%llu,\"delta_refused\":%llu}\n",
+		       (long long)(snap.time_ns / 1000000000LL), (unsigned long long)st[0], (unsigned long long)st[1],
+		       (unsigned long long)rep->read, (unsigned long long)rep->sent,
+		       (unsigned long long)rep->link_bytes, (unsigned long long)st[2], (unsigned long long)st[3],
+		       (unsigned long long)st[4], (unsigned long long)st[5], (unsigned long long)rep->delta_files,
+		       (unsigned long long)rep->delta_refused);
+	} else {
+		printf("%s\n", hex);
+		fprintf(stderr, "snapshot %.12s of %s/%s: %llu files, %s, %llu unchanged; read %s, sent %s",
+			hex, snap.tenant, snap.dataset, (unsigned long long)st[0],
+			lb_format_size(s1, sizeof(s1), st[1]), (unsigned long long)st[5],
+			lb_format_size(s4, sizeof(s4), rep->read), lb_format_size(s2, sizeof(s2), rep->sent));
+		if (rep->link_bytes)
+			fprintf(stderr, " (%s on the link)", lb_format_size(s4, sizeof(s4), rep->link_bytes));
+		if (rep->delta_files || rep->delta_refused)
+			fprintf(stderr, ", %llu as deltas", (unsigned long long)rep->delta_files);
+		fprintf(stderr, ", stored %s new\n", lb_format_size(s3, sizeof(s3), st[4]));
+	}
+	lb_snapshot_clear(&snap);
+	return EXIT_OK;
+}
+
+/* ---- lumbung agent: the far end of a pull over SSH ---------------------- */
+
+static void agent_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: lumbung agent [--allow DIR]...\n"
+		"\n"
+		"The far end of 'lumbung backup --remote ssh://USER@HOST/PATH': the appliance\n"
+		"runs it on the OPD server over SSH, and it reads the files there and sends\n"
+		"them, as deltas where they changed a little, over the SSH channel\n"
+		"(compressed as one zstd stream).  Not meant to be run by hand: its stdin and\n"
+		"stdout are the link.  To limit what the appliance may read, force it in\n"
+		"~/.ssh/authorized_keys:\n"
+		"  command=\"lumbung agent --allow /srv/simpus\",restrict ssh-ed25519 AAAA...\n"
+		"\n"
+		"  --allow DIR   only paths inside DIR may be backed up (repeatable; default:\n"
+		"                anything this account can read)\n"
+		"\n"
+		"Exit status: 0 the snapshot was committed, 1 failed, 2 usage.\n");
+}
+
+static int path_allowed(const char *path, char *const *allow, int nallow)
+{
+	if (nallow == 0)
+		return 1;
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		return 0;
+	for (int i = 0; i < nallow; i++) {
+		char dir[PATH_MAX];
+		if (!realpath(allow[i], dir))
+			continue;
+		size_t n = strlen(dir);
+		if (!strncmp(real, dir, n) && (real[n] == '\0' || real[n] == '/' || (n == 1 && dir[0] == '/')))
+			return 1;
+	}
+	return 0;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "allow", required_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *allow[64];
+	int nallow = 0, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'A':
+			if (nallow < (int)LB_ARRAY_SIZE(allow))
+				allow[nallow++] = optarg;
+			break;
+		case 'h': agent_usage(stdout); return EXIT_OK;
+		default:
+			fprintf(stderr, "lumbung: try 'lumbung agent --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || isatty(0) || isatty(1)) {
+		fprintf(stderr, "lumbung agent: not for a terminal; the appliance runs it over SSH "
+			"(see 'lumbung agent --help')\n");
+		return EXIT_USAGE;
+	}
+	/* Our frames go through a socketpair to the link pump, which carries
+	 * them compressed over stdin and stdout. */
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		fprintf(stderr, "lumbung agent: socketpair: %s\n", strerror(errno));
+		return EXIT_FAILED;
+	}
+	struct lb_link *link;
+	int r = lb_link_start(&link, sp[1], 0, 1, 0);
+	if (r < 0) {
+		fprintf(stderr, "lumbung agent: cannot start the link: %s\n", strerror(-r));
+		return EXIT_FAILED;
+	}
+	struct client cl = { .fd = sp[0] };
+	lb_frame_init(&cl.f);
+	struct job j = { .c = &cl };
+	lb_buf_init(&j.b);
+	int rc = EXIT_FAILED;
+	char *path = NULL;
+	if (lb_frame_read(cl.fd, &cl.f) <= 0 || cl.f.type != LB_MSG_START) {
+		fprintf(stderr, "lumbung agent: the appliance did not start a job\n");
+		goto out;
+	}
+	struct lb_rd rd;
+	lb_frame_reader(&cl.f, &rd);
+	path = lb_rd_strdup(&rd, 4095);
+	int flags = lb_rd_u8(&rd);
+	j.delta_min = lb_rd_uv(&rd);
+	uint64_t rate = lb_rd_uv(&rd);
+	j.have_parent = lb_rd_u8(&rd);
+	if (!path || !lb_rd_done(&rd)) {
+		fprintf(stderr, "lumbung agent: malformed start of a job\n");
+		goto out;
+	}
+	j.delta = flags & 1;
+	lb_link_set_rate(link, rate);
+	if (!path_allowed(path, allow, nallow)) {
+		fprintf(stderr, "lumbung agent: %s is not inside a directory this key may back up (--allow)\n", path);
+		lb_buf_reset(&j.b);
+		lb_buf_put_str(&j.b, "the path is not allowed on the OPD server");
+		lb_frame_send_buf(cl.fd, LB_MSG_ABORT, &j.b);
+		lb_frame_read(cl.fd, &cl.f);
+		goto out;
+	}
+	char *paths[1] = { path };
+	struct backup_src src = { .paths = paths, .npaths = 1 };
+	rc = run_job(&j, &src, path);
+out:
+	/* End the link's stream, and wait for the appliance to end its own. */
+	shutdown(cl.fd, SHUT_WR);
+	while (lb_frame_read(cl.fd, &cl.f) > 0)
+		;
+	const char *why = NULL;
+	r = lb_link_finish(link, &why);
+	if (r < 0 && rc == EXIT_OK) {
+		fprintf(stderr, "lumbung agent: %s\n", why ? why : strerror(-r));
+	}
+	free(path);
+	lb_frame_free(&cl.f);
+	lb_buf_free(&j.b);
+	free(j.ext);
+	free(j.dbuf);
+	prev_free(&j.prev);
+	return rc;
+}
+
+/* ---- lumbung backup ---------------------------------------------------------- */
+
 static void backup_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: lumbung backup --dataset TENANT/NAME [options] PATH...\n"
+		"       lumbung backup --dataset TENANT/NAME --remote ssh://[USER@]HOST[:PORT]/PATH\n"
 		"       lumbung backup --dataset TENANT/NAME --archive FILE|-\n"
 		"       lumbung backup --dataset TENANT/NAME --stdin-name NAME < data\n"
 		"\n"
 		"Takes a snapshot of PATHs (with every file's metadata: owner, mode, times,\n"
-		"xattrs, ACLs, hard links, sparse files, devices), of an archive in any format\n"
-		"libarchive reads (tar, pax, cpio, zip; compressed or not), or of stdin as one\n"
-		"file (e.g. pg_dump simpus | lumbung backup --dataset dinkes/simpus\n"
-		"--stdin-name simpus.sql).  Files unchanged since the dataset's last snapshot\n"
-		"(same size, mtime, ctime and inode) are not read again.\n"
+		"xattrs, ACLs, hard links, sparse files, devices), of a directory on an OPD\n"
+		"server over SSH, of an archive in any format libarchive reads (tar, pax,\n"
+		"cpio, zip; compressed or not), or of stdin as one file (e.g. pg_dump simpus |\n"
+		"lumbung backup --dataset dinkes/simpus --stdin-name simpus.sql).\n"
+		"\n"
+		"Files unchanged since the dataset's last snapshot (same size, mtime, ctime and\n"
+		"inode) are not read again.  A changed file of at least --delta-threshold\n"
+		"whose path is in the last snapshot crosses as a librsync delta against that\n"
+		"version; lumbungd checks the patched file's SHA-256 and asks for the whole\n"
+		"file when it differs.  Over --remote everything on the SSH channel is one\n"
+		"zstd stream each way; the far end runs 'lumbung agent' (see its --help).\n"
 		"\n"
 		"  -d, --dataset TENANT/NAME  the dataset (TENANT may come from --tenant)\n"
 		"  -a, --archive FILE|-       read an archive instead of the filesystem\n"
 		"  -s, --stdin-name NAME      store stdin as the file NAME\n"
+		"  -r, --remote URL           pull from ssh://[USER@]HOST[:PORT]/PATH\n"
+		"      --ssh-command CMD      the ssh to run (default: ssh -o BatchMode=yes)\n"
+		"      --remote-lumbung PATH  lumbung on the OPD server (default: lumbung)\n"
+		"      --limit-rate RATE      cap the link, e.g. 10mbit, 512k, 2M (bytes/s)\n"
+		"      --no-delta             send changed files whole\n"
+		"      --delta-threshold SIZE deltas for changed files from SIZE (default 1M)\n"
 		"  -t, --tag TAG              tag the snapshot (repeatable)\n"
-		"      --host NAME            host name recorded (default: this host)\n"
+		"      --host NAME            host name recorded (default: this host, or the\n"
+		"                             remote's host)\n"
 		"      --tenant T, --socket PATH, --config FILE, --json\n"
 		"\n"
-		"Prints the new snapshot's id.  Exit status: 0 committed, 1 failed (nothing is\n"
-		"committed), 2 usage, 4 unknown tenant, 5 lumbungd unreachable.\n");
+		"Prints the new snapshot's id, and on stderr what was read, sent (and what\n"
+		"crossed the link) and stored.  Exit status: 0 committed, 1 failed (nothing\n"
+		"is committed), 2 usage, 4 unknown tenant, 5 lumbungd unreachable.\n");
+}
+
+int backup_local(const struct common *co, const char *tenant, const char *name, const char *host,
+		 const char *const *tags, size_t ntags, const struct backup_src *src, const struct backup_opts *o)
+{
+	struct client cl;
+	int rc = client_connect(&cl, co);
+	if (rc) {
+		client_close(&cl);
+		return rc;
+	}
+	struct job j = { .c = &cl, .progress = progress_wanted() && !co->json, .delta = o->delta,
+			 .delta_min = o->delta_min };
+	lb_buf_init(&j.b);
+	rc = backup_begin(&cl, tenant, name, host, tags, ntags, &j.have_parent);
+	char label[2 * LB_NAME_MAX + 2];
+	snprintf(label, sizeof(label), "%s/%s", tenant, name);
+	if (rc == EXIT_OK)
+		rc = run_job(&j, src, label);
+	if (rc == EXIT_OK) {
+		struct backup_report rep = { .read = j.bytes, .sent = j.sent, .delta_files = j.delta_files,
+					     .delta_refused = j.delta_whole };
+		rc = print_committed(&cl.f, &rep, co->json);
+	}
+	lb_buf_free(&j.b);
+	free(j.ext);
+	free(j.dbuf);
+	prev_free(&j.prev);
+	client_close(&cl);
+	return rc;
 }
 
 int cmd_backup(int argc, char **argv)
@@ -503,37 +1119,62 @@ int cmd_backup(int argc, char **argv)
 		{ "dataset", required_argument, NULL, 'd' },
 		{ "archive", required_argument, NULL, 'a' },
 		{ "stdin-name", required_argument, NULL, 's' },
+		{ "remote", required_argument, NULL, 'r' },
 		{ "tag", required_argument, NULL, 't' },
 		{ "host", required_argument, NULL, 0x2001 },
+		{ "ssh-command", required_argument, NULL, 0x2002 },
+		{ "remote-lumbung", required_argument, NULL, 0x2003 },
+		{ "limit-rate", required_argument, NULL, 0x2004 },
+		{ "no-delta", no_argument, NULL, 0x2005 },
+		{ "delta-threshold", required_argument, NULL, 0x2006 },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct common co = { 0 };
-	const char *dataset = NULL, *archive = NULL, *stdin_name = NULL, *host = NULL;
+	const char *dataset = NULL, *host = NULL, *remote = NULL;
+	struct backup_src src = { 0 };
+	struct backup_opts o = { .delta = 1, .delta_min = LB_DELTA_MIN_DEFAULT };
 	const char *tags[64];
 	size_t ntags = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:a:s:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:a:s:r:t:h", opts, NULL)) != -1) {
 		if (common_option(&co, c, optarg))
 			continue;
 		switch (c) {
 		case 'd': dataset = optarg; break;
-		case 'a': archive = optarg; break;
-		case 's': stdin_name = optarg; break;
+		case 'a': src.archive = optarg; break;
+		case 's': src.stdin_name = optarg; break;
+		case 'r': remote = optarg; break;
 		case 't':
 			if (ntags < LB_ARRAY_SIZE(tags))
 				tags[ntags++] = optarg;
 			break;
 		case 0x2001: host = optarg; break;
+		case 0x2002: o.ssh_command = optarg; break;
+		case 0x2003: o.remote_lumbung = optarg; break;
+		case 0x2004:
+			if (lb_parse_rate(optarg, &o.rate) < 0) {
+				fprintf(stderr, "lumbung backup: --limit-rate '%s' is not a rate (e.g. 10mbit, 512k, 2M)\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 0x2005: o.delta = 0; break;
+		case 0x2006:
+			if (lb_parse_size(optarg, &o.delta_min) < 0) {
+				fprintf(stderr, "lumbung backup: --delta-threshold '%s' is not a size (e.g. 1M)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h': backup_usage(stdout); return EXIT_OK;
 		default:
 			fprintf(stderr, "lumbung: try 'lumbung backup --help'\n");
 			return EXIT_USAGE;
 		}
 	}
-	int sources = (archive != NULL) + (stdin_name != NULL) + (optind < argc);
+	int sources = (src.archive != NULL) + (src.stdin_name != NULL) + (optind < argc) + (remote != NULL);
 	if (!dataset || sources != 1) {
-		fprintf(stderr, "lumbung backup: give --dataset and exactly one of PATH..., --archive or "
+		fprintf(stderr, "lumbung backup: give --dataset and exactly one of PATH..., --remote, --archive or "
 			"--stdin-name; try 'lumbung backup --help'\n");
 		return EXIT_USAGE;
 	}
@@ -543,162 +1184,11 @@ int cmd_backup(int argc, char **argv)
 			dataset);
 		return EXIT_USAGE;
 	}
-	char hostbuf[256];
-	if (!host) {
-		if (gethostname(hostbuf, sizeof(hostbuf)) < 0)
-			snprintf(hostbuf, sizeof(hostbuf), "unknown");
-		hostbuf[sizeof(hostbuf) - 1] = '\0';
-		host = hostbuf;
-	}
-	struct client cl;
-	int rc = client_connect(&cl, &co);
-	if (rc) {
-		client_close(&cl);
-		return rc;
-	}
-	struct job j = { .c = &cl, .progress = progress_wanted() && !co.json };
-	lb_buf_init(&j.b);
-	lb_buf_put_str(&j.b, tenant);
-	lb_buf_put_str(&j.b, name);
-	lb_buf_put_str(&j.b, host);
-	lb_buf_put_uv(&j.b, ntags);
-	for (size_t i = 0; i < ntags; i++)
-		lb_buf_put_str(&j.b, tags[i]);
-	int r = lb_frame_send_buf(cl.fd, LB_MSG_BACKUP, &j.b);
-	if (r < 0 || client_read(&cl) < 0) {
-		rc = EXIT_FAILED;
-		goto out;
-	}
-	if (cl.f.type != LB_MSG_OK) {
-		rc = client_unexpected(&cl, "backup start");
-		goto out;
-	}
-	struct lb_rd rd;
-	lb_frame_reader(&cl.f, &rd);
-	j.have_parent = lb_rd_u8(&rd);
-	/* Walking the filesystem: fetch the parent's metadata to skip
-	 * unchanged files. */
-	if (j.have_parent && !archive && !stdin_name) {
-		r = lb_frame_send(cl.fd, LB_MSG_PARENT, NULL, 0);
-		while (r == 0 && (r = client_read(&cl)) == 0 && cl.f.type == LB_MSG_ENTRY) {
-			struct lb_entry e;
-			lb_frame_reader(&cl.f, &rd);
-			if (lb_entry_decode(&rd, &e) < 0) {
-				r = -EPROTO;
-				break;
-			}
-			if (e.type == LB_FT_REG) {
-				r = prev_add(&j.prev, &e);
-			} else if (e.type == LB_FT_HARDLINK && e.link) {
-				/* Its target comes first in tree order: the link
-				 * shares the target's inode and metadata. */
-				const struct prev *t = prev_find(&j.prev, e.link);
-				if (t) {
-					e.type = LB_FT_REG;
-					e.size = t->size;
-					e.mtime_ns = t->mtime;
-					e.ctime_ns = t->ctime;
-					e.ino = t->ino;
-					r = prev_add(&j.prev, &e);
-				}
-			}
-			lb_entry_clear(&e);
-		}
-		if (r == 0 && cl.f.type != LB_MSG_END) {
-			rc = client_unexpected(&cl, "parent listing");
-			goto out;
-		}
-	}
-	if (r == 0) {
-		if (archive) {
-			j.what = archive;
-			r = from_archive(&j, archive);
-		} else if (stdin_name) {
-			j.what = "stdin";
-			r = from_stdin(&j, stdin_name);
-		} else {
-			for (int i = optind; r == 0 && i < argc; i++) {
-				j.what = argv[i];
-				r = walk(&j, argv[i], argc - optind == 1);
-			}
-		}
-	}
-	if (r == -EPIPE || r == -ECONNRESET) {
-		/* lumbungd stopped the backup: its reason is waiting. */
-		show_progress(&j, 1);
-		if (client_read(&cl) == 0 && cl.f.type == LB_MSG_ERROR)
-			client_error(&cl);
-		rc = EXIT_FAILED;
-		goto out;
-	}
-	if (r < 0) {
-		/* Tell the daemon to drop everything; nothing is committed.  Its
-		 * answer comes once the failure is on record. */
-		if (lb_frame_send(cl.fd, LB_MSG_ABORT, NULL, 0) == 0)
-			lb_frame_read(cl.fd, &cl.f);
-		show_progress(&j, 1);
-		fprintf(stderr, "lumbung: backup of %s/%s failed; nothing was committed\n", tenant, name);
-		rc = EXIT_FAILED;
-		goto out;
-	}
-	show_progress(&j, 1);
-	r = lb_frame_send(cl.fd, LB_MSG_COMMIT, NULL, 0);
-	if (r < 0 || client_read(&cl) < 0) {
-		rc = EXIT_FAILED;
-		goto out;
-	}
-	while (cl.f.type == LB_MSG_WARNING) {
-		char *w;
-		lb_frame_reader(&cl.f, &rd);
-		w = lb_rd_strdup(&rd, 1024);
-		fprintf(stderr, "lumbung: warning: %s\n", w ? w : "?");
-		free(w);
-		if (client_read(&cl) < 0) {
-			rc = EXIT_FAILED;
-			goto out;
-		}
-	}
-	if (cl.f.type != LB_MSG_COMMITTED) {
-		rc = client_unexpected(&cl, "commit");
-		if (rc != EXIT_NOTFOUND)
-			rc = EXIT_FAILED;
-		goto out;
-	}
-	struct lb_snapshot snap;
-	lb_frame_reader(&cl.f, &rd);
-	if (lb_proto_get_snapshot(&rd, &snap) < 0) {
-		fprintf(stderr, "lumbung: malformed answer from lumbungd\n");
-		rc = EXIT_FAILED;
-		goto out;
-	}
-	uint64_t st[6];
-	for (int i = 0; i < 6; i++)
-		st[i] = lb_rd_uv(&rd);
-	char hex[LB_SNAP_HEX], s1[32], s2[32], s3[32];
-	lb_snap_id_hex(snap.id, hex);
-	if (co.json) {
-		printf("{\"id\":\"%s\",\"tenant\":", hex);
-		json_str(stdout, snap.tenant);
-		printf(",\"dataset\":");
-		json_str(stdout, snap.dataset);
-		printf(",\"time\":%lld,\"files\":%llu,\"bytes\":%llu,\"bytes_sent\":%llu,"
-		       "\"chunks\":%llu,\"new_chunks\":%llu,\"new_bytes_stored\":%llu,\"unchanged_files\":%llu}\n",
-		       (long long)(snap.time_ns / 1000000000LL), (unsigned long long)st[0],
-		       (unsigned long long)st[1], (unsigned long long)j.sent, (unsigned long long)st[2],
-		       (unsigned long long)st[3], (unsigned long long)st[4], (unsigned long long)st[5]);
-	} else {
-		printf("%s\n", hex);
-		fprintf(stderr, "snapshot %.12s of %s/%s: %llu files, %s, %llu unchanged; sent %s, stored %s new\n",
-			hex, snap.tenant, snap.dataset, (unsigned long long)st[0],
-			lb_format_size(s1, sizeof(s1), st[1]), (unsigned long long)st[5],
-			lb_format_size(s2, sizeof(s2), j.sent), lb_format_size(s3, sizeof(s3), st[4]));
-	}
-	lb_snapshot_clear(&snap);
-	rc = EXIT_OK;
-out:
-	lb_buf_free(&j.b);
-	free(j.ext);
-	prev_free(&j.prev);
-	client_close(&cl);
-	return rc;
+	if (o.rate && !remote)
+		fprintf(stderr, "lumbung backup: note: --limit-rate caps the SSH link of --remote only\n");
+	if (remote)
+		return backup_remote(&co, tenant, name, host, tags, ntags, remote, &o);
+	src.paths = argv + optind;
+	src.npaths = argc - optind;
+	return backup_local(&co, tenant, name, host, tags, ntags, &src, &o);
 }

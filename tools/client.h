@@ -85,6 +85,38 @@ const char *fmt_time(int64_t ns, char *buf, size_t len);
 const char *fmt_mode(int type, uint32_t mode, char *buf);
 int progress_wanted(void);
 
+/* Backups (backup.c, remote.c). */
+#define LB_DELTA_MIN_DEFAULT (1u << 20)
+struct backup_src {
+	const char *archive, *stdin_name;
+	char **paths;
+	int npaths;
+};
+struct backup_opts {
+	int delta;          /* librsync deltas for changed large files */
+	uint64_t delta_min; /* from this size on */
+	uint64_t rate;      /* --remote: cap on the link in bytes/s (0 none) */
+	const char *ssh_command, *remote_lumbung;
+};
+/* What a job cost, for its summary. */
+struct backup_report {
+	uint64_t read, sent, link_bytes, delta_files, delta_refused;
+};
+/* Sends BACKUP and reads its answer; returns an exit code. */
+int backup_begin(struct client *cl, const char *tenant, const char *name, const char *host, const char *const *tags,
+		 size_t ntags, int *have_parent);
+/* Prints the summary of a COMMITTED answer; returns an exit code. */
+int print_committed(const struct lb_frame *f, const struct backup_report *rep, int json);
+/* A backup of local paths, an archive or stdin. */
+int backup_local(const struct common *co, const char *tenant, const char *name, const char *host,
+		 const char *const *tags, size_t ntags, const struct backup_src *src, const struct backup_opts *o);
+/* A backup pulled over SSH from ssh://[USER@]HOST[:PORT]/PATH. */
+int backup_remote(const struct common *co, const char *tenant, const char *name, const char *host,
+		  const char *const *tags, size_t ntags, const char *url, const struct backup_opts *o);
+/* Splits s into words like a shell would for plain words and quotes (no
+ * expansion).  Returns the count, or -1. */
+int split_words(const char *s, char *buf, size_t buflen, char **argv, int max);
+
 /* The verbs. */
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
@@ -103,6 +135,7 @@ int cmd_protect(int argc, char **argv);
 int cmd_unprotect(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 #endif

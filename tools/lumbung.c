@@ -28,6 +28,7 @@ static const struct verb {
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
 	{ "serve", cmd_serve, "the forced command of an OPD server's SSH key" },
+	{ "agent", cmd_agent, "the OPD server's end of backup --remote (over SSH)" },
 };
 
 static void usage(FILE *f)

@@ -17,9 +17,8 @@
 
 #define MAX_WORDS 64
 
-/* Splits s into words like a shell would for plain words and quotes.
- * Returns the count, or -1 on an unterminated quote or too many words. */
-static int split_words(const char *s, char *buf, size_t buflen, char **argv, int max)
+/* See client.h. */
+int split_words(const char *s, char *buf, size_t buflen, char **argv, int max)
 {
 	int n = 0;
 	char *w = buf, *end = buf + buflen - 1;
