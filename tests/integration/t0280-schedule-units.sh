@@ -147,6 +147,16 @@ check "schedule_delay = 13h: one line naming $T/etc/lumbung.conf:5" sh -c "
 	[ \$(wc -l <'$T/gen.err') -eq 1 ] && grep -q '^lumbung-generator: $T/etc/lumbung.conf:5: schedule_delay must be a duration from 0 to 12h' '$T/gen.err'"
 check "schedule_delay = 13h: nothing written" is_empty "$T/gen-bad"
 
+# A write that fails half way (here the wants directory is a file) takes
+# back the timers already written.
+main_conf ""
+rm -rf "$T/gen-fail" && mkdir "$T/gen-fail" && : >"$T/gen-fail/timers.target.wants"
+"$GEN" "$T/gen-fail" "$T/early" "$T/late" 2>"$T/gen.err"
+check "a failed write: exit 1, naming what could not be written" sh -c "[ $? -eq 1 ] &&
+	grep -q '^lumbung-generator: cannot write $T/gen-fail/timers.target.wants/' '$T/gen.err'"
+check "a failed write: the timers written before it are removed" \
+	test "$(cd "$T/gen-fail" && find . -mindepth 1 -printf '%P\n')" = "timers.target.wants"
+
 # Installed but not configured: no timers, no error.
 (LUMBUNG_CONFIG="$T/etc/nowhere.conf" && export LUMBUNG_CONFIG && run_gen "$T/gen-none")
 check "no configuration file: exit 0" test "$(cat "$T/rc")" -eq 0
