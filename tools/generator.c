@@ -175,7 +175,8 @@ static int compose(const struct lb_config *c, const struct lb_dataset_cfg *d, st
 }
 
 /* Publishes dirfd/path as a symbolic link to target, replacing whatever is
- * there, atomically and durably.  Returns 0 or -errno. */
+ * there, atomically (the caller fsyncs the directory).  Returns 0 or
+ * -errno. */
 static int symlink_atomic_at(int dirfd, const char *target, const char *path)
 {
 	char tmp[PATH_MAX];
