@@ -107,6 +107,18 @@ static int parse_int(struct parse *p, const char *name, const char *value, int l
 	return 1;
 }
 
+/* A duration as lb_parse_duration reads it (90s, 10min, 2h), or 0, of at
+ * most max seconds (a whole number of hours). */
+static int parse_duration(struct parse *p, const char *name, const char *value, int64_t max, int64_t *out)
+{
+	int64_t s = 0;
+	if (strcmp(value, "0") != 0 && (lb_parse_duration(value, &s) < 0 || s > max))
+		return perr(p, "%s must be a duration from 0 to %lldh such as 90s, 10min or 2h, not '%s'", name,
+			    (long long)(max / 3600), value);
+	*out = s;
+	return 1;
+}
+
 static int parse_bytes(struct parse *p, const char *name, const char *value, uint64_t *out)
 {
 	if (lb_parse_size(value, out) < 0)
@@ -322,6 +334,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			}
 			return perr(p, "log_level must be error, warning, info or debug, not '%s'", value);
 		}
+		if (!strcmp(name, "schedule_delay"))
+			return parse_duration(p, name, value, LB_SCHEDULE_DELAY_MAX, &c->daemon.schedule_delay);
 		if (!strcmp(name, "include"))
 			return do_include(p, value);
 		return perr(p, "unknown key '%s' in [daemon]", name);
@@ -430,6 +444,7 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 	c->store.delta_max_decode = LB_DELTA_MAX_COST;
 	c->daemon.max_jobs = 4;
 	c->daemon.log_level = LB_LOG_INFO;
+	c->daemon.schedule_delay = LB_DEFAULT_SCHEDULE_DELAY;
 	struct parse p = { .c = c };
 	int r = parse_file(&p, path);
 	if (r < 0) {

@@ -5,7 +5,8 @@
  *
  *   [store]      path, capacity, compression, reserve, gc_repack_below, delta,
  *                delta_max_decode
- *   [daemon]     socket, user, admin_group, max_jobs, log_level, include
+ *   [daemon]     socket, user, admin_group, max_jobs, log_level,
+ *                schedule_delay, include
  *   [tenant ID]  name, quota, soft_quota, users, groups
  *   [dataset TENANT/NAME]  source, schedule
  *
@@ -64,6 +65,10 @@ struct lb_config {
 		char *admin_group;
 		int max_jobs;
 		enum lb_log_level log_level;
+		/* seconds, 0 to LB_SCHEDULE_DELAY_MAX: how far systemd may put off
+		 * each scheduled backup at random (RandomizedDelaySec= of the
+		 * timers lumbung-generator writes) */
+		int64_t schedule_delay;
 	} daemon;
 	struct lb_tenant_cfg *tenants;
 	size_t ntenants;
@@ -80,6 +85,8 @@ struct lb_config {
 #endif
 #define LB_DEFAULT_SOCKET "/run/lumbung/lumbungd.sock"
 #define LB_DEFAULT_STORE "/var/lib/lumbung/store"
+#define LB_DEFAULT_SCHEDULE_DELAY (10 * 60)
+#define LB_SCHEDULE_DELAY_MAX (12 * 3600)
 
 /* Reads and validates a configuration.  On failure returns a negative errno
  * and writes one line "FILE:LINE: what is wrong" into err. */

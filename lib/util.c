@@ -184,7 +184,7 @@ int lb_parse_duration(const char *s, int64_t *seconds)
 	char *end;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
-	long long mult = !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600
+	long long mult = !strcmp(end, "s") ? 1 : (!strcmp(end, "m") || !strcmp(end, "min")) ? 60 : !strcmp(end, "h") ? 3600
 		       : !strcmp(end, "d") ? 86400 : !strcmp(end, "w") ? 7 * 86400 : 0;
 	if (errno || end == s || v <= 0 || !mult || v > INT64_MAX / 1000000000LL / mult)
 		return -EINVAL;

@@ -97,8 +97,8 @@ int lb_grow(void *p, size_t *cap, size_t need, size_t size);
 /* Parses a size such as "600G", "12.5T", "4096" (binary units: K=1024) into
  * *out; returns 0 or -EINVAL. */
 int lb_parse_size(const char *s, uint64_t *out);
-/* Parses a duration such as 90s, 30m, 2h, 7d or 4w into seconds (> 0);
- * 0 or -EINVAL. */
+/* Parses a duration such as 90s, 30m (or 30min, as systemd writes it), 2h,
+ * 7d or 4w into seconds (> 0); 0 or -EINVAL. */
 int lb_parse_duration(const char *s, int64_t *seconds);
 /* Formats bytes as "12.5 TiB" style into buf (at least 16 bytes). */
 const char *lb_format_size(char *buf, size_t len, uint64_t bytes);

@@ -1,12 +1,17 @@
 #!/bin/sh
-# Every binary and verb answers --help on stdout with exit 0, --version, and
-# bad usage with exit 2 and a hint on stderr.
+# Every binary (the systemd generator too) and verb answers --help on stdout
+# with exit 0, --version, and bad usage with exit 2 and a hint on stderr.
 . "$(dirname "$0")/lib.sh"
 
 check "lumbungd --help" sh -c "'$LUMBUNGD' --help | grep -q 'Usage: lumbungd'"
 check "lumbungd --version" sh -c "'$LUMBUNGD' --version | grep -q '^lumbungd [0-9]'"
 "$LUMBUNGD" --bogus >/dev/null 2>"$T/err"
 check "lumbungd bad option exits 2 with a hint" sh -c "[ $? -eq 2 ] && grep -q \"try 'lumbungd --help'\" '$T/err'"
+GEN="$top_builddir/tools/lumbung-generator"
+check "lumbung-generator --help" sh -c "'$GEN' --help | grep -q 'Usage: lumbung-generator'"
+check "lumbung-generator --version" sh -c "'$GEN' --version | grep -q '^lumbung-generator [0-9]'"
+"$GEN" --bogus >/dev/null 2>"$T/err"
+check "lumbung-generator bad option exits 2 with a hint" sh -c "[ $? -eq 2 ] && grep -q \"try 'lumbung-generator --help'\" '$T/err'"
 check "lumbung --help lists the verbs" sh -c "'$LUMBUNG' --help | grep -q 'restore'"
 check "lumbung --version" sh -c "'$LUMBUNG' --version | grep -q '^lumbung [0-9]'"
 "$LUMBUNG" frobnicate >/dev/null 2>"$T/err"

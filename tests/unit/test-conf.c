@@ -53,7 +53,7 @@ int main(void)
 		 "; Lumbung test configuration\n[store]\npath = /var/lib/lumbung/store\ncapacity = 12.5T\n"
 		 "compression = zstd:5\nreserve = 20G\ndelta = no\ndelta_max_decode = 12\nkeep_daily = 7\nkeep_monthly = 12\nmin_keep_daily = 3\n[daemon]\nsocket = /run/lumbung/l.sock\n"
 		 "user = lumbung          ; dropped to when started as root\nadmin_group = lumbung-admin\n"
-		 "max_jobs = 3\nlog_level = debug\ninclude = %s/*.conf\n",
+		 "max_jobs = 3\nlog_level = debug\nschedule_delay = 90min\ninclude = %s/*.conf\n",
 		 tdir);
 	put("lumbung.conf", main_text);
 	snprintf(path, sizeof(path), "%s/lumbung.conf", dir);
@@ -69,6 +69,7 @@ int main(void)
 	tap_ok(!strcmp(c->daemon.socket, "/run/lumbung/l.sock"), "socket");
 	tap_ok(!strcmp(c->daemon.user, "lumbung"), "user with an inline comment after it");
 	tap_ok(c->daemon.max_jobs == 3 && c->daemon.log_level == LB_LOG_DEBUG, "max_jobs and log_level");
+	tap_ok(c->daemon.schedule_delay == 90 * 60, "schedule_delay 90min in seconds");
 	tap_ok(c->ntenants == 2 && c->ndatasets == 1, "tenants and datasets from the included files only");
 	const struct lb_tenant_cfg *t = lb_config_tenant(c, "dinkes");
 	tap_ok(t && !strcmp(t->name, "Dinas Kesehatan") && t->quota == 600ULL << 30, "tenant name and quota");
@@ -108,6 +109,30 @@ int main(void)
 	expect_error("s.conf", "[store]\nmin_keep_often = 2\n", "s.conf", 2, "unknown key 'min_keep_often'");
 	expect_error("t.conf", "[store]\n\ndelta = sometimes\n", "t.conf", 3, "delta must be yes or no");
 	expect_error("u.conf", "[store]\ndelta_max_decode = 1\n", "u.conf", 2, "delta_max_decode");
+	expect_error("v.conf", "[daemon]\nschedule_delay = 13h\n", "v.conf", 2, "schedule_delay must be a duration from 0 to 12h");
+	expect_error("w.conf", "[daemon]\n\nschedule_delay = soon\n", "w.conf", 3, "schedule_delay must be a duration");
+	expect_error("x.conf", "[daemon]\nschedule_delay = -5min\n", "x.conf", 2, "schedule_delay must be a duration");
+	/* The delay's bounds, and its default when unset. */
+	static const struct {
+		const char *value;
+		int64_t seconds;
+	} delays[] = { { "12h", 12 * 3600 }, { "0", 0 }, { "45s", 45 }, { "10m", 600 }, { "2h", 7200 } };
+	for (size_t i = 0; i < LB_ARRAY_SIZE(delays); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[daemon]\nschedule_delay = %s\n", delays[i].value);
+		put("delay.conf", text);
+		snprintf(path, sizeof(path), "%s/delay.conf", dir);
+		r = lb_config_load(path, &c, err, sizeof(err));
+		tap_ok(r == 0 && c->daemon.schedule_delay == delays[i].seconds, "schedule_delay = %s is %lld s (%s)",
+		       delays[i].value, (long long)delays[i].seconds, r ? err : "ok");
+		if (r == 0)
+			lb_config_free(c);
+	}
+	put("delay.conf", "[daemon]\nmax_jobs = 2\n");
+	r = lb_config_load(path, &c, err, sizeof(err));
+	tap_ok(r == 0 && c->daemon.schedule_delay == 10 * 60, "schedule_delay defaults to 10min (%s)", r ? err : "ok");
+	if (r == 0)
+		lb_config_free(c);
 	/* A mistake inside an included file names that file and its line. */
 	mkdir(strcat(strcpy(path, dir), "/inc"), 0755);
 	put("inc/x.conf", "[tenant x]\nquota = 1G\nusrs = someone\n");
