@@ -6,6 +6,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -19,6 +20,18 @@ struct cfg_ref {
 	int refs;
 };
 
+/* A backup that holds or waits for one of the max_jobs slots, for
+ * `lumbung jobs`.  Lives on its session's stack. */
+struct active_job {
+	struct active_job *next;
+	uint64_t ticket;  /* order of arrival: slots go first come, first served */
+	int running;      /* 0 while queued */
+	char tenant[65], dataset[65], user[64];
+	pid_t pid;
+	int64_t queued_ns, started_ns;
+	_Atomic uint64_t bytes; /* received so far */
+};
+
 struct daemon {
 	struct lb_store *store;
 	const char *config_path;
@@ -29,6 +42,8 @@ struct daemon {
 	uid_t conn_uids[MAX_CONNECTIONS];
 	int nconn;
 	int jobs_running;
+	struct active_job *jobs; /* running and queued, oldest first */
+	uint64_t next_ticket, next_run;
 	pthread_mutex_t audit_mu; /* every record-log append */
 	int64_t last_sample_day;
 	volatile sig_atomic_t stopping;
@@ -57,10 +72,12 @@ void identity_clear(struct identity *id);
 /* 1 when the caller may act for tenant. */
 int identity_may(const struct identity *id, const char *tenant);
 
-/* Takes and releases one of max_jobs backup slots (waits while all are
- * busy; returns -ECANCELED when the daemon is stopping). */
-int daemon_job_begin(struct daemon *d, int max_jobs);
-void daemon_job_end(struct daemon *d);
+/* Takes and releases one of max_jobs backup slots.  Waits, in order of
+ * arrival, while all are busy; j (filled with who and what) is listed as
+ * queued, then running, until daemon_job_end.  Returns -ECANCELED when the
+ * daemon is stopping (j is then no longer listed). */
+int daemon_job_begin(struct daemon *d, int max_jobs, struct active_job *j);
+void daemon_job_end(struct daemon *d, struct active_job *j);
 
 /* Records one request in the log and, durably, in the store's audit
  * trail (lb_audit_append). */

@@ -82,22 +82,50 @@ void daemon_config_put(struct daemon *d, struct cfg_ref *ref)
 	}
 }
 
-int daemon_job_begin(struct daemon *d, int max_jobs)
+static void job_unlink(struct daemon *d, struct active_job *j)
+{
+	for (struct active_job **p = &d->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+}
+
+int daemon_job_begin(struct daemon *d, int max_jobs, struct active_job *j)
 {
 	pthread_mutex_lock(&d->mu);
-	while (d->jobs_running >= max_jobs && !d->stopping)
+	j->ticket = d->next_ticket++;
+	j->running = 0;
+	j->queued_ns = lb_now_ns();
+	j->next = NULL;
+	struct active_job **tail = &d->jobs;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = j;
+	/* First come, first served: a job starts when it is the oldest
+	 * waiting one and a slot is free, so none waits forever behind
+	 * later arrivals. */
+	while ((j->ticket != d->next_run || d->jobs_running >= max_jobs) && !d->stopping)
 		pthread_cond_wait(&d->cv, &d->mu);
 	int r = d->stopping ? -ECANCELED : 0;
-	if (r == 0)
+	if (r == 0) {
 		d->jobs_running++;
+		d->next_run++;
+		j->running = 1;
+		j->started_ns = lb_now_ns();
+		pthread_cond_broadcast(&d->cv);
+	} else {
+		job_unlink(d, j);
+	}
 	pthread_mutex_unlock(&d->mu);
 	return r;
 }
 
-void daemon_job_end(struct daemon *d)
+void daemon_job_end(struct daemon *d, struct active_job *j)
 {
 	pthread_mutex_lock(&d->mu);
 	d->jobs_running--;
+	job_unlink(d, j);
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 }

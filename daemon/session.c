@@ -334,6 +334,7 @@ static int do_backup(struct session *s)
 	struct backup_ctx bc = { 0 };
 	struct xfer_patch *xp = NULL; /* a DELTA in progress */
 	int have_job = 0;
+	struct active_job aj = { 0 };
 	int64_t t0 = lb_mono_ns(), start_ns = lb_now_ns();
 	const char *tenant = NULL;
 	struct lb_job_rec job = { .kind = "backup" };
@@ -354,12 +355,19 @@ static int do_backup(struct session *s)
 		r = r < 0 ? r : -EINVAL;
 		goto out;
 	}
-	r = daemon_job_begin(s->d, s->cfg->cfg->daemon.max_jobs);
+	snprintf(aj.tenant, sizeof(aj.tenant), "%s", tenant);
+	snprintf(aj.dataset, sizeof(aj.dataset), "%s", dataset);
+	snprintf(aj.user, sizeof(aj.user), "%s", s->id->name);
+	aj.pid = s->id->pid;
+	r = daemon_job_begin(s->d, s->cfg->cfg->daemon.max_jobs, &aj);
 	if (r < 0) {
 		reply_error(s, ECANCELED, "lumbungd is stopping");
 		goto out;
 	}
 	have_job = 1;
+	/* The job's time is its own, not the time it waited for a slot. */
+	t0 = lb_mono_ns();
+	start_ns = lb_now_ns();
 	r = lb_backup_begin(s->d->store, tenant, dataset, host, &bc.b);
 	const struct lb_tenant_cfg *tcfg = lb_config_tenant(s->cfg->cfg, tenant);
 	if (r == 0)
@@ -401,6 +409,7 @@ static int do_backup(struct session *s)
 			lb_set_error("lumbungd is stopping");
 			break;
 		}
+		atomic_store_explicit(&aj.bytes, bc.bytes_received, memory_order_relaxed);
 		r = lb_frame_read(s->fd, &s->f);
 		if (r == 0) {
 			r = -ECONNRESET;
@@ -645,7 +654,7 @@ out:
 	lb_snapshot_free(bc.parent);
 	lb_backup_free(bc.b);
 	if (have_job)
-		daemon_job_end(s->d);
+		daemon_job_end(s->d, &aj);
 	for (size_t i = 0; i < got; i++)
 		free(tags[i]);
 	free(tenant_req);
@@ -1215,6 +1224,200 @@ static int do_audit(struct session *s)
 		return r;
 	snprintf(s->au_detail, sizeof(s->au_detail), "%llu records", (unsigned long long)q.n);
 	return send_end(s);
+}
+
+/* ---- jobs and schedules ---------------------------------------------------------------- */
+
+static void put_job_row(struct lb_buf *b, int state, const struct lb_job_rec *j, const char *user, pid_t pid,
+			uint64_t place)
+{
+	lb_buf_put_u8(b, (uint8_t)state);
+	lb_buf_put_str(b, j->tenant);
+	lb_buf_put_str(b, j->dataset);
+	lb_buf_put_str(b, user);
+	lb_buf_put_uv(b, (uint64_t)pid);
+	lb_buf_put_sv(b, j->start_ns);
+	lb_buf_put_sv(b, j->end_ns);
+	lb_buf_put_uv(b, (uint64_t)j->status);
+	lb_buf_put_str(b, j->error);
+	lb_buf_put_uv(b, j->bytes_read);
+	lb_buf_put_uv(b, j->bytes_sent);
+	lb_buf_put_uv(b, j->new_stored);
+	lb_buf_put_uv(b, j->files);
+	lb_buf_put_str(b, j->snapshot);
+	lb_buf_put_uv(b, place);
+}
+
+struct recent {
+	struct session *s;
+	int history;
+	struct lb_job_rec *v; /* history: every record; else the newest per dataset */
+	size_t n, cap;
+};
+
+static int recent_cb(void *arg, const struct lb_job_rec *j)
+{
+	struct recent *q = arg;
+	if (strcmp(j->kind, "backup") != 0 || !identity_may(q->s->id, j->tenant))
+		return 0;
+	if (!q->history)
+		for (size_t i = 0; i < q->n; i++)
+			if (!strcmp(q->v[i].tenant, j->tenant) && !strcmp(q->v[i].dataset, j->dataset)) {
+				q->v[i] = *j; /* records come oldest first */
+				return 0;
+			}
+	int r = lb_grow(&q->v, &q->cap, q->n + 1, sizeof(*q->v));
+	if (r < 0)
+		return r;
+	q->v[q->n++] = *j;
+	return 0;
+}
+
+/* Backups of the last 62 days: what `jobs` and `schedule` call recent. */
+#define RECENT_NS (62LL * 86400 * 1000000000LL)
+
+static int do_jobs(struct session *s)
+{
+	struct lb_rd rd;
+	lb_frame_reader(&s->f, &rd);
+	int history = lb_rd_u8(&rd);
+	int64_t since = lb_rd_sv(&rd);
+	if (!lb_rd_done(&rd))
+		return reply_error(s, EPROTO, "malformed request");
+	/* Running and queued first, as they stand now. */
+	struct lb_buf b;
+	lb_buf_init(&b);
+	struct lb_job_rec *live = NULL;
+	char (*users)[64] = NULL;
+	pid_t *pids = NULL;
+	uint64_t *places = NULL;
+	int *states = NULL;
+	size_t nlive = 0, place = 0;
+	pthread_mutex_lock(&s->d->mu);
+	size_t total = 0;
+	for (struct active_job *a = s->d->jobs; a; a = a->next)
+		total++;
+	live = calloc(total ? total : 1, sizeof(*live));
+	users = calloc(total ? total : 1, sizeof(*users));
+	pids = calloc(total ? total : 1, sizeof(*pids));
+	places = calloc(total ? total : 1, sizeof(*places));
+	states = calloc(total ? total : 1, sizeof(*states));
+	for (struct active_job *a = s->d->jobs; a && live && users && pids && places && states; a = a->next) {
+		if (!identity_may(s->id, a->tenant))
+			continue; /* another tenant's job is not even counted */
+		if (!a->running)
+			place++;
+		struct lb_job_rec *j = &live[nlive];
+		snprintf(j->tenant, sizeof(j->tenant), "%s", a->tenant);
+		snprintf(j->dataset, sizeof(j->dataset), "%s", a->dataset);
+		j->start_ns = a->running ? a->started_ns : a->queued_ns;
+		j->bytes_sent = atomic_load_explicit(&a->bytes, memory_order_relaxed);
+		snprintf(users[nlive], sizeof(users[nlive]), "%s", a->user);
+		pids[nlive] = a->pid;
+		states[nlive] = a->running ? 0 : 1;
+		places[nlive] = a->running ? 0 : place;
+		nlive++;
+	}
+	pthread_mutex_unlock(&s->d->mu);
+	int r = live && users && pids && places && states ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < nlive; i++) {
+		lb_buf_reset(&b);
+		put_job_row(&b, states[i], &live[i], users[i], pids[i], places[i]);
+		r = lb_frame_send_buf(s->fd, LB_MSG_JOB_ROW, &b);
+	}
+	free(live);
+	free(users);
+	free(pids);
+	free(places);
+	free(states);
+	if (r == -ENOMEM) {
+		lb_buf_free(&b);
+		return reply_error(s, ENOMEM, "out of memory");
+	}
+	/* Then what ended. */
+	struct recent q = { .s = s, .history = history };
+	if (r == 0) {
+		int64_t from = history ? since : lb_now_ns() - RECENT_NS;
+		r = lb_job_read(lb_store_backend(s->d->store), from, recent_cb, &q);
+		if (r < 0) {
+			r = reply_error(s, EIO, "cannot read the job records: %s", strerror(-r));
+			free(q.v);
+			lb_buf_free(&b);
+			return r;
+		}
+	}
+	for (size_t i = 0; r == 0 && i < q.n; i++) {
+		lb_buf_reset(&b);
+		put_job_row(&b, 2, &q.v[i], "", 0, 0);
+		r = lb_frame_send_buf(s->fd, LB_MSG_JOB_ROW, &b);
+	}
+	snprintf(s->au_detail, sizeof(s->au_detail), "%zu running or queued, %zu ended", nlive, q.n);
+	free(q.v);
+	lb_buf_free(&b);
+	return r < 0 ? r : send_end(s);
+}
+
+static int do_schedule(struct session *s)
+{
+	if (s->f.len)
+		return reply_error(s, EPROTO, "malformed request");
+	const struct lb_config *cfg = s->cfg->cfg;
+	struct recent q = { .s = s };
+	int r = lb_job_read(lb_store_backend(s->d->store), lb_now_ns() - RECENT_NS, recent_cb, &q);
+	if (r < 0) {
+		free(q.v);
+		return reply_error(s, EIO, "cannot read the job records: %s", strerror(-r));
+	}
+	/* The last success may be older than the last run. */
+	struct lb_buf b;
+	lb_buf_init(&b);
+	int64_t now = lb_now_ns();
+	size_t shown = 0;
+	for (size_t i = 0; r == 0 && i < cfg->ndatasets; i++) {
+		const struct lb_dataset_cfg *dc = &cfg->datasets[i];
+		if (!identity_may(s->id, dc->tenant))
+			continue;
+		int64_t next = 0;
+		struct lb_calendar cal;
+		if (dc->schedule && lb_calendar_parse(dc->schedule, &cal) == 0) {
+			int64_t t = lb_calendar_next(&cal, now / 1000000000LL);
+			next = t > 0 ? t * 1000000000LL : 0;
+		}
+		const struct lb_job_rec *last = NULL;
+		for (size_t k = 0; k < q.n; k++)
+			if (!strcmp(q.v[k].tenant, dc->tenant) && !strcmp(q.v[k].dataset, dc->name))
+				last = &q.v[k];
+		/* The last success: the dataset's newest snapshot. */
+		int64_t ok_ns = 0;
+		struct lb_snapshot *snap = NULL;
+		char spec[2 * LB_NAME_MAX + 16];
+		snprintf(spec, sizeof(spec), "%s@latest", dc->name);
+		if (lb_store_find_snapshot(s->d->store, dc->tenant, spec, &snap) == 0) {
+			ok_ns = snap->time_ns;
+			lb_snapshot_free(snap);
+		}
+		lb_buf_reset(&b);
+		lb_buf_put_str(&b, dc->tenant);
+		lb_buf_put_str(&b, dc->name);
+		lb_buf_put_str(&b, dc->schedule ? dc->schedule : "");
+		char src[4200];
+		snprintf(src, sizeof(src), "%s%s", dc->command ? "command: " : "",
+			 dc->command ? dc->command : dc->source ? dc->source : "");
+		lb_buf_put_str(&b, src);
+		lb_buf_put_sv(&b, next);
+		lb_buf_put_sv(&b, last ? last->start_ns : 0);
+		lb_buf_put_sv(&b, last ? last->end_ns : 0);
+		lb_buf_put_uv(&b, last ? (uint64_t)last->status : 0);
+		lb_buf_put_str(&b, last ? last->error : "");
+		lb_buf_put_str(&b, last ? last->snapshot : "");
+		lb_buf_put_sv(&b, ok_ns);
+		r = lb_frame_send_buf(s->fd, LB_MSG_SCHEDULE_ROW, &b);
+		shown++;
+	}
+	snprintf(s->au_detail, sizeof(s->au_detail), "%zu datasets", shown);
+	free(q.v);
+	lb_buf_free(&b);
+	return r < 0 ? r : send_end(s);
 }
 
 /* ---- forget ------------------------------------------------------------------------------ */
@@ -1923,7 +2126,8 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 			[LB_MSG_BACKUP] = "backup", [LB_MSG_SNAPSHOTS] = "snapshots", [LB_MSG_LS] = "ls",
 			[LB_MSG_READ] = "read", [LB_MSG_DIFF] = "diff", [LB_MSG_CHECK] = "check",
 			[LB_MSG_AUDIT] = "audit", [LB_MSG_QUOTA] = "quota", [LB_MSG_FORGET] = "forget",
-			[LB_MSG_REPORT] = "report", [LB_MSG_PRUNE] = "prune", [LB_MSG_GC] = "gc",
+			[LB_MSG_REPORT] = "report", [LB_MSG_PRUNE] = "prune", [LB_MSG_GC] = "gc", [LB_MSG_JOBS] = "jobs",
+			[LB_MSG_SCHEDULE] = "schedule",
 			[LB_MSG_PROTECT] = "protect",
 		};
 		int type = s.f.type;
@@ -1940,6 +2144,8 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		case LB_MSG_PRUNE: r = do_prune(&s); break;
 		case LB_MSG_PROTECT: r = do_protect(&s); break;
 		case LB_MSG_GC: r = do_gc(&s); break;
+		case LB_MSG_JOBS: r = do_jobs(&s); break;
+		case LB_MSG_SCHEDULE: r = do_schedule(&s); break;
 		case LB_MSG_BACKUP: r = do_backup(&s); break;
 		case LB_MSG_SNAPSHOTS: r = do_snapshots(&s); break;
 		case LB_MSG_LS: r = do_ls(&s); break;

@@ -374,8 +374,21 @@ static int handler(void *user, const char *section, const char *name, const char
 		int k = policy_key(p, &d->keep, name, value);
 		if (k >= 0)
 			return k;
-		if (!strcmp(name, "source"))
+		if (!strcmp(name, "source")) {
+			if (value[0] != '/' && strncmp(value, "ssh://", 6) != 0)
+				return perr(p, "source '%s' is neither an absolute path nor ssh://[USER@]HOST[:PORT]/PATH",
+					    value);
+			if (d->command)
+				return perr(p, "[%s] has a command already: give source or command, not both", section);
 			return set_str(&d->source, value);
+		}
+		if (!strcmp(name, "command")) {
+			if (!*value)
+				return perr(p, "command is empty");
+			if (d->source)
+				return perr(p, "[%s] has a source already: give source or command, not both", section);
+			return set_str(&d->command, value);
+		}
 		if (!strcmp(name, "schedule")) {
 			struct lb_calendar cal;
 			if (lb_calendar_parse(value, &cal) < 0)
@@ -497,6 +510,7 @@ void lb_config_free(struct lb_config *c)
 		free(d->tenant);
 		free(d->name);
 		free(d->source);
+		free(d->command);
 		free(d->schedule);
 		free(d->file);
 	}

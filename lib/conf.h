@@ -8,7 +8,7 @@
  *   [daemon]     socket, user, admin_group, max_jobs, log_level,
  *                schedule_delay, include
  *   [tenant ID]  name, quota, soft_quota, users, groups
- *   [dataset TENANT/NAME]  source, schedule
+ *   [dataset TENANT/NAME]  source, command, schedule
  *
  * `include = DIR/NAME*.conf` (a glob) (in [daemon]) reads every matching file, in
  * name order, as if its sections were written here. */
@@ -39,7 +39,8 @@ struct lb_tenant_cfg {
 struct lb_dataset_cfg {
 	char *tenant;
 	char *name;
-	char *source;
+	char *source;   /* an absolute path or ssh://[USER@]HOST[:PORT]/PATH */
+	char *command;  /* or a shell command whose stdout is the dataset */
 	char *schedule;
 	struct lb_policy keep; /* its retention (empty: the tenant's, then the store's) */
 	char *file;

@@ -57,6 +57,9 @@ enum lb_msg {
 				* frames carry a librsync delta against the parent's version */
 	LB_MSG_DELTA_END = 25, /* raw[32] SHA-256 of the new file, uv size
 				* -> OK(u8 accepted[, str why not]) */
+	LB_MSG_JOBS = 26,      /* u8 history (0: the newest result of each dataset; 1: every
+				* result since), sv since (ns) -> JOB_ROW... END */
+	LB_MSG_SCHEDULE = 27,  /* (empty) -> SCHEDULE_ROW... END */
 	LB_MSG_START = 30,     /* (only on a link, appliance -> agent) str path, u8 flags
 				* (1 = delta transfer), uv delta threshold, uv rate (bytes/s, 0 none),
 				* u8 has parent */
@@ -97,6 +100,13 @@ enum lb_msg {
 				     * uv keep reasons (lib/retention.h; 0 = remove), u8 removed */
 	LB_MSG_LOST = 83,           /* str path ("" = a tree blob's entries), uv offset, uv length,
 				     * str what: salvage could not read it (zeros were sent) */
+	LB_MSG_JOB_ROW = 84,        /* u8 state (0 running, 1 queued, 2 ended), str tenant, str dataset,
+				     * str user, uv pid, sv start (ns; queued: since when), sv end,
+				     * uv status (errno), str error, uv bytes read, uv bytes sent,
+				     * uv bytes stored, uv files, str snapshot, uv place in the queue */
+	LB_MSG_SCHEDULE_ROW = 85,   /* str tenant, str dataset, str schedule, str source, sv next run
+				     * (ns, 0 none), sv last start, sv last end, uv last status,
+				     * str last error, str last snapshot, sv last success (ns) */
 	LB_MSG_GC_DONE = 82,        /* uv snapshots, trees, chunks live, chunks dead, packs, packs
 				     * deleted, repacked, written, damaged, missing, orphans, bytes
 				     * freed, bytes written, bytes dead left, backups waited for;
