@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +114,7 @@ struct job {
 	const char *fault;      /* LUMBUNG_TEST_FAULT, for the tests */
 	struct lb_link *link;   /* the link this job's frames cross, if any */
 	int told;               /* lumbungd's ERROR was read and printed */
+	char why[300];          /* why the job failed, for lumbungd's record */
 };
 
 static void show_progress(struct job *j, int final)
@@ -822,6 +824,23 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 		}
 	}
 	show_progress(j, 1);
+	if (src->command_pid > 0) {
+		/* The dump must have ended well, or it is not a backup. */
+		close(0);
+		int st = 0;
+		while (waitpid(src->command_pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			if (WIFEXITED(st))
+				snprintf(j->why, sizeof(j->why), "the command '%.200s' exited with status %d", src->command,
+					 WEXITSTATUS(st));
+			else
+				snprintf(j->why, sizeof(j->why), "the command '%.200s' was killed by signal %d",
+					 src->command, WTERMSIG(st));
+			fprintf(stderr, "lumbung: %s\n", j->why);
+			r = -EIO;
+		}
+	}
 	if (j->told)
 		return EXIT_FAILED;
 	if (r == -EPIPE || r == -ECONNRESET) {
@@ -834,7 +853,7 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 		/* Tell the daemon to drop everything; nothing is committed.  Its
 		 * answer comes once the failure is on record. */
 		lb_buf_reset(&j->b);
-		lb_buf_put_str(&j->b, strerror(-r));
+		lb_buf_put_str(&j->b, *j->why ? j->why : strerror(-r));
 		if (lb_frame_send_buf(cl->fd, LB_MSG_ABORT, &j->b) == 0)
 			lb_frame_read(cl->fd, &cl->f);
 		fprintf(stderr, "lumbung: backup of %s failed; nothing was committed\n", label);

@@ -10,6 +10,7 @@
 #include <libintl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Translated labels (gettext, domain "lumbung"; po/ has the catalogues). */
 #define _(s) gettext(s)
@@ -91,6 +92,10 @@ struct backup_src {
 	const char *archive, *stdin_name;
 	char **paths;
 	int npaths;
+	/* stdin is the output of this command (lumbung run): a command that
+	 * fails commits nothing. */
+	const char *command;
+	pid_t command_pid;
 };
 struct backup_opts {
 	int delta;          /* librsync deltas for changed large files */
@@ -136,6 +141,9 @@ int cmd_unprotect(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 #endif

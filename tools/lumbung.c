@@ -28,6 +28,9 @@ static const struct verb {
 	{ "audit", cmd_audit, "who did what, when: the audit trail" },
 	{ "version", cmd_version, "print the versions of lumbung and lumbungd" },
 	{ "serve", cmd_serve, "the forced command of an OPD server's SSH key" },
+	{ "run", cmd_run, "back up a dataset as lumbung.conf says (what the timers run)" },
+	{ "jobs", cmd_jobs, "backups running, queued, and how each dataset's last one went" },
+	{ "schedule", cmd_schedule, "what is scheduled, when it runs next, when it last ran" },
 	{ "agent", cmd_agent, "the OPD server's end of backup --remote (over SSH)" },
 };
 

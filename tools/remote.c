@@ -269,7 +269,7 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 	int progress = progress_wanted() && !co->json;
 	int64_t last = 0;
 	int ended = 0; /* the agent sent COMMIT or ABORT */
-	uint64_t agent_read = 0, deltas = 0, refused = 0;
+	uint64_t agent_read = 0, deltas = 0, refused = 0, link_at_commit = 0;
 	struct lb_frame f;
 	lb_frame_init(&f);
 	while (r == 0 && !ended) {
@@ -296,7 +296,8 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 			lb_link_get_stats(rl.link, &st);
 			lb_buf_reset(&b);
 			lb_buf_put_uv(&b, agent_read);
-			lb_buf_put_uv(&b, LB_MAX(st.wire_in + st.wire_out, 1));
+			link_at_commit = LB_MAX(st.wire_in + st.wire_out, 1);
+			lb_buf_put_uv(&b, link_at_commit);
 			lb_buf_put_uv(&b, deltas);
 			lb_buf_put_uv(&b, refused);
 			r = lb_frame_send_buf(cl.fd, LB_MSG_COMMIT, &b);
@@ -337,7 +338,7 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 	int status = 0;
 	waitpid(pid, &status, 0);
 	if (rl.have_last && rl.last.type == LB_MSG_COMMITTED) {
-		struct backup_report rep = { .read = agent_read, .sent = st.plain_in, .link_bytes = st.wire_in + st.wire_out,
+		struct backup_report rep = { .read = agent_read, .sent = st.plain_in, .link_bytes = link_at_commit,
 					     .delta_files = deltas, .delta_refused = refused };
 		rc = print_committed(&rl.last, &rep, co->json);
 	} else {
