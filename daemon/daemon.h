@@ -32,6 +32,19 @@ struct active_job {
 	_Atomic uint64_t bytes; /* received so far */
 };
 
+/* Where an interrupted transfer of a large file stopped: the chunks of it
+ * the store took before the connection (or the link) broke.  Kept in
+ * memory, one per dataset, until the dataset's next commit. */
+struct resume_rec {
+	char tenant[65], dataset[65];
+	char *path;
+	uint64_t size;
+	int64_t mtime_ns;
+	struct lb_chunkref *c;
+	size_t n;
+};
+#define MAX_RESUME 64
+
 struct daemon {
 	struct lb_store *store;
 	const char *config_path;
@@ -44,6 +57,8 @@ struct daemon {
 	int jobs_running;
 	struct active_job *jobs; /* running and queued, oldest first */
 	uint64_t next_ticket, next_run;
+	struct resume_rec resume[MAX_RESUME];
+	size_t nresume;
 	pthread_mutex_t audit_mu; /* every record-log append */
 	int64_t last_sample_day;
 	volatile sig_atomic_t stopping;
@@ -78,6 +93,14 @@ int identity_may(const struct identity *id, const char *tenant);
  * daemon is stopping (j is then no longer listed). */
 int daemon_job_begin(struct daemon *d, int max_jobs, struct active_job *j);
 void daemon_job_end(struct daemon *d, struct active_job *j);
+
+/* Keeps r (taking its path and chunks) as its dataset's resume point,
+ * replacing any other; the oldest goes when the table is full. */
+void daemon_resume_put(struct daemon *d, struct resume_rec *r);
+/* Copies the dataset's resume point into out (1), or 0 when none. */
+int daemon_resume_get(struct daemon *d, const char *tenant, const char *dataset, struct resume_rec *out);
+void daemon_resume_drop(struct daemon *d, const char *tenant, const char *dataset);
+void resume_rec_clear(struct resume_rec *r);
 
 /* Records one request in the log and, durably, in the store's audit
  * trail (lb_audit_append). */

@@ -130,6 +130,74 @@ void daemon_job_end(struct daemon *d, struct active_job *j)
 	pthread_mutex_unlock(&d->mu);
 }
 
+void resume_rec_clear(struct resume_rec *r)
+{
+	free(r->path);
+	free(r->c);
+	memset(r, 0, sizeof(*r));
+}
+
+static ssize_t resume_find(struct daemon *d, const char *tenant, const char *dataset)
+{
+	for (size_t i = 0; i < d->nresume; i++)
+		if (!strcmp(d->resume[i].tenant, tenant) && !strcmp(d->resume[i].dataset, dataset))
+			return (ssize_t)i;
+	return -1;
+}
+
+static void resume_remove(struct daemon *d, size_t i)
+{
+	resume_rec_clear(&d->resume[i]);
+	memmove(d->resume + i, d->resume + i + 1, (d->nresume - i - 1) * sizeof(*d->resume));
+	d->nresume--;
+}
+
+void daemon_resume_put(struct daemon *d, struct resume_rec *r)
+{
+	pthread_mutex_lock(&d->mu);
+	ssize_t i = resume_find(d, r->tenant, r->dataset);
+	if (i >= 0)
+		resume_remove(d, (size_t)i);
+	else if (d->nresume == MAX_RESUME)
+		resume_remove(d, 0);
+	d->resume[d->nresume++] = *r;
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_unlock(&d->mu);
+}
+
+int daemon_resume_get(struct daemon *d, const char *tenant, const char *dataset, struct resume_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&d->mu);
+	ssize_t i = resume_find(d, tenant, dataset);
+	int r = 0;
+	if (i >= 0) {
+		const struct resume_rec *src = &d->resume[i];
+		*out = *src;
+		out->path = strdup(src->path);
+		out->c = lb_mallocarray(src->n, sizeof(*src->c));
+		if (out->path && out->c) {
+			memcpy(out->c, src->c, src->n * sizeof(*src->c));
+			r = 1;
+		} else {
+			free(out->path);
+			free(out->c);
+			memset(out, 0, sizeof(*out));
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
+void daemon_resume_drop(struct daemon *d, const char *tenant, const char *dataset)
+{
+	pthread_mutex_lock(&d->mu);
+	ssize_t i = resume_find(d, tenant, dataset);
+	if (i >= 0)
+		resume_remove(d, (size_t)i);
+	pthread_mutex_unlock(&d->mu);
+}
+
 void daemon_audit(struct daemon *d, const struct identity *id, const char *tenant, const char *verb,
 		  const char *object, int result, const char *detail, uint64_t bytes)
 {
@@ -618,6 +686,8 @@ int main(int argc, char **argv)
 		pthread_cond_wait(&d.cv, &d.mu);
 	pthread_mutex_unlock(&d.mu);
 	unlink(cfg->daemon.socket);
+	for (size_t i = 0; i < d.nresume; i++)
+		resume_rec_clear(&d.resume[i]);
 	lb_store_close(d.store);
 	daemon_config_put(&d, d.cfg);
 	log_info("stopped");

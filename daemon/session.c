@@ -148,12 +148,12 @@ static int snapshot_error(struct session *s, int r, const char *name)
 /* ---- backup ---------------------------------------------------------------- */
 
 /* An entry as sent by a client: no chunk list is ever accepted from it. */
-static int read_entry(struct session *s, struct lb_entry *e)
+static int read_entry_more(struct session *s, struct lb_entry *e, struct lb_rd *rest)
 {
 	struct lb_rd rd;
 	lb_frame_reader(&s->f, &rd);
 	int r = lb_entry_decode(&rd, e);
-	if (r < 0 || !lb_rd_done(&rd)) {
+	if (r < 0 || (!rest && !lb_rd_done(&rd))) {
 		if (r == 0)
 			lb_entry_clear(e);
 		return -EPROTO;
@@ -162,7 +162,15 @@ static int read_entry(struct session *s, struct lb_entry *e)
 		lb_entry_clear(e);
 		return -EPROTO;
 	}
+	if (rest)
+		*rest = rd;
 	return 0;
+}
+
+/* An entry record that is the whole payload. */
+static int read_entry(struct session *s, struct lb_entry *e)
+{
+	return read_entry_more(s, e, NULL);
 }
 
 static int read_extents(struct session *s, struct lb_extent **out, size_t *n, uint64_t *size)
@@ -212,6 +220,9 @@ struct backup_ctx {
 	uint64_t client_read; /* file bytes the client says it read */
 	int client_counts;    /* the COMMIT carried both */
 	uint64_t delta_files, delta_refused;
+	struct resume_rec resume; /* offered by RESUME_INFO */
+	int64_t file_mtime;       /* of the FILE in progress */
+	uint64_t resumed_bytes;
 };
 
 static int send_parent(struct session *s, struct backup_ctx *bc)
@@ -316,6 +327,36 @@ static void record_job(struct session *s, struct lb_job_rec *job, const char *te
 		snprintf(job->error, sizeof(job->error), "%s", strerror(-r));
 	}
 	daemon_job_record(s->d, job);
+}
+
+/* Offers the dataset's resume point, if there is one (PROTOCOL.md §6.2.3). */
+/* A file cut short is kept for resuming from this many bytes on. */
+#define RESUME_MIN (1u << 20)
+
+static int send_resume(struct session *s, struct backup_ctx *bc, const char *tenant, const char *dataset)
+{
+	if (s->f.len) {
+		lb_set_error("malformed resume request");
+		return -EPROTO;
+	}
+	resume_rec_clear(&bc->resume);
+	int have = daemon_resume_get(s->d, tenant, dataset, &bc->resume);
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_buf_put_u8(&b, (uint8_t)have);
+	if (have) {
+		lb_buf_put_str(&b, bc->resume.path);
+		lb_buf_put_uv(&b, bc->resume.size);
+		lb_buf_put_sv(&b, bc->resume.mtime_ns);
+		lb_buf_put_uv(&b, bc->resume.n);
+		for (size_t i = 0; i < bc->resume.n; i++) {
+			lb_buf_put(&b, bc->resume.c[i].id.b, 32);
+			lb_buf_put_uv(&b, bc->resume.c[i].size);
+		}
+	}
+	int r = lb_frame_send_buf(s->fd, LB_MSG_OK, &b);
+	lb_buf_free(&b);
+	return r;
 }
 
 static int do_backup(struct session *s)
@@ -480,23 +521,44 @@ static int do_backup(struct session *s)
 		} else if (in_file) {
 			r = -EPROTO;
 			lb_set_error("unexpected message %d inside a file", t);
-		} else if (t == LB_MSG_ENTRY || t == LB_MSG_FILE || t == LB_MSG_REUSE) {
-			r = read_entry(s, &e);
+		} else if (t == LB_MSG_ENTRY || t == LB_MSG_FILE || t == LB_MSG_REUSE || t == LB_MSG_FILE_RESUME) {
+			struct lb_rd erd;
+			r = read_entry_more(s, &e, t == LB_MSG_FILE_RESUME ? &erd : NULL);
 			if (r < 0) {
 				lb_set_error("malformed entry");
 				break;
 			}
-			if (t == LB_MSG_FILE) {
+			if (t == LB_MSG_FILE || t == LB_MSG_FILE_RESUME) {
 				/* The sparse map comes with FILE_END, never with the entry. */
 				free(e.extents);
 				e.extents = NULL;
 				e.nextents = 0;
 				file_size = e.size;
 				file_bytes = 0;
-				r = e.type == LB_FT_REG ? lb_backup_file_begin(bc.b, &e) : -EPROTO;
-				if (r == -EPROTO)
+				bc.file_mtime = e.mtime_ns;
+				uint64_t k = 0;
+				if (t == LB_MSG_FILE_RESUME) {
+					k = lb_rd_uv(&erd);
+					if (!lb_rd_done(&erd) || !bc.resume.path || strcmp(bc.resume.path, e.path) ||
+					    k > bc.resume.n) {
+						r = -EPROTO;
+						lb_set_error("%s: resumes a transfer lumbungd did not offer", e.path);
+					}
+				}
+				if (r >= 0)
+					r = e.type == LB_FT_REG ? lb_backup_file_begin(bc.b, &e) : -EPROTO;
+				if (r == -EPROTO && !*lb_error_detail())
 					lb_set_error("%s: only a regular file carries data", e.path);
-				in_file = r == 0;
+				if (r >= 0 && k) {
+					r = lb_backup_file_prefix(bc.b, bc.resume.c, (size_t)k);
+					for (size_t i = 0; r == 0 && i < k; i++)
+						file_bytes += bc.resume.c[i].size;
+					bc.resumed_bytes += file_bytes;
+					if (r == 0)
+						log_info("%s: backup of %s/%s: %s resumes after %llu bytes", s->peer, tenant,
+							 dataset, e.path, (unsigned long long)file_bytes);
+				}
+				in_file = r >= 0;
 			} else if (t == LB_MSG_REUSE) {
 				r = reuse(s, &bc, &e);
 				if (r == -EPROTO)
@@ -541,6 +603,8 @@ static int do_backup(struct session *s)
 			if (r == 0)
 				r = transfer_signature(s->d->store, bc.pmap, path, s->fd);
 			free(path);
+		} else if (t == LB_MSG_RESUME_INFO) {
+			r = send_resume(s, &bc, tenant, dataset);
 		} else if (t == LB_MSG_PARENT) {
 			r = send_parent(s, &bc);
 		} else if (t == LB_MSG_ABORT) {
@@ -615,6 +679,8 @@ static int do_backup(struct session *s)
 			job.new_stored = st->new_stored;
 			job.files = st->files;
 			record_job(s, &job, tenant, dataset, start_ns, bc.link_bytes ? bc.link_bytes : bc.bytes_received, 0);
+			/* Whatever was interrupted before is behind this snapshot now. */
+			daemon_resume_drop(s->d, tenant, dataset);
 			audit_now(s, 0);
 			lb_buf_init(&b);
 			hide_dedup(s, snap);
@@ -629,7 +695,25 @@ static int do_backup(struct session *s)
 			lb_set_error("unexpected message %d in a backup", t);
 		}
 	}
-	/* Failed or aborted: nothing of it is committed. */
+	/* Failed or aborted: nothing of it is committed.  A large file cut
+	 * short keeps what the store took of it, for the next try. */
+	if (in_file && bc.b) {
+		struct resume_rec rr = { 0 };
+		int saved = lb_backup_file_partial(bc.b, &rr.path, &rr.c, &rr.n);
+		uint64_t bytes = 0;
+		for (size_t i = 0; saved == 1 && i < rr.n; i++)
+			bytes += rr.c[i].size;
+		if (saved == 1 && bytes >= RESUME_MIN) {
+			snprintf(rr.tenant, sizeof(rr.tenant), "%s", tenant);
+			snprintf(rr.dataset, sizeof(rr.dataset), "%s", dataset);
+			rr.size = file_size;
+			rr.mtime_ns = bc.file_mtime;
+			log_info("%s: backup of %s/%s: %s stopped after %llu bytes; the next backup resumes there",
+				 s->peer, tenant, dataset, rr.path, (unsigned long long)bytes);
+			daemon_resume_put(s->d, &rr);
+		}
+		resume_rec_clear(&rr);
+	}
 	{
 		char detail[512];
 		snprintf(detail, sizeof(detail), "%s", lb_error_detail());
@@ -648,6 +732,7 @@ static int do_backup(struct session *s)
 	}
 out:
 	transfer_patch_free(xp);
+	resume_rec_clear(&bc.resume);
 	if (bc.b && tenant && !job.end_ns)
 		record_job(s, &job, tenant, dataset, start_ns, bc.bytes_received, r);
 	lb_mindex_free(bc.pmap);

@@ -60,6 +60,10 @@ enum lb_msg {
 	LB_MSG_JOBS = 26,      /* u8 history (0: the newest result of each dataset; 1: every
 				* result since), sv since (ns) -> JOB_ROW... END */
 	LB_MSG_SCHEDULE = 27,  /* (empty) -> SCHEDULE_ROW... END */
+	LB_MSG_RESUME_INFO = 28, /* (empty, inside a backup) -> OK(u8 have[, str path, uv size,
+				  * sv mtime (ns), uv n, (raw[32] id, uv size) x n]) */
+	LB_MSG_FILE_RESUME = 29, /* entry record of a regular file, uv k: its first k chunks are
+				  * those of the resume point; DATA (the rest), FILE_END follow */
 	LB_MSG_START = 30,     /* (only on a link, appliance -> agent) str path, u8 flags
 				* (1 = delta transfer), uv delta threshold, uv rate (bytes/s, 0 none),
 				* u8 has parent */

@@ -1753,6 +1753,103 @@ int lb_backup_file_drop(struct lb_backup *b)
 	return 0;
 }
 
+/* References a chunk the store holds (indexed, or appended to a pack not
+ * yet sealed), as lb_store_put_chunk does for data it already has.  Returns
+ * 1 with its stored size and kind, or 0 when the store does not hold it. */
+static int ref_held_chunk(struct lb_store *s, const struct lb_id *id, uint32_t size, uint32_t *stored,
+			  int *is_delta)
+{
+	struct lb_pack_entry e;
+	if (index_ref(s, id, &e)) {
+		*stored = e.stored;
+		*is_delta = e.codec == LB_CODEC_ZSTD_DELTA;
+		return e.raw == size;
+	}
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		struct pnode *n = pfind(s, id);
+		if (!n)
+			break;
+		if (n->state == PN_APPENDED) {
+			*stored = n->stored;
+			*is_delta = n->nbases > 0;
+			struct lb_id bases[LB_BLOB_MAX_BASES];
+			unsigned nb = n->nbases;
+			memcpy(bases, n->bases, nb * sizeof(*bases));
+			pthread_mutex_unlock(&s->mu);
+			return ref_pending_chains(s, id, bases, nb) == 0;
+		}
+		pthread_cond_wait(&s->cv, &s->mu);
+	}
+	int held = index_ref(s, id, &e) && e.raw == size;
+	pthread_mutex_unlock(&s->mu);
+	if (held) {
+		*stored = e.stored;
+		*is_delta = e.codec == LB_CODEC_ZSTD_DELTA;
+	}
+	return held;
+}
+
+int lb_backup_file_prefix(struct lb_backup *b, const struct lb_chunkref *c, size_t n)
+{
+	if (b->failed)
+		return b->failed;
+	struct pend_file *f = b->in_file ? &b->files[b->nfiles - 1] : NULL;
+	if (!f || f->e.nchunks || f->pending || f->cut_off || b->bt[b->cur].fill != b->bt[b->cur].cut)
+		return -EINVAL;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t stored;
+		int is_delta;
+		if (!ref_held_chunk(b->s, &c[i].id, c[i].size, &stored, &is_delta)) {
+			lb_set_error("%s: a chunk of the interrupted transfer is no longer in the store", f->e.path);
+			return -ENOENT;
+		}
+		/* Charged like data sent now: no snapshot of the tenant holds it. */
+		int r = account(b, &c[i].id, stored, is_delta);
+		if (r < 0)
+			return fail(b, r);
+		bytes += c[i].size;
+	}
+	int r = lb_grow(&f->e.chunks, &f->chunk_cap, n, sizeof(*f->e.chunks));
+	if (r < 0)
+		return fail(b, r);
+	memcpy(f->e.chunks, c, n * sizeof(*c));
+	f->e.nchunks = n;
+	f->cut_off = bytes;
+	b->st.logical += bytes;
+	b->st.chunks += n;
+	return 0;
+}
+
+int lb_backup_file_partial(struct lb_backup *b, char **path, struct lb_chunkref **c, size_t *n)
+{
+	*path = NULL;
+	*c = NULL;
+	*n = 0;
+	if (b->failed || !b->in_file)
+		return 0;
+	/* Store every chunk cut so far; the uncut tail is lost. */
+	int r = drain(b);
+	if (r < 0)
+		return fail(b, r);
+	const struct pend_file *f = &b->files[b->nfiles - 1];
+	if (f->e.nchunks == 0)
+		return 0;
+	*path = strdup(f->e.path);
+	*c = lb_mallocarray(f->e.nchunks, sizeof(**c));
+	if (!*path || !*c) {
+		free(*path);
+		free(*c);
+		*path = NULL;
+		*c = NULL;
+		return -ENOMEM;
+	}
+	memcpy(*c, f->e.chunks, f->e.nchunks * sizeof(**c));
+	*n = f->e.nchunks;
+	return 1;
+}
+
 static int tree_put(void *arg, const void *data, size_t len, struct lb_id *id)
 {
 	struct lb_backup *b = arg;

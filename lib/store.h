@@ -122,6 +122,16 @@ int lb_backup_file_end(struct lb_backup *b);
  * sends the file again).  Its chunks stay in the store as garbage unless
  * something else references them. */
 int lb_backup_file_drop(struct lb_backup *b);
+/* Resuming an interrupted transfer of a large file.  lb_backup_file_partial
+ * stores every chunk of the current file cut so far and gives the file's
+ * path and those chunks (1; 0 when there is no file in progress or no
+ * chunk of it; the caller frees both); the backup itself is then only good
+ * for freeing.  lb_backup_file_prefix, right after lb_backup_file_begin,
+ * makes chunks the store holds the start of the new file, charged like new
+ * data; the data written next follows them.  -ENOENT when a chunk is gone
+ * (a collection took it): nothing was added. */
+int lb_backup_file_partial(struct lb_backup *b, char **path, struct lb_chunkref **c, size_t *n);
+int lb_backup_file_prefix(struct lb_backup *b, const struct lb_chunkref *c, size_t n);
 /* Records the final size of the current file and, for a sparse file, its
  * data extents (the data written is their bytes back to back; n = 0 for a
  * dense file).  Call before lb_backup_file_end when the size was not known

@@ -115,6 +115,13 @@ struct job {
 	struct lb_link *link;   /* the link this job's frames cross, if any */
 	int told;               /* lumbungd's ERROR was read and printed */
 	char why[300];          /* why the job failed, for lumbungd's record */
+	/* Where an interrupted transfer stopped (PROTOCOL.md §6.2.3). */
+	char *rs_path;
+	uint64_t rs_size;
+	int64_t rs_mtime;
+	struct lb_chunkref *rs_c;
+	size_t rs_n;
+	uint64_t resumed; /* bytes not sent again */
 };
 
 static void show_progress(struct job *j, int final)
@@ -504,6 +511,176 @@ static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
 	return r;
 }
 
+/* ---- resuming an interrupted transfer (PROTOCOL.md §6.2.3) ------------------ */
+
+static int fetch_resume(struct job *j)
+{
+	int r = lb_frame_send(j->c->fd, LB_MSG_RESUME_INFO, NULL, 0);
+	if (r < 0 || (r = client_read(j->c)) < 0)
+		return r < 0 ? r : -EPROTO;
+	if (j->c->f.type != LB_MSG_OK) {
+		if (j->c->f.type == LB_MSG_ERROR) {
+			client_error(j->c);
+			j->told = 1;
+		}
+		return -EPROTO;
+	}
+	struct lb_rd rd;
+	lb_frame_reader(&j->c->f, &rd);
+	if (!lb_rd_u8(&rd))
+		return 0;
+	j->rs_path = lb_rd_strdup(&rd, 4095);
+	j->rs_size = lb_rd_uv(&rd);
+	j->rs_mtime = lb_rd_sv(&rd);
+	uint64_t n = lb_rd_uv(&rd);
+	if (!j->rs_path || n > j->c->f.len / 33) {
+		free(j->rs_path);
+		j->rs_path = NULL;
+		return -EPROTO;
+	}
+	j->rs_c = lb_mallocarray(n ? n : 1, sizeof(*j->rs_c));
+	if (!j->rs_c)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++) {
+		const uint8_t *id = lb_rd_raw(&rd, 32);
+		uint64_t size = lb_rd_uv(&rd);
+		if (!id || !size || size > UINT32_MAX) {
+			free(j->rs_path);
+			j->rs_path = NULL;
+			return -EPROTO;
+		}
+		memcpy(j->rs_c[i].id.b, id, 32);
+		j->rs_c[i].size = (uint32_t)size;
+	}
+	j->rs_n = (size_t)n;
+	return lb_rd_done(&rd) ? 0 : -EPROTO;
+}
+
+static int send_bytes(struct job *j, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		size_t n = LB_MIN(len, (size_t)LB_DATA_CHUNK);
+		int r = lb_frame_send(j->c->fd, LB_MSG_DATA, p, n);
+		if (r < 0)
+			return r;
+		p += n;
+		len -= n;
+		j->sent += n;
+	}
+	return 0;
+}
+
+struct rs_state {
+	size_t k, cl;  /* chunks matched; bytes of the next one read */
+	int verifying, announced;
+	uint8_t *cb;   /* the next chunk's bytes, while verifying */
+};
+
+/* Tells lumbungd how many chunks of the resume point the file starts
+ * with, and sends the bytes read past them. */
+static int rs_announce(struct job *j, struct rs_state *st, const struct lb_entry *e)
+{
+	lb_buf_reset(&j->b);
+	lb_entry_encode(&j->b, e);
+	lb_buf_put_uv(&j->b, st->k);
+	int r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_RESUME, &j->b);
+	if (r == 0)
+		r = send_bytes(j, st->cb, st->cl);
+	uint64_t have = 0;
+	for (size_t i = 0; i < st->k; i++)
+		have += j->rs_c[i].size;
+	j->resumed += have;
+	st->announced = 1;
+	if (have) {
+		char sz[32];
+		fprintf(stderr, "lumbung: %s: %s: resuming an interrupted transfer: %s were already stored\n", j->what,
+			e->path, lb_format_size(sz, sizeof(sz), have));
+	}
+	return r;
+}
+
+/* Hashes bytes of the file against the resume point's chunks while they
+ * match; sends everything from the first one that does not. */
+static int rs_feed(struct job *j, struct rs_state *st, const struct lb_entry *e, const uint8_t *p, size_t l)
+{
+	while (st->verifying && l > 0) {
+		size_t n = LB_MIN(l, j->rs_c[st->k].size - st->cl);
+		memcpy(st->cb + st->cl, p, n);
+		st->cl += n;
+		p += n;
+		l -= n;
+		if (st->cl < j->rs_c[st->k].size)
+			continue;
+		struct lb_id id;
+		lb_sha256(st->cb, st->cl, &id);
+		if (memcmp(id.b, j->rs_c[st->k].id.b, 32)) {
+			st->verifying = 0; /* changed since: this chunk is sent */
+			break;
+		}
+		st->k++;
+		st->cl = 0;
+		st->verifying = st->k < j->rs_n;
+	}
+	if (st->verifying)
+		return 0;
+	int r = st->announced ? 0 : rs_announce(j, st, e);
+	return r < 0 ? r : send_bytes(j, p, l);
+}
+
+/* Sends the current member, the file whose transfer was interrupted: its
+ * start is read and hashed here, chunk by chunk as lumbungd cut it, and
+ * only what follows the last chunk that matches crosses the wire. */
+static int send_resumed(struct job *j, struct archive *a, struct lb_entry *e)
+{
+	static const uint8_t zeros[65536];
+	uint32_t maxc = 1;
+	for (size_t i = 0; i < j->rs_n; i++)
+		maxc = LB_MAX(maxc, j->rs_c[i].size);
+	struct rs_state st = { .verifying = j->rs_n > 0, .cb = malloc(maxc) };
+	if (!st.cb)
+		return -ENOMEM;
+	int r = 0, ar;
+	uint64_t at = 0;
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	while (r == 0 && (ar = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+		/* A hole, should there be one, is zeros of a dense file. */
+		while (r == 0 && (uint64_t)off > at) {
+			size_t z = (size_t)LB_MIN((uint64_t)off - at, (uint64_t)sizeof(zeros));
+			r = rs_feed(j, &st, e, zeros, z);
+			at += z;
+		}
+		if (r == 0)
+			r = rs_feed(j, &st, e, buf, len);
+		at = (uint64_t)off + len;
+		j->bytes += len;
+		show_progress(j, 0);
+	}
+	if (r == 0 && ar != ARCHIVE_EOF) {
+		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, e->path, archive_error_string(a));
+		r = -EIO;
+	}
+	while (r == 0 && at < e->size) {
+		size_t z = (size_t)LB_MIN(e->size - at, (uint64_t)sizeof(zeros));
+		r = rs_feed(j, &st, e, zeros, z);
+		at += z;
+	}
+	if (r == 0 && !st.announced)
+		r = rs_announce(j, &st, e); /* it ended inside the resume point */
+	if (r == 0) {
+		lb_buf_reset(&j->b);
+		lb_buf_put_uv(&j->b, 0);
+		lb_buf_put_uv(&j->b, at);
+		r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
+	}
+	free(st.cb);
+	/* One resume per record. */
+	free(j->rs_path);
+	j->rs_path = NULL;
+	return r;
+}
+
 /* Sends one archive member (from disk or from an archive). */
 static int send_member(struct job *j, struct archive *a, struct archive_entry *ae, const char *path, int from_disk)
 {
@@ -540,6 +717,13 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 		    p->ctime == e.ctime_ns && p->ino == e.ino) {
 			j->reused++;
 			r = send_entry(j, LB_MSG_REUSE, &e);
+			goto out;
+		}
+		/* The file an earlier try was sending when it was cut off. */
+		if (from_disk && j->rs_path && !strcmp(path, j->rs_path) && e.size == j->rs_size &&
+		    e.mtime_ns == j->rs_mtime && archive_entry_sparse_count(ae) == 0) {
+			e.nextents = 0;
+			r = send_resumed(j, a, &e);
 			goto out;
 		}
 		/* A large file that changed: a delta against the parent's
@@ -809,6 +993,8 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 	int from_disk = !src->archive && !src->stdin_name;
 	if (j->have_parent && from_disk)
 		r = fetch_parent(j);
+	if (r == 0 && from_disk)
+		r = fetch_resume(j);
 	if (r == 0) {
 		if (src->archive) {
 			j->what = src->archive;
@@ -1055,6 +1241,8 @@ out:
 	lb_buf_free(&j.b);
 	free(j.ext);
 	free(j.dbuf);
+	free(j.rs_path);
+	free(j.rs_c);
 	prev_free(&j.prev);
 	return rc;
 }
@@ -1126,6 +1314,8 @@ int backup_local(const struct common *co, const char *tenant, const char *name, 
 	lb_buf_free(&j.b);
 	free(j.ext);
 	free(j.dbuf);
+	free(j.rs_path);
+	free(j.rs_c);
 	prev_free(&j.prev);
 	client_close(&cl);
 	return rc;

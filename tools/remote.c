@@ -184,6 +184,8 @@ static int agent_may_send(int t)
 	case LB_MSG_DELTA_END:
 	case LB_MSG_COMMIT:
 	case LB_MSG_ABORT:
+	case LB_MSG_RESUME_INFO:
+	case LB_MSG_FILE_RESUME:
 		return 1;
 	default:
 		return 0;
