@@ -551,6 +551,8 @@ static int do_backup(struct session *s)
 					lb_set_error("%s: only a regular file carries data", e.path);
 				if (r >= 0 && k) {
 					r = lb_backup_file_prefix(bc.b, bc.resume.c, (size_t)k);
+					if (r == -ENOENT) /* collected meanwhile: start afresh next time */
+						daemon_resume_drop(s->d, tenant, dataset);
 					for (size_t i = 0; r == 0 && i < k; i++)
 						file_bytes += bc.resume.c[i].size;
 					bc.resumed_bytes += file_bytes;
