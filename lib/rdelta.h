@@ -8,8 +8,8 @@
  * ever holds a whole file.
  *
  * Signatures use the Rabin-Karp rolling sum with BLAKE2 strong sums
- * (RS_RK_BLAKE2_SIG_MAGIC).  The block is about the square root of the
- * file's size; the strong sum is long enough that, over every comparison a
+ * (RS_RK_BLAKE2_SIG_MAGIC).  The block scales with the square root of the
+ * file's size (a sixteenth of it, measured best for dumps); the strong sum is long enough that, over every comparison a
  * delta of the file makes, a false match is less likely than 2^-24; and
  * the whole file's SHA-256 is compared after patching in any case, so a
  * collision costs a full transfer, never a wrong file. */
@@ -35,6 +35,8 @@ void lb_rsig_params(uint64_t size, uint32_t *block_len, uint32_t *strong_len);
 struct lb_rjob;
 /* A job that makes the signature of a basis of about size bytes. */
 struct lb_rjob *lb_rsig_begin(uint64_t size, lb_rout_fn out, void *arg);
+/* The same with explicit parameters (bench/lbrsig). */
+struct lb_rjob *lb_rsig_begin_with(uint32_t block_len, uint32_t strong_len, lb_rout_fn out, void *arg);
 /* A job that applies a delta to the basis, writing at most max_out bytes
  * (more is an error: the delta does not describe the file announced). */
 struct lb_rjob *lb_rpatch_begin(lb_rbasis_fn basis, void *basis_arg, uint64_t max_out, lb_rout_fn out, void *arg);
