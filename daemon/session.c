@@ -1827,6 +1827,8 @@ struct report_ctx {
 		int64_t last_ok;
 		uint64_t jobs, failed;
 		char error[512];
+		uint64_t read, sent, stored;  /* over the period */
+		uint64_t last[3];             /* the newest job's read, sent, stored */
 		/* commit times of its snapshots in the period, for missed nights */
 		int64_t *snaps;
 		size_t nsnaps, capsnaps;
@@ -1915,6 +1917,12 @@ static int job_cb(void *arg, const struct lb_job_rec *j)
 	if (!d)
 		return -ENOMEM;
 	d->jobs++;
+	d->read += j->bytes_read;
+	d->sent += j->bytes_sent;
+	d->stored += j->new_stored;
+	d->last[0] = j->bytes_read;
+	d->last[1] = j->bytes_sent;
+	d->last[2] = j->new_stored;
 	if (j->status) {
 		d->failed++;
 		snprintf(d->error, sizeof(d->error), "%s", j->error);
@@ -2050,6 +2058,12 @@ static int do_report(struct session *s)
 		lb_buf_put_uv(&b, nmissed);
 		for (uint64_t k = 0; k < nmissed && k < LB_ARRAY_SIZE(missed); k++)
 			lb_buf_put_sv(&b, missed[k]);
+		/* What the nights cost: read at the source, sent, stored. */
+		lb_buf_put_uv(&b, c.ds[i].read);
+		lb_buf_put_uv(&b, c.ds[i].sent);
+		lb_buf_put_uv(&b, c.ds[i].stored);
+		for (int k = 0; k < 3; k++)
+			lb_buf_put_uv(&b, c.ds[i].last[k]);
 		r = lb_frame_send_buf(s->fd, LB_MSG_REPORT_DATASET, &b);
 		lb_buf_free(&b);
 	}

@@ -93,7 +93,9 @@ enum lb_msg {
 				     * sv growth/day over 7 d, over 30 d (bytes), sv quota full (ns, 0 none) */
 	LB_MSG_REPORT_DATASET = 78, /* str tenant, str dataset, sv last success (ns, 0 none),
 				     * uv jobs in period, uv failed in period, str last error,
-				     * str schedule, uv missed, sv missed time... (ns, up to 62) */
+				     * str schedule, uv missed, sv missed time... (ns, up to 62),
+				     * uv bytes read, sent, stored in the period, uv the newest
+				     * job's bytes read, sent, stored */
 	LB_MSG_REPORT_STORE = 79,   /* uv physical, capacity, free, quota sum, referenced, shared,
 				     * unreferenced, overhead; sv growth/day over 30 d; sv full (ns);
 				     * sv last gc in the period (ns, 0 none), uv its bytes freed,

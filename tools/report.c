@@ -20,6 +20,8 @@ struct dataset_row {
 	int64_t last_ok;
 	uint64_t jobs, failed, missed;
 	int64_t missed_at[62];
+	uint64_t read, sent, stored; /* over the period */
+	uint64_t last[3];            /* the newest job's read, sent, stored */
 };
 
 struct store_row {
@@ -123,7 +125,11 @@ static void out_json(FILE *f, const struct report *r)
 			fprintf(f, ",\"missed\":%llu,\"missed_nights\":[", (unsigned long long)d->missed);
 			for (uint64_t m = 0; m < d->missed && m < LB_ARRAY_SIZE(d->missed_at); m++)
 				fprintf(f, "%s%lld", m ? "," : "", (long long)(d->missed_at[m] / 1000000000LL));
-			fprintf(f, "]}");
+			fprintf(f, "],\"bytes_read\":%llu,\"bytes_sent\":%llu,\"bytes_stored\":%llu,"
+				   "\"last_job\":{\"bytes_read\":%llu,\"bytes_sent\":%llu,\"bytes_stored\":%llu}}",
+				(unsigned long long)d->read, (unsigned long long)d->sent, (unsigned long long)d->stored,
+				(unsigned long long)d->last[0], (unsigned long long)d->last[1],
+				(unsigned long long)d->last[2]);
 		}
 		fprintf(f, "]}");
 	}
@@ -157,15 +163,18 @@ static void out_csv(FILE *f, const struct report *r)
 {
 	fprintf(f, "tenant,name,quota,soft_quota,charged,percent,exclusive,fair_share,logical,dedup_ratio,"
 		   "compression_ratio,snapshots,oldest,newest,growth_per_day_7d,growth_per_day_30d,quota_full,"
-		   "jobs,failed_jobs,last_success\r\n");
+		   "jobs,failed_jobs,last_success,bytes_read,bytes_sent,bytes_stored\r\n");
 	for (size_t i = 0; i < r->nt; i++) {
 		const struct tenant_row *t = &r->t[i];
 		char a[32], b[32], c[32], e[32];
-		uint64_t jobs = 0, failed = 0;
+		uint64_t jobs = 0, failed = 0, rd = 0, sent = 0, stored = 0;
 		int64_t last = 0;
 		for (size_t k = 0; k < r->nd; k++) {
 			if (strcmp(r->d[k].tenant, t->tenant))
 				continue;
+			rd += r->d[k].read;
+			sent += r->d[k].sent;
+			stored += r->d[k].stored;
 			jobs += r->d[k].jobs;
 			failed += r->d[k].failed;
 			if (r->d[k].last_ok > last)
@@ -174,13 +183,14 @@ static void out_csv(FILE *f, const struct report *r)
 		csv_field(f, t->tenant);
 		fputc(',', f);
 		csv_field(f, t->name);
-		fprintf(f, ",%llu,%llu,%llu,%.2f,%llu,%llu,%llu,%.3f,%.3f,%llu,%s,%s,%lld,%lld,%s,%llu,%llu,%s\r\n",
+		fprintf(f, ",%llu,%llu,%llu,%.2f,%llu,%llu,%llu,%.3f,%.3f,%llu,%s,%s,%lld,%lld,%s,%llu,%llu,%s,%llu,%llu,%llu\r\n",
 			(unsigned long long)t->quota, (unsigned long long)t->soft, (unsigned long long)t->charged,
 			t->quota ? 100.0 * ratio(t->charged, t->quota) : 0.0, (unsigned long long)t->exclusive,
 			(unsigned long long)t->fair, (unsigned long long)t->logical, ratio(t->logical, t->raw),
 			ratio(t->raw, t->charged), (unsigned long long)t->snapshots, day(t->oldest, a, sizeof(a)),
 			day(t->newest, b, sizeof(b)), (long long)t->g7, (long long)t->g30, day(t->full, c, sizeof(c)),
-			(unsigned long long)jobs, (unsigned long long)failed, day(last, e, sizeof(e)));
+			(unsigned long long)jobs, (unsigned long long)failed, day(last, e, sizeof(e)),
+			(unsigned long long)rd, (unsigned long long)sent, (unsigned long long)stored);
 	}
 }
 
@@ -208,6 +218,19 @@ static void out_table(FILE *f, const struct report *r)
 			t->quota ? lb_format_size(a, sizeof(a), t->quota) : _("none"), lb_format_size(b, sizeof(b), t->charged),
 			used, grow, t->full ? day(t->full, d, sizeof(d)) : "-", (unsigned long long)t->snapshots,
 			last ? day(last, c, sizeof(c)) : _("never"));
+	}
+	/* What the nights cost: the newest backup of each dataset, and the
+	 * period's total. */
+	if (r->nd)
+		fprintf(f, "\n%-24s %9s %9s %9s   %9s %9s\n", _("DATASET"), _("LAST READ"), _("SENT"),
+			_("STORED"), _("ALL SENT"), _("STORED"));
+	for (size_t k = 0; k < r->nd; k++) {
+		const struct dataset_row *ds = &r->d[k];
+		char name[2 * LB_NAME_MAX + 2], s1[32], s2[32], s3[32], s4[32], s5[32];
+		snprintf(name, sizeof(name), "%s/%s", ds->tenant, ds->dataset);
+		fprintf(f, "%-24.24s %9s %9s %9s   %9s %9s\n", name, lb_format_size(s1, sizeof(s1), ds->last[0]),
+			lb_format_size(s2, sizeof(s2), ds->last[1]), lb_format_size(s3, sizeof(s3), ds->last[2]),
+			lb_format_size(s4, sizeof(s4), ds->sent), lb_format_size(s5, sizeof(s5), ds->stored));
 	}
 	int any = 0;
 	for (size_t k = 0; k < r->nd; k++) {
@@ -615,6 +638,11 @@ int cmd_report(int argc, char **argv)
 			d->missed = lb_rd_uv(&rd);
 			for (uint64_t k = 0; k < d->missed && k < LB_ARRAY_SIZE(d->missed_at); k++)
 				d->missed_at[k] = lb_rd_sv(&rd);
+			d->read = lb_rd_uv(&rd);
+			d->sent = lb_rd_uv(&rd);
+			d->stored = lb_rd_uv(&rd);
+			for (int k = 0; k < 3; k++)
+				d->last[k] = lb_rd_uv(&rd);
 			if (!lb_rd_done(&rd) || !d->tenant || !d->dataset || !d->error || !d->schedule)
 				r = -EPROTO;
 		} else if (cl.f.type == LB_MSG_REPORT_POINT) {

@@ -141,6 +141,8 @@ check "a pull with nothing changed" sh -c "$(declare -f remote); LUMBUNG='$LUMBU
 check "costs only metadata on the link" json "$T/s2.json" "j['unchanged_files'] == j['files'] and j['bytes_read'] == 0 and j['link_bytes'] < 16384"
 check "the job record holds the link's bytes" sh -c "'$LUMBUNG' jobs --json | python3 -c 'import json,sys; j=json.load(sys.stdin); s=json.load(open(\"$T/s2.json\")); assert [x for x in j if x[\"dataset\"] == \"opd\" and x[\"bytes_sent\"] == s[\"link_bytes\"] and x[\"bytes_read\"] == 0], j'"
 
+check "the report shows what the last night cost the link" sh -c "'$LUMBUNG' report --format json | python3 -c 'import json,sys; r=json.load(sys.stdin); s=json.load(open(\"$T/s2.json\")); d=[d for t in r[\"tenants\"] for d in t[\"datasets\"] if t[\"tenant\"] == \"dinkes\" and d[\"dataset\"] == \"opd\"][0]; assert d[\"last_job\"] == {\"bytes_read\": 0, \"bytes_sent\": s[\"link_bytes\"], \"bytes_stored\": 0} and d[\"bytes_sent\"] > s[\"link_bytes\"], d'"
+
 # --limit-rate: 1.5 MiB of new random data at 256 KiB/s cannot take less
 # than about 6 s; without the cap it takes a fraction of a second.
 head -c 1572864 /dev/urandom >"$T/opd/app/new.bin"
