@@ -728,7 +728,9 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 		}
 		/* A large file that changed: a delta against the parent's
 		 * version, if the daemon can make its signature. */
-		if (p && j->delta && p->type == LB_FT_REG && !p->sparse && p->size > 0 && e.size >= j->delta_min) {
+		/* Sparse files, old or new, go whole: a patched file is dense. */
+		if (p && j->delta && p->type == LB_FT_REG && !p->sparse && p->size > 0 && e.size >= j->delta_min &&
+		    archive_entry_sparse_count(ae) == 0) {
 			struct lb_rsig *sig = NULL;
 			r = fetch_signature(j, path, &sig);
 			if (r == 1) {
