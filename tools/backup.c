@@ -113,6 +113,7 @@ struct job {
 	size_t dlen;
 	const char *fault;      /* LUMBUNG_TEST_FAULT, for the tests */
 	struct lb_link *link;   /* the link this job's frames cross, if any */
+	int64_t last_send;      /* when delta bytes last went out */
 	int told;               /* lumbungd's ERROR was read and printed */
 	char why[300];          /* why the job failed, for lumbungd's record */
 	/* Where an interrupted transfer stopped (PROTOCOL.md §6.2.3). */
@@ -318,7 +319,21 @@ static int delta_flush(struct job *j)
 		off += n;
 	}
 	j->dlen = 0;
+	j->last_send = lb_mono_ns();
 	return 0;
+}
+
+/* A huge file that barely changed makes almost no delta for minutes:
+ * something goes to lumbungd every 30 s (an empty DATA frame at worst),
+ * so that its timeout for silent clients (10 min) never fires. */
+static int delta_keepalive(struct job *j)
+{
+	if (lb_mono_ns() - j->last_send < 30000000000LL)
+		return 0;
+	if (j->dlen)
+		return delta_flush(j);
+	j->last_send = lb_mono_ns();
+	return lb_frame_send(j->c->fd, LB_MSG_DATA, NULL, 0);
 }
 
 static int delta_out(void *arg, const void *data, size_t len)
@@ -409,6 +424,7 @@ static int send_delta(struct job *j, struct archive *a, struct lb_entry *e, stru
 	e->nextents = 0;
 	if (r == 0)
 		r = send_entry(j, LB_MSG_DELTA, e);
+	j->last_send = lb_mono_ns();
 	const void *buf;
 	size_t len;
 	la_int64_t off;
@@ -421,6 +437,8 @@ static int send_delta(struct job *j, struct archive *a, struct lb_entry *e, stru
 			lb_sha_update(sha, buf, len);
 			r = lb_rjob_feed(dj, buf, len);
 		}
+		if (r == 0)
+			r = delta_keepalive(j);
 		at = (uint64_t)off + len;
 		j->bytes += len;
 		show_progress(j, 0);
