@@ -69,7 +69,7 @@ def f_pct(x):
 
 
 def f_s(x):
-    return "-" if x is None else ("%.2f" % x if x < 100 else "%.0f" % x)
+    return "-" if x is None else ("%.2f" % x if x < 100 else "%.1f" % x)
 
 
 def f_x(x):
@@ -147,7 +147,7 @@ def main():
         for night in ("update", "insert"):
             lk = s.med("dump", "lumbung", night, "link_bytes")
             wb = s.wire("dump", "lumbung", night)
-            w("- `%s`, Lumbung: link_bytes %s MiB, wire %s MiB (SSH, TCP/IP: %s); bytes sent (clear protocol) "
+            w("- `%s`, Lumbung: link_bytes %s MiB, wire %s MiB (wire / link_bytes %s: SSH, TCP, IP); bytes sent (clear protocol) "
               "%s MiB; wire against BorgBackup %s, against restic %s." % (
                   night, f_mib(lk), f_mib(wb), f_x(div(wb, lk)), f_mib(s.med("dump", "lumbung", night, "bytes_sent")),
                   f_x(div(wb, s.wire("dump", "borg", night))), f_x(div(wb, s.wire("dump", "restic", night)))))
