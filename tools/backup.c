@@ -1298,7 +1298,7 @@ static void backup_usage(FILE *f)
 		"      --remote-lumbung PATH  lumbung on the OPD server (default: lumbung)\n"
 		"      --limit-rate RATE      cap the link, e.g. 10mbit, 512k, 2M (bytes/s)\n"
 		"      --no-delta             send changed files whole\n"
-		"      --delta-threshold SIZE deltas for changed files from SIZE (default 256k)\n"
+		"      --delta-threshold SIZE deltas for changed files from SIZE (default 64k)\n"
 		"  -t, --tag TAG              tag the snapshot (repeatable)\n"
 		"      --host NAME            host name recorded (default: this host, or the\n"
 		"                             remote's host)\n"

@@ -87,7 +87,7 @@ const char *fmt_mode(int type, uint32_t mode, char *buf);
 int progress_wanted(void);
 
 /* Backups (backup.c, remote.c). */
-#define LB_DELTA_MIN_DEFAULT (256u << 10)
+#define LB_DELTA_MIN_DEFAULT (64u << 10)
 struct backup_src {
 	const char *archive, *stdin_name;
 	char **paths;
