@@ -2033,14 +2033,16 @@ static int do_report(struct session *s)
 		lb_buf_put_uv(&b, c.ds[i].failed);
 		lb_buf_put_str(&b, c.ds[i].error);
 		/* Missed nights: every time the schedule passed in the period with
-		 * no snapshot before the next one (an hour's grace for the last). */
+		 * no snapshot before the next one.  The last is given an hour
+		 * beyond the timers' random delay before it counts as missed. */
 		const struct lb_dataset_cfg *dc = lb_config_dataset(cfg, c.ds[i].tenant, c.ds[i].dataset);
 		struct lb_calendar cal;
 		int64_t missed[62];
 		uint64_t nmissed = 0;
 		if (dc && dc->schedule && lb_calendar_parse(dc->schedule, &cal) == 0) {
 			int64_t e = lb_calendar_next(&cal, since / 1000000000LL);
-			while (e > 0 && e * 1000000000LL <= c.now - 3600LL * 1000000000LL) {
+			int64_t grace = (3600LL + cfg->daemon.schedule_delay) * 1000000000LL;
+			while (e > 0 && e * 1000000000LL <= c.now - grace) {
 				int64_t next = lb_calendar_next(&cal, e);
 				int64_t lo = e * 1000000000LL, hi = next > 0 ? next * 1000000000LL : c.now;
 				int ok = 0;

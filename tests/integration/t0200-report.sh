@@ -155,4 +155,16 @@ import json
 r = json.load(open('$T/m.json'))
 assert [t['tenant'] for t in r['tenants']] == ['dinkes'], r['tenants']
 assert 'store' not in r and r['tenants'][0]['exclusive'] == 0"
+# The timers may start a backup up to schedule_delay late: tonight's run
+# (01:30, about 12.7 h before the simulated now) is not missed yet when
+# the delay is 12 h, and is with the default 10 min.
+stop_daemon
+sed -i 's/^\[daemon\]$/[daemon]\nschedule_delay = 12h/' "$T/lumbung.conf"
+start_daemon >/dev/null
+check "a night within the timers' random delay is not missed yet" sh -c "'$LUMBUNG' report --period 7d --format json | python3 -c '
+import json, sys, time
+r = json.load(sys.stdin)
+d = [x for t in r[\"tenants\"] if t[\"tenant\"] == \"dinkes\" for x in t[\"datasets\"] if x[\"dataset\"] == \"simpus\"][0]
+day = lambda s: time.strftime(\"%Y-%m-%d\", time.localtime(s))
+assert d[\"missed\"] == 1 and [day(s) for s in d[\"missed_nights\"]] == [day($day0 + 4 * 86400)], d'"
 done_testing
