@@ -39,10 +39,10 @@ summary "$log/check.out" >"$log/totals.main"
 run_suite valgrind sh scripts/valgrind-unit.sh
 
 run_suite sanitize-build sh -c 'make distclean >/dev/null && ./configure --enable-werror --enable-asan --enable-ubsan >/dev/null && make -j2'
-run_suite sanitize-check env LUMBUNG_KILLS=25 LUMBUNG_CUT_STRIDE=3 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 make -j2 check
+run_suite sanitize-check env LUMBUNG_KILLS=25 LUMBUNG_DAEMON_KILLS=8 LUMBUNG_CUT_STRIDE=3 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 make -j2 check
 summary "$log/sanitize-check.out" >"$log/totals.san"
 
-run_suite distcheck env LUMBUNG_KILLS=10 LUMBUNG_CUT_STRIDE=4 sh -c 'make distclean >/dev/null && ./configure >/dev/null && make -j2 distcheck'
+run_suite distcheck env LUMBUNG_KILLS=10 LUMBUNG_DAEMON_KILLS=5 LUMBUNG_CUT_STRIDE=4 sh -c 'make distclean >/dev/null && ./configure >/dev/null && make -j2 distcheck'
 
 pass=0
 fail=0
