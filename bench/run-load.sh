@@ -5,12 +5,12 @@
 # same amount of fresh random data (so nothing deduplicates):
 #   single:     one backup of 37 files of --mb MiB each;
 #   concurrent: 37 tenants back up one file of --mb MiB each, all at once
-#               (max_jobs = 37 so none waits for a slot).
+#               (max_jobs = 37 so none waits for a slot, or --max-jobs).
 # Per core = bytes / CPU seconds spent by lumbungd and the clients together
 # (user + system, from /proc and the shell's `times`); wall throughput is
 # given too.  Prints one table and writes it to DIR/load.md.
 #
-#   bench/run-load.sh [--builddir DIR] [--mb N] [--out DIR]
+#   bench/run-load.sh [--builddir DIR] [--mb N] [--max-jobs J] [--out DIR]
 #
 # Runs as any user (the 37 tenants are served by an administrator's
 # backups; tenancy is not what is measured).  Time: about a minute with the
@@ -19,17 +19,19 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bld=${top_builddir:-$here/..}
 mb=8
+N=37
+jobs=$N
 out="$here/out/load"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--builddir) bld=$2; shift 2 ;;
 	--mb) mb=$2; shift 2 ;;
+	--max-jobs) jobs=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-load.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-N=37
 LUMBUNGD=$bld/daemon/lumbungd
 LUMBUNG=$bld/tools/lumbung
 W=$(mktemp -d "${TMPDIR:-/tmp}/lb-load-XXXXXX")
@@ -45,7 +47,7 @@ phase() {
 	rm -rf "$W/store" "$W/src"
 	export LUMBUNG_SOCKET=$W/sock
 	{
-		printf '[store]\npath = %s/store\n[daemon]\nsocket = %s\nmax_jobs = %d\nlog_level = warning\n' "$W" "$LUMBUNG_SOCKET" $N
+		printf '[store]\npath = %s/store\n[daemon]\nsocket = %s\nmax_jobs = %d\nlog_level = warning\n' "$W" "$LUMBUNG_SOCKET" "$jobs"
 		for i in $(seq -w 1 $N); do printf '[tenant opd%s]\nquota = 100G\nusers = nobody\n' "$i"; done
 	} >"$W/lumbung.conf"
 	mkdir -p "$W/src/all"
@@ -60,11 +62,11 @@ phase() {
 	c0=$(daemon_cpu $dpid)
 	t0=$(date +%s.%N)
 	if [ "$1" = single ]; then
-		"$LUMBUNG" backup --dataset opd01/all "$W/src/all" >/dev/null
+		"$LUMBUNG" backup --dataset opd01/all "$W/src/all" >/dev/null 2>>"$W/clients.log"
 	else
 		pids=""
 		for i in $(seq -w 1 $N); do
-			"$LUMBUNG" backup --dataset "opd$i/app" "$W/src/$i" >/dev/null &
+			"$LUMBUNG" backup --dataset "opd$i/app" "$W/src/$i" >/dev/null 2>>"$W/clients.log" &
 			pids="$pids $!"
 		done
 		for p in $pids; do wait "$p"; done
@@ -83,7 +85,7 @@ phase() {
 
 r1=$(phase single)
 r2=$(phase concurrent)
-python3 - "$r1" "$r2" "$out/load.md" "$(nproc)" <<'PY'
+python3 - "$r1" "$r2" "$out/load.md" "$(nproc)" "$jobs" <<'PY'
 import sys
 (n1, b1, w1, d1, k1), (n2, b2, w2, d2, k2) = (r.split() for r in sys.argv[1:3])
 b1, w1, d1, k1, b2, w2, d2, k2 = map(float, (b1, w1, d1, k1, b2, w2, d2, k2))
@@ -97,7 +99,7 @@ lines = ["| run | MiB | wall s | CPU s (daemon+clients) | MiB/s wall | MiB per C
 for r in rows:
     lines.append("| %s | %.0f | %.2f | %.2f | %.1f | %.1f |" % r)
 lines.append("")
-lines.append("per-core throughput, 37 jobs / 1 job: %.2f (goal: at least 0.70); %s cores" % (ratio, sys.argv[4]))
+lines.append("per-core throughput, 37 jobs / 1 job: %.2f (goal: at least 0.70); %s cores, max_jobs %s" % (ratio, sys.argv[4], sys.argv[5]))
 text = "\n".join(lines)
 print(text)
 open(sys.argv[3], "w").write(text + "\n")
