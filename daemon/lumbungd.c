@@ -385,9 +385,9 @@ static void accept_one(struct daemon *d, int lfd)
 	}
 	struct cfg_ref *cfg = daemon_config_get(d);
 	int r = identity_resolve(&c->id, cfg->cfg);
+	/* A silent client must not hold a thread (or a backup slot) forever. */
+	struct timeval tv = { .tv_sec = (time_t)cfg->cfg->daemon.client_timeout };
 	daemon_config_put(d, cfg);
-	/* A silent client must not hold a thread forever. */
-	struct timeval tv = { .tv_sec = 600 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	/* Nor one that stops reading. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

@@ -63,6 +63,15 @@ static void au_tenant(struct session *s, const char *t)
 	snprintf(s->au_tenant, sizeof(s->au_tenant), "%s", t ? t : "");
 }
 
+/* 1 when r says the client is gone or stalled: it hung up, or a send made
+ * no progress for client_timeout (-EAGAIN from SO_SNDTIMEO).  Nothing more
+ * can be said to it (an ERROR would wait out the timeout once more), and
+ * the connection ends. */
+static int client_gone(int r)
+{
+	return r == -EPIPE || r == -ECONNRESET || r == -EAGAIN;
+}
+
 /* The END that closes a request's answer (after its audit record). */
 static int send_end(struct session *s)
 {
@@ -1070,7 +1079,7 @@ static int do_read(struct session *s)
 	char hex[LB_SNAP_HEX];
 	if (r < 0)
 		s->au_result = -r;
-	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+	if (r < 0 && !client_gone(r)) {
 		snprintf(s->au_detail, sizeof(s->au_detail), "%s", lb_error_detail());
 		log_error("%s: read of %s failed: %s", s->peer, lb_snap_id_hex(snap->id, hex), lb_error_detail());
 		audit_now(s, -r);
@@ -2106,7 +2115,7 @@ static int do_report(struct session *s)
 	free(c.ds);
 	free(c.pts);
 	free(want);
-	if (r < 0 && r != -EPIPE)
+	if (r < 0 && !client_gone(r))
 		return reply_error(s, -r, "cannot build the report: %s", strerror(-r));
 	return r < 0 ? r : send_end(s);
 }
@@ -2210,8 +2219,12 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 				lb_frame_send_error(fd, EPROTONOSUPPORT, "%s", lb_error_detail());
 			else if (r == -EPROTO)
 				lb_frame_send_error(fd, EPROTO, "%s", lb_error_detail());
-			log_info("%s: connection dropped: %s", s.peer,
-				 *lb_error_detail() ? lb_error_detail() : strerror(-r));
+			if (r == -EAGAIN)
+				log_info("%s: connection dropped: nothing received for %llds (client_timeout)",
+					 s.peer, (long long)s.cfg->cfg->daemon.client_timeout);
+			else
+				log_info("%s: connection dropped: %s", s.peer,
+					 *lb_error_detail() ? lb_error_detail() : strerror(-r));
 			break;
 		}
 		if (!greeted) {
@@ -2262,10 +2275,13 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 		/* A request whose answer broke off still gets its record. */
 		audit_now(&s, s.au_result ? s.au_result : (r < 0 ? -r : 0));
 		/* A failed backup leaves the client mid-stream, and a protocol
-		 * error or a broken stream leaves nothing to talk about: both
-		 * end the connection. */
-		if (r < 0 && (type == LB_MSG_BACKUP || r == -EPROTO || r == -ECONNRESET ||
-			      r == -EPIPE || r == -ECANCELED))
+		 * error, a broken stream or an answer abandoned half-sent after a
+		 * send timeout leaves nothing to talk about: all end the
+		 * connection. */
+		if (r == -EAGAIN && type != LB_MSG_BACKUP)
+			log_info("%s: connection dropped: it read nothing of the answer for %llds (client_timeout)",
+				 s.peer, (long long)s.cfg->cfg->daemon.client_timeout);
+		if (r < 0 && (type == LB_MSG_BACKUP || r == -EPROTO || r == -ECANCELED || client_gone(r)))
 			break;
 	}
 	lb_frame_free(&s.f);

@@ -336,6 +336,11 @@ static int handler(void *user, const char *section, const char *name, const char
 		}
 		if (!strcmp(name, "schedule_delay"))
 			return parse_duration(p, name, value, LB_SCHEDULE_DELAY_MAX, &c->daemon.schedule_delay);
+		if (!strcmp(name, "client_timeout")) {
+			if (!strcmp(value, "0"))
+				return perr(p, "client_timeout must be at least 1s, not '%s'", value);
+			return parse_duration(p, name, value, LB_CLIENT_TIMEOUT_MAX, &c->daemon.client_timeout);
+		}
 		if (!strcmp(name, "include"))
 			return do_include(p, value);
 		return perr(p, "unknown key '%s' in [daemon]", name);
@@ -458,6 +463,7 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 	c->daemon.max_jobs = 4;
 	c->daemon.log_level = LB_LOG_INFO;
 	c->daemon.schedule_delay = LB_DEFAULT_SCHEDULE_DELAY;
+	c->daemon.client_timeout = LB_DEFAULT_CLIENT_TIMEOUT;
 	struct parse p = { .c = c };
 	int r = parse_file(&p, path);
 	if (r < 0) {

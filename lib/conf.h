@@ -6,7 +6,7 @@
  *   [store]      path, capacity, compression, reserve, gc_repack_below, delta,
  *                delta_max_decode
  *   [daemon]     socket, user, admin_group, max_jobs, log_level,
- *                schedule_delay, include
+ *                schedule_delay, client_timeout, include
  *   [tenant ID]  name, quota, soft_quota, users, groups
  *   [dataset TENANT/NAME]  source, command, schedule
  *
@@ -70,6 +70,10 @@ struct lb_config {
 		 * each scheduled backup at random (RandomizedDelaySec= of the
 		 * timers lumbung-generator writes) */
 		int64_t schedule_delay;
+		/* seconds, 1 to LB_CLIENT_TIMEOUT_MAX: how long the daemon waits
+		 * on a client that sends nothing or reads nothing before it drops
+		 * the connection (SO_RCVTIMEO and SO_SNDTIMEO) */
+		int64_t client_timeout;
 	} daemon;
 	struct lb_tenant_cfg *tenants;
 	size_t ntenants;
@@ -88,6 +92,8 @@ struct lb_config {
 #define LB_DEFAULT_STORE "/var/lib/lumbung/store"
 #define LB_DEFAULT_SCHEDULE_DELAY (10 * 60)
 #define LB_SCHEDULE_DELAY_MAX (12 * 3600)
+#define LB_DEFAULT_CLIENT_TIMEOUT (10 * 60)
+#define LB_CLIENT_TIMEOUT_MAX (12 * 3600)
 
 /* Reads and validates a configuration.  On failure returns a negative errno
  * and writes one line "FILE:LINE: what is wrong" into err. */

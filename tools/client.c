@@ -67,8 +67,14 @@ int client_connect(struct client *c, const struct common *co)
 	lb_buf_put_str(&b, PACKAGE_VERSION);
 	int r = lb_frame_send_buf(c->fd, LB_MSG_HELLO, &b);
 	lb_buf_free(&b);
-	if (r < 0 || client_read(c) < 0)
+	/* A refusal on accept (too many connections) is sent before the
+	 * daemon hangs up, so the hello may fail with EPIPE with the reason
+	 * already waiting to be read: read it either way. */
+	if (client_read(c) < 0) {
+		if (r < 0)
+			fprintf(stderr, "lumbung: cannot greet lumbungd: %s\n", strerror(-r));
 		return EXIT_UNREACHABLE;
+	}
 	if (c->f.type == LB_MSG_ERROR) {
 		int code = client_error(c);
 		return code == EXIT_FAILED ? EXIT_UNREACHABLE : code;

@@ -4,9 +4,11 @@
 rawclient.py SOCKET CASE  -- runs one case and prints what lumbungd answered
 (the first frame's type and message), or 'closed' when it hung up.
 """
+import os
 import socket
 import struct
 import sys
+import time
 
 
 def frame(mtype, payload=b"", version=1, magic=b"LB"):
@@ -126,6 +128,107 @@ def main():
         sock.close()
         print("closed-by-client")
         return
+    elif case in ("silent", "half-header", "half-frame", "silent-backup"):
+        # A client that stops: the daemon must drop it on its own, within
+        # client_timeout.  Waits at most 60 s; prints the daemon's answer,
+        # then "dropped" (with the time it took) or "still open".
+        if case == "half-header":
+            sock.sendall(hello[:5])
+        elif case == "half-frame":
+            sock.sendall(hello[:len(hello) - 3])
+        elif case == "silent-backup":
+            sock.sendall(hello)
+            read_frame(sock)
+            sock.sendall(frame(2, s(sys.argv[3]) + s("stalled") + s("h") + uv(0)))
+            print("backup answered frame %s" % read_frame(sock)[0], flush=True)
+        t0 = time.monotonic()
+        sock.settimeout(60)
+        try:
+            got = b""
+            while True:
+                more = sock.recv(65536)
+                if not more:
+                    break
+                got += more
+            if len(got) >= 8 and got[3] == 66:
+                print("error: " + error_text(got[8:]))
+            print("dropped after %.1f s" % (time.monotonic() - t0))
+        except socket.timeout:
+            print("still open")
+        return
+    elif case.startswith("stall-read:"):
+        # READ a snapshot and read nothing of the answer until the file
+        # GO exists (at most 60 s), then drain: "cut off" when the daemon
+        # gave up on the stalled answer, "whole" when it ended with END.
+        _, tenant, name, go = case.split(":", 3)
+        sock.sendall(hello)
+        read_frame(sock)
+        sock.sendall(frame(11, s(tenant) + s(name) + uv(0)))
+        print("stalled", flush=True)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sock.settimeout(60)
+        last = None
+        while True:
+            mtype, body = read_frame(sock)
+            if mtype is None:
+                break
+            last = mtype
+        print("whole" if last == 67 else "cut off")
+        return
+    elif case.startswith("oversize-alloc:"):
+        # Half-sent big frames: a header claiming LEN bytes, SENT of them,
+        # then hang up.  Repeated COUNT times; the daemon's frame buffer for
+        # each must be freed with its connection.
+        _, count, length, sent = case.split(":")
+        for _ in range(int(count)):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            c.sendall(hello)
+            read_frame(c)
+            c.sendall(b"LB\x01\x09" + struct.pack("<I", int(length)) + b"\0" * int(sent))
+            c.close()
+        print("sent %s" % count)
+        return
+    elif case.startswith("flood:"):
+        # COUNT connections at once, each greeted: how many were welcomed and
+        # how the others were refused.  Held open until the file HOLD is
+        # gone (at most 60 s).
+        _, count, hold = case.split(":", 2)
+        conns, welcomed, refused = [sock], 0, {}
+        for _ in range(int(count) - 1):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            conns.append(c)
+        for c in conns:
+            try:
+                c.sendall(hello)
+            except OSError:
+                pass
+            mtype, body = read_frame(c)
+            if mtype == 64:
+                welcomed += 1
+            else:
+                why = error_text(body) if mtype == 66 else "closed"
+                refused[why] = refused.get(why, 0) + 1
+        print("welcomed %d refused %s" % (welcomed, refused), flush=True)
+        deadline = time.monotonic() + 60
+        while os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for c in conns:
+            c.close()
+        return
+    elif case.startswith("req:"):
+        # Any request with string fields: req:TYPE:FIELD:FIELD... ("~n" is a
+        # uv n instead of a string).
+        parts = case.split(":")[1:]
+        body = b""
+        for f in parts[1:]:
+            body += uv(int(f[1:])) if f.startswith("~") else s(f)
+        sock.sendall(hello)
+        read_frame(sock)
+        sock.sendall(frame(int(parts[0]), body))
     else:
         raise SystemExit("unknown case " + case)
     mtype, body = read_frame(sock)

@@ -53,7 +53,7 @@ int main(void)
 		 "; Lumbung test configuration\n[store]\npath = /var/lib/lumbung/store\ncapacity = 12.5T\n"
 		 "compression = zstd:5\nreserve = 20G\ndelta = no\ndelta_max_decode = 12\nkeep_daily = 7\nkeep_monthly = 12\nmin_keep_daily = 3\n[daemon]\nsocket = /run/lumbung/l.sock\n"
 		 "user = lumbung          ; dropped to when started as root\nadmin_group = lumbung-admin\n"
-		 "max_jobs = 3\nlog_level = debug\nschedule_delay = 90min\ninclude = %s/*.conf\n",
+		 "max_jobs = 3\nlog_level = debug\nschedule_delay = 90min\nclient_timeout = 45s\ninclude = %s/*.conf\n",
 		 tdir);
 	put("lumbung.conf", main_text);
 	snprintf(path, sizeof(path), "%s/lumbung.conf", dir);
@@ -70,6 +70,7 @@ int main(void)
 	tap_ok(!strcmp(c->daemon.user, "lumbung"), "user with an inline comment after it");
 	tap_ok(c->daemon.max_jobs == 3 && c->daemon.log_level == LB_LOG_DEBUG, "max_jobs and log_level");
 	tap_ok(c->daemon.schedule_delay == 90 * 60, "schedule_delay 90min in seconds");
+	tap_ok(c->daemon.client_timeout == 45, "client_timeout 45s in seconds");
 	tap_ok(c->ntenants == 2 && c->ndatasets == 1, "tenants and datasets from the included files only");
 	const struct lb_tenant_cfg *t = lb_config_tenant(c, "dinkes");
 	tap_ok(t && !strcmp(t->name, "Dinas Kesehatan") && t->quota == 600ULL << 30, "tenant name and quota");
@@ -112,6 +113,8 @@ int main(void)
 	expect_error("v.conf", "[daemon]\nschedule_delay = 13h\n", "v.conf", 2, "schedule_delay must be a duration from 0 to 12h");
 	expect_error("w.conf", "[daemon]\n\nschedule_delay = soon\n", "w.conf", 3, "schedule_delay must be a duration");
 	expect_error("x.conf", "[daemon]\nschedule_delay = -5min\n", "x.conf", 2, "schedule_delay must be a duration");
+	expect_error("ct0.conf", "[daemon]\nclient_timeout = 0\n", "ct0.conf", 2, "client_timeout must be at least 1s");
+	expect_error("ct1.conf", "[daemon]\nclient_timeout = 13h\n", "ct1.conf", 2, "client_timeout must be a duration from 0 to 12h");
 	/* The delay's bounds, and its default when unset. */
 	static const struct {
 		const char *value;
@@ -131,6 +134,7 @@ int main(void)
 	put("delay.conf", "[daemon]\nmax_jobs = 2\n");
 	r = lb_config_load(path, &c, err, sizeof(err));
 	tap_ok(r == 0 && c->daemon.schedule_delay == 10 * 60, "schedule_delay defaults to 10min (%s)", r ? err : "ok");
+	tap_ok(r == 0 && c->daemon.client_timeout == 10 * 60, "client_timeout defaults to 10min (%s)", r ? err : "ok");
 	if (r == 0)
 		lb_config_free(c);
 	/* A mistake inside an included file names that file and its line. */
