@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
 	*) echo "run-fuzz.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
+case $minutes in ''|*[!0-9]*|0) echo "run-fuzz.sh: --minutes needs a whole number of at least 1" >&2; exit 2 ;; esac
 [ -n "$targets" ] || targets=$(cd "$src/tests/fuzz" && ls fuzz-*.c | sed 's/^fuzz-//; s/\.c$//')
 [ -n "$results" ] || results=$build/fuzz-results.md
 command -v clang >/dev/null || { echo "run-fuzz.sh: clang not found: apt-get install clang" >&2; exit 1; }
@@ -41,7 +42,9 @@ if [ ! -f Makefile ] || ! grep -q 'enable-fuzz' config.status 2>/dev/null; then
 fi
 bins=
 for t in $targets; do bins="$bins tests/fuzz/fuzz-$t"; done
-make -j"$(nproc)" $bins >make.log 2>&1 || { echo "run-fuzz.sh: build failed, see $build/make.log" >&2; exit 1; }
+# One build at a time in a build directory (two runs may share it).
+flock "$build/.run-fuzz.lock" make -j"$(nproc)" $bins >make.log 2>&1 ||
+	{ echo "run-fuzz.sh: build failed, see $build/make.log" >&2; exit 1; }
 
 secs=$((minutes * 60))
 {
