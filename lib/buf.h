@@ -40,7 +40,7 @@ struct lb_rd {
 static inline void lb_rd_init(struct lb_rd *r, const void *p, size_t len)
 {
 	r->p = p;
-	r->end = r->p + len;
+	r->end = len ? r->p + len : r->p; /* NULL + 0 is undefined behaviour */
 	r->err = 0;
 }
 static inline size_t lb_rd_left(const struct lb_rd *r) { return (size_t)(r->end - r->p); }

@@ -6,6 +6,7 @@
  * from the previous snapshot. */
 #include "client.h"
 #include "hash.h"
+#include "ingest.h"
 #include "link.h"
 #include "rdelta.h"
 #include "util.h"
@@ -143,92 +144,6 @@ static int send_entry(struct job *j, int type, const struct lb_entry *e)
 	lb_buf_reset(&j->b);
 	lb_entry_encode(&j->b, e);
 	return lb_frame_send_buf(j->c->fd, type, &j->b);
-}
-
-/* Cleans an archive member name into a manifest path: leading "/" and "./"
- * go, a trailing "/" goes; ".." is refused.  Returns 0, 1 for "skip" (the
- * root itself), or -EINVAL. */
-static int clean_path(const char *in, char *out, size_t len)
-{
-	while (*in == '/' || (in[0] == '.' && in[1] == '/'))
-		in += in[0] == '/' ? 1 : 2;
-	snprintf(out, len, "%s", in);
-	size_t n = strlen(out);
-	while (n > 0 && out[n - 1] == '/')
-		out[--n] = '\0';
-	/* Collapse "a//b" and "a/./b". */
-	char *w = out;
-	for (const char *r = out; *r;) {
-		if (r[0] == '/' && (r[1] == '/' || (r[1] == '.' && (r[2] == '/' || r[2] == '\0')))) {
-			r += r[1] == '/' ? 1 : 2;
-			continue;
-		}
-		*w++ = *r++;
-	}
-	*w = '\0';
-	if (!*out || !strcmp(out, "."))
-		return 1;
-	return lb_path_valid(out) ? 0 : -EINVAL;
-}
-
-static int to_entry(struct archive_entry *ae, const char *path, struct lb_entry *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->path = (char *)path;
-	switch (archive_entry_filetype(ae)) {
-	case AE_IFREG: e->type = LB_FT_REG; break;
-	case AE_IFDIR: e->type = LB_FT_DIR; break;
-	case AE_IFLNK: e->type = LB_FT_SYMLINK; break;
-	case AE_IFCHR: e->type = LB_FT_CHR; break;
-	case AE_IFBLK: e->type = LB_FT_BLK; break;
-	case AE_IFIFO: e->type = LB_FT_FIFO; break;
-	case AE_IFSOCK: e->type = LB_FT_SOCK; break;
-	default: return -EINVAL;
-	}
-	e->mode = archive_entry_perm(ae) & 07777;
-	e->uid = (uint32_t)archive_entry_uid(ae);
-	e->gid = (uint32_t)archive_entry_gid(ae);
-	e->uname = (char *)archive_entry_uname(ae);
-	e->gname = (char *)archive_entry_gname(ae);
-	e->mtime_ns = (int64_t)archive_entry_mtime(ae) * 1000000000LL + archive_entry_mtime_nsec(ae);
-	e->ctime_ns = archive_entry_ctime_is_set(ae) ?
-		(int64_t)archive_entry_ctime(ae) * 1000000000LL + archive_entry_ctime_nsec(ae) : 0;
-	e->size = e->type == LB_FT_REG ? (uint64_t)archive_entry_size(ae) : 0;
-	e->dev = archive_entry_dev_is_set(ae) ? archive_entry_dev(ae) : 0;
-	e->ino = archive_entry_ino_is_set(ae) ? archive_entry_ino64(ae) : 0;
-	e->nlink = archive_entry_nlink(ae);
-	if (e->type == LB_FT_SYMLINK)
-		e->link = (char *)archive_entry_symlink(ae);
-	if (e->type == LB_FT_CHR || e->type == LB_FT_BLK) {
-		e->rdev_major = archive_entry_rdevmajor(ae);
-		e->rdev_minor = archive_entry_rdevminor(ae);
-	}
-	return 0;
-}
-
-/* Fills e's xattrs and ACL texts (owned by the caller's arrays). */
-static int add_meta(struct archive_entry *ae, struct lb_entry *e, struct lb_xattr *xa, size_t maxx,
-		    char **acl_a, char **acl_d)
-{
-	const char *name;
-	const void *value;
-	size_t size;
-	archive_entry_xattr_reset(ae);
-	while (e->nxattrs < maxx && archive_entry_xattr_next(ae, &name, &value, &size) == ARCHIVE_OK) {
-		xa[e->nxattrs].name = (char *)name;
-		xa[e->nxattrs].value = (uint8_t *)value;
-		xa[e->nxattrs].len = size;
-		e->nxattrs++;
-	}
-	e->xattrs = e->nxattrs ? xa : NULL;
-	*acl_a = *acl_d = NULL;
-	if (archive_entry_acl_types(ae) & ARCHIVE_ENTRY_ACL_TYPE_POSIX1E) {
-		*acl_a = archive_entry_acl_to_text(ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
-		*acl_d = archive_entry_acl_to_text(ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
-		e->acl_access = *acl_a;
-		e->acl_default = *acl_d;
-	}
-	return 0;
 }
 
 static int add_extent(struct job *j, uint64_t off, uint64_t len)
@@ -710,14 +625,14 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 	/* Archive readers give a hard link no file type of its own. */
 	if (hl && archive_entry_filetype(ae) == 0)
 		archive_entry_set_filetype(ae, AE_IFREG);
-	if (to_entry(ae, path, &e) < 0) {
+	if (lb_ingest_entry(ae, path, &e) < 0) {
 		fprintf(stderr, "lumbung: %s: %s: unsupported file type, skipped\n", j->what, path);
 		return 0;
 	}
-	add_meta(ae, &e, xa, LB_ARRAY_SIZE(xa), &acl_a, &acl_d);
+	lb_ingest_meta(ae, &e, xa, LB_ARRAY_SIZE(xa), &acl_a, &acl_d);
 	int r = 0;
 	if (hl) {
-		int c = clean_path(hl, link, sizeof(link));
+		int c = lb_ingest_clean_path(hl, link, sizeof(link));
 		if (c != 0) {
 			fprintf(stderr, "lumbung: %s: %s: hard link to '%s' points outside the tree; refusing\n",
 				j->what, path, hl);
@@ -825,7 +740,7 @@ static int walk(struct job *j, const char *root, int single)
 			snprintf(rel, sizeof(rel), "%s%s%s", base, *sub ? "/" : "", sub);
 		if (archive_entry_filetype(ae) == AE_IFDIR)
 			archive_read_disk_descend(a);
-		int c = clean_path(rel, clean, sizeof(clean));
+		int c = lb_ingest_clean_path(rel, clean, sizeof(clean));
 		if (c == 1) {
 			archive_entry_free(ae);
 			continue;
@@ -870,7 +785,7 @@ static int from_archive(struct job *j, const char *file)
 		}
 		char clean[8192];
 		const char *name = archive_entry_pathname(ae);
-		int c = name ? clean_path(name, clean, sizeof(clean)) : -EINVAL;
+		int c = name ? lb_ingest_clean_path(name, clean, sizeof(clean)) : -EINVAL;
 		if (c == 1)
 			continue;
 		if (c < 0) {
@@ -888,7 +803,7 @@ static int from_archive(struct job *j, const char *file)
 static int from_stdin(struct job *j, const char *name)
 {
 	char clean[4096];
-	if (clean_path(name, clean, sizeof(clean)) != 0) {
+	if (lb_ingest_clean_path(name, clean, sizeof(clean)) != 0) {
 		fprintf(stderr, "lumbung: --stdin-name '%s' is not a valid relative path\n", name);
 		return -EINVAL;
 	}
