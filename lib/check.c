@@ -102,6 +102,13 @@ static int index_entry_cb(void *arg, const struct lb_pack_id *pack, const struct
 	char hex[LB_ID_HEX], pname[96];
 	lb_pack_name(pack, pname, sizeof(pname));
 	if (!c->npacks || !bsearch(pack, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp)) {
+		/* A backup stored the chunk again after its pack went missing:
+		 * lookups find that newer copy, and this entry is a stale one. */
+		struct lb_pack_id live;
+		struct lb_pack_entry le;
+		if (lb_index_lookup(c->s->idx, &e->id, &live, &le) && memcmp(live.b, pack->b, LB_PACK_ID_LEN) &&
+		    bsearch(&live, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp))
+			return 0;
 		report(c, "index", "chunk %s: index names pack %s, which is missing",
 		       lb_id_hex(&e->id, hex), pname);
 		return mark_bad(c, &e->id);
