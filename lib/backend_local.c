@@ -197,7 +197,14 @@ static int local_put_commit(struct lb_obj_writer *w)
 	snprintf(name, sizeof(name), "%s", w->name);
 	writer_free(w, 0);
 	r = lb_fsync_dir_at(lb->rootfd, has_dir ? dir : ".");
-	return r < 0 ? write_failed(lb, name, r) : 0;
+	if (r < 0) {
+		/* The caller hears that the object was not written: it must
+		 * not be there either (a snapshot head would appear at the
+		 * next start of a backup its client was told had failed). */
+		unlinkat(lb->rootfd, name, 0);
+		return write_failed(lb, name, r);
+	}
+	return 0;
 }
 
 /* Returns a read descriptor for name and sets *slot to its cache slot (or -1
