@@ -43,6 +43,9 @@ check "lumbungd is still running" alive
 check "nothing of the failed backup was committed" test "$(nsnaps dinkes/big)" -eq 0
 check "the earlier snapshot restores bit-exact" restores dinkes/small@latest "$T/small"
 check "check finds the store clean" "$LUMBUNG" check
+# The failed backup's chunks stay in packs (sealed, or the one still open)
+# until a collection gives their space back.
+check "gc gives back the space of the failed backup" sh -c "'$LUMBUNG' gc >/dev/null"
 check "another tenant is served meanwhile" sh -c "'$LUMBUNG' backup --dataset disdik/other '$T/other' >/dev/null 2>&1"
 check "and a small backup works again, without a restart" \
 	sh -c "'$LUMBUNG' backup --dataset dinkes/more '$T/more' >/dev/null 2>&1"
