@@ -58,6 +58,14 @@ static void start_writeback(struct lb_obj_writer *w, uint64_t off, size_t len)
 
 static struct local_backend *L(struct lb_backend *be) { return (struct local_backend *)be; }
 
+/* A write that failed says what it was writing, into which store, and why
+ * (ENOSPC: the store's filesystem is full). */
+static int write_failed(struct local_backend *lb, const char *name, int r)
+{
+	lb_set_error("cannot write %s in store %s: %s", name, lb->be.location, strerror(-r));
+	return r;
+}
+
 static int name_ok(const char *name)
 {
 	if (!*name || name[0] == '/' || strlen(name) >= 256)
@@ -88,7 +96,7 @@ static int local_put_begin(struct lb_backend *be, const char *name, struct lb_ob
 	snprintf(w->tmp, sizeof(w->tmp), "tmp/%016llx", (unsigned long long)rnd);
 	w->fd = openat(w->lb->rootfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (w->fd < 0) {
-		int r = -errno;
+		int r = write_failed(w->lb, name, -errno);
 		free(w->buf);
 		free(w);
 		return r;
@@ -112,7 +120,7 @@ static int wflush(struct lb_obj_writer *w)
 	return 0;
 }
 
-static int local_put_write(struct lb_obj_writer *w, const void *data, size_t len)
+static int put_write(struct lb_obj_writer *w, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	if (w->err)
@@ -136,6 +144,12 @@ static int local_put_write(struct lb_obj_writer *w, const void *data, size_t len
 	memcpy(w->buf + w->used, p, len);
 	w->used += len;
 	return 0;
+}
+
+static int local_put_write(struct lb_obj_writer *w, const void *data, size_t len)
+{
+	int r = put_write(w, data, len);
+	return r < 0 ? write_failed(w->lb, w->name, r) : r;
 }
 
 static void writer_free(struct lb_obj_writer *w, int unlink_tmp)
@@ -172,13 +186,25 @@ static int local_put_commit(struct lb_obj_writer *w)
 	if (r == 0 && renameat2(w->lb->rootfd, w->tmp, w->lb->rootfd, w->name, RENAME_NOREPLACE) < 0)
 		r = -errno;
 	if (r < 0) {
+		if (r != -EEXIST)
+			write_failed(w->lb, w->name, r);
 		writer_free(w, 1);
 		return r;
 	}
 	struct local_backend *lb = w->lb;
 	int has_dir = parent_dir(w->name, dir, sizeof(dir));
+	char name[256];
+	snprintf(name, sizeof(name), "%s", w->name);
 	writer_free(w, 0);
-	return lb_fsync_dir_at(lb->rootfd, has_dir ? dir : ".");
+	r = lb_fsync_dir_at(lb->rootfd, has_dir ? dir : ".");
+	if (r < 0) {
+		/* The caller hears that the object was not written: it must
+		 * not be there either (a snapshot head would appear at the
+		 * next start of a backup its client was told had failed). */
+		unlinkat(lb->rootfd, name, 0);
+		return write_failed(lb, name, r);
+	}
+	return 0;
 }
 
 /* Returns a read descriptor for name and sets *slot to its cache slot (or -1
@@ -336,7 +362,7 @@ static int local_remove(struct lb_backend *be, const char *name)
 	return lb_fsync_dir_at(L(be)->rootfd, parent_dir(name, dir, sizeof(dir)) ? dir : ".");
 }
 
-static int local_append(struct lb_backend *be, const char *name, const void *data, size_t len)
+static int append(struct lb_backend *be, const char *name, const void *data, size_t len)
 {
 	char dir[256];
 	if (!name_ok(name))
@@ -362,6 +388,12 @@ static int local_append(struct lb_backend *be, const char *name, const void *dat
 	return r;
 }
 
+static int local_append(struct lb_backend *be, const char *name, const void *data, size_t len)
+{
+	int r = append(be, name, data, len);
+	return r < 0 && r != -EINVAL ? write_failed(L(be), name, r) : r;
+}
+
 static int local_truncate(struct lb_backend *be, const char *name, uint64_t size)
 {
 	if (!name_ok(name))
@@ -384,7 +416,8 @@ static int local_replace(struct lb_backend *be, const char *name, const void *da
 		if (r < 0)
 			return r;
 	}
-	return lb_write_file_atomic_at(L(be)->rootfd, name, data, len, 0640);
+	int r = lb_write_file_atomic_at(L(be)->rootfd, name, data, len, 0640);
+	return r < 0 ? write_failed(L(be), name, r) : 0;
 }
 
 static int local_space(struct lb_backend *be, uint64_t *free_bytes)

@@ -102,6 +102,13 @@ static int index_entry_cb(void *arg, const struct lb_pack_id *pack, const struct
 	char hex[LB_ID_HEX], pname[96];
 	lb_pack_name(pack, pname, sizeof(pname));
 	if (!c->npacks || !bsearch(pack, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp)) {
+		/* A backup stored the chunk again after its pack went missing:
+		 * lookups find that newer copy, and this entry is a stale one. */
+		struct lb_pack_id live;
+		struct lb_pack_entry le;
+		if (lb_index_lookup(c->s->idx, &e->id, &live, &le) && memcmp(live.b, pack->b, LB_PACK_ID_LEN) &&
+		    bsearch(&live, c->packs, c->npacks, sizeof(*c->packs), pack_id_cmp))
+			return 0;
 		report(c, "index", "chunk %s: index names pack %s, which is missing",
 		       lb_id_hex(&e->id, hex), pname);
 		return mark_bad(c, &e->id);
@@ -133,13 +140,15 @@ static int check_structure(struct ck *c)
 		struct lb_pack_entry *es;
 		size_t n;
 		r = lb_pack_read_footer(be, &c->packs[i], &es, &n);
-		if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			/* Torn, damaged, or unreadable (EIO from the disk): the
+			 * pack is named and its chunks count as damaged. */
 			c->res->torn_packs++;
 			report(c, "pack", "%s", lb_error_detail());
 			continue;
 		}
-		if (r < 0)
-			return r;
 		r = lb_grow(&c->fe, &c->capfe, c->nfe + n, sizeof(*c->fe));
 		if (r < 0) {
 			free(es);
@@ -261,9 +270,9 @@ static void verify_pack_job(void *arg, size_t i)
 			report(c, "pack", "%s (outside any chunk's data)", lb_error_detail());
 		return;
 	}
-	if (r == -EBADMSG) {
-		/* Header, trailer or footer unreadable: every chunk the index
-		 * places in this pack is lost. */
+	if (r < 0 && r != -ENOMEM) {
+		/* Header, trailer or footer damaged, or the pack unreadable
+		 * (EIO): every chunk the index places in this pack is lost. */
 		report(c, "pack", "%s", lb_error_detail());
 		pthread_mutex_lock(&c->mu);
 		for (size_t k = 0; k < c->nfe; k++)

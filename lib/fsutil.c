@@ -13,9 +13,15 @@ static _Atomic uint64_t fault_steps;
 static _Atomic uint64_t fault_at;
 static _Atomic int fault_mode;
 
+/* With a kind set, only steps of that kind count towards fault_at. */
+static char fault_kind[16];
+static _Atomic uint64_t fault_kind_steps;
+
 void lb_fault_arm(uint64_t nth, enum lb_fault_mode mode)
 {
 	fault_steps = 0;
+	fault_kind_steps = 0;
+	fault_kind[0] = '\0';
 	fault_at = nth;
 	fault_mode = mode;
 }
@@ -28,9 +34,12 @@ void lb_fault_from_env(void)
 	char *end;
 	unsigned long long n = strtoull(s, &end, 10);
 	enum lb_fault_mode m = LB_FAULT_EIO;
-	if (*end == ':' && strcmp(end + 1, "exit") == 0)
+	if (*end == ':' && strncmp(end + 1, "exit", 4) == 0)
 		m = LB_FAULT_EXIT;
+	const char *kind = *end == ':' ? strchr(end + 1, ':') : NULL;
 	lb_fault_arm(n, m);
+	if (kind)
+		snprintf(fault_kind, sizeof(fault_kind), "%s", kind + 1);
 }
 
 uint64_t lb_fault_steps(void) { return fault_steps; }
@@ -38,6 +47,11 @@ uint64_t lb_fault_steps(void) { return fault_steps; }
 int lb_fault_point(const char *what)
 {
 	uint64_t n = ++fault_steps;
+	if (fault_kind[0]) {
+		if (strcmp(what, fault_kind) != 0)
+			return 0;
+		n = ++fault_kind_steps;
+	}
 	if (fault_mode == LB_FAULT_OFF || n != fault_at)
 		return 0;
 	if (fault_mode == LB_FAULT_EXIT)

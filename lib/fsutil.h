@@ -20,7 +20,9 @@ enum lb_fault_mode {
 
 /* Arms the hook: the nth step from now (1-based) fails as mode says. */
 void lb_fault_arm(uint64_t nth, enum lb_fault_mode mode);
-/* Reads LUMBUNG_FAULT="N:eio" or "N:exit" from the environment, if set. */
+/* Reads LUMBUNG_FAULT="N:eio" or "N:exit" from the environment, if set;
+ * "N:eio:KIND" counts only the steps of one kind (write, fsync, rename or
+ * unlink), so that a test can fail the Nth fsync of a long-running daemon. */
 void lb_fault_from_env(void);
 /* Steps passed since start (or since the last arm). */
 uint64_t lb_fault_steps(void);

@@ -257,8 +257,10 @@ int lb_pack_read_footer(struct lb_backend *be, const struct lb_pack_id *id,
 	}
 	uint8_t t[LB_PACK_TRAILER_SIZE];
 	r = be->ops->get(be, name, size - LB_PACK_TRAILER_SIZE, t, sizeof(t));
-	if (r < 0)
+	if (r < 0) {
+		lb_set_error("pack %s: cannot read its trailer: %s", name, strerror(-r));
 		return r;
+	}
 	uint64_t foff;
 	uint32_t nb, fcrc;
 	r = parse_trailer(name, t, size, &foff, &nb, &fcrc);
@@ -273,6 +275,8 @@ int lb_pack_read_footer(struct lb_backend *be, const struct lb_pack_id *id,
 		return -ENOMEM;
 	}
 	r = be->ops->get(be, name, foff, f, flen);
+	if (r < 0)
+		lb_set_error("pack %s: cannot read its footer: %s", name, strerror(-r));
 	if (r == 0 && lb_crc32c(0, f, flen) != fcrc) {
 		lb_set_error("pack %s: footer checksum mismatch", name);
 		r = -EBADMSG;

@@ -287,17 +287,39 @@ static void seal_pack(struct lb_store *s, struct openpack *op)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Whether the index holds id and a backup may use it: for a delta, every
- * chunk of its chains is referenced first (so that a collection marking at
- * the same time keeps them), and only then the delta itself. */
+/* Whether the pack the index names is in the store.  The index is only
+ * read at open: a pack deleted behind the store's back stays indexed, and
+ * a backup deduplicating against it would commit a snapshot that cannot be
+ * restored.  A collection may just have moved the chunk to another pack,
+ * so the caller looks it up again before giving up on it. */
+static int pack_present(struct lb_store *s, const struct lb_pack_id *pid)
+{
+	char name[64];
+	uint64_t size;
+	lb_pack_name(pid, name, sizeof(name));
+	return s->be->ops->stat(s->be, name, &size) != -ENOENT;
+}
+
+/* Whether the index holds id in a pack that is there, and a backup may use
+ * it: for a delta, every chunk of its chains is referenced first (so that a
+ * collection marking at the same time keeps them), and only then the delta
+ * itself.  A chunk whose pack is missing is not held: lb_store_put_chunk
+ * stores it again (the newest copy is the one lookups find), and a file
+ * reused from the parent snapshot fails the backup. */
 static int index_ref(struct lb_store *s, const struct lb_id *id, struct lb_pack_entry *e)
 {
 	struct lb_pack_id pid;
-	if (!lb_index_lookup(s->idx, id, &pid, e))
-		return 0;
-	if (e->codec == LB_CODEC_ZSTD_DELTA && lb_store_ref_closure(s, id) < 0)
-		return 0;
-	return lb_index_lookup_ref(s->idx, id, &pid, e);
+	for (int tries = 0; tries < 2; tries++) {
+		if (!lb_index_lookup(s->idx, id, &pid, e))
+			return 0;
+		if (e->codec == LB_CODEC_ZSTD_DELTA && lb_store_ref_closure(s, id) < 0)
+			return 0;
+		if (!lb_index_lookup_ref(s->idx, id, &pid, e))
+			return 0;
+		if (pack_present(s, &pid))
+			return 1;
+	}
+	return 0;
 }
 
 static int ref_pending_chains(struct lb_store *s, const struct lb_id *id, const struct lb_id *bases, unsigned nb)
@@ -1378,7 +1400,16 @@ int lb_backup_add(struct lb_backup *b, const struct lb_entry *e)
 		for (size_t i = 0; i < e->nchunks; i++) {
 			struct lb_pack_entry pe;
 			if (!index_ref(b->s, &e->chunks[i].id, &pe) || pe.raw != e->chunks[i].size) {
-				lb_set_error("entry %s references a chunk the store does not hold", e->path);
+				struct lb_pack_id pid;
+				char hex[LB_ID_HEX], name[64];
+				if (lb_index_lookup(b->s->idx, &e->chunks[i].id, &pid, &pe)) {
+					lb_pack_name(&pid, name, sizeof(name));
+					lb_set_error("%s: chunk %s is in pack %s, which is missing from the store "
+						     "(lumbung check names the damage)",
+						     e->path, lb_id_hex(&e->chunks[i].id, hex), name);
+				} else {
+					lb_set_error("entry %s references a chunk the store does not hold", e->path);
+				}
 				return -ENOENT;
 			}
 			bytes += e->chunks[i].size;
