@@ -187,7 +187,7 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 		show_progress(j, 0);
 	}
 	if (r != ARCHIVE_EOF) {
-		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, path, archive_error_string(a));
+		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, shown(path), shown(archive_error_string(a)));
 		return -EIO;
 	}
 	if (j->next == 0 && size > 0) {
@@ -301,7 +301,7 @@ static int fetch_signature(struct job *j, const char *path, struct lb_rsig **sig
 		r = lb_rsig_load(sb.p, sb.len, sig);
 		if (r == -EBADMSG) {
 			fprintf(stderr, "lumbung: %s: %s: lumbungd's signature is unusable (%s); sending it whole\n",
-				j->what, path, lb_error_detail());
+				j->what, shown(path), lb_error_detail());
 			r = 0;
 			avail = 0;
 		}
@@ -359,7 +359,7 @@ static int send_delta(struct job *j, struct archive *a, struct lb_entry *e, stru
 		show_progress(j, 0);
 	}
 	if (r == 0 && ar != ARCHIVE_EOF) {
-		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, e->path, archive_error_string(a));
+		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, shown(e->path), shown(archive_error_string(a)));
 		r = -EIO;
 	}
 	if (r == 0 && at < e->size)
@@ -393,7 +393,7 @@ static int send_delta(struct job *j, struct archive *a, struct lb_entry *e, stru
 		if (r == 0) {
 			char *why = lb_rd_strdup(&rd, 1024);
 			fprintf(stderr, "lumbung: %s: %s: lumbungd refused the delta (%s); sending it whole\n", j->what,
-				e->path, why ? why : "?");
+				shown(e->path), why ? why : "?");
 			free(why);
 		}
 	}
@@ -408,7 +408,7 @@ static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
 {
 	int fd = source ? open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
 	if (fd < 0) {
-		fprintf(stderr, "lumbung: %s: %s: cannot read it again: %s\n", j->what, e->path,
+		fprintf(stderr, "lumbung: %s: %s: cannot read it again: %s\n", j->what, shown(e->path),
 			source ? strerror(errno) : "no source path");
 		return -EIO;
 	}
@@ -423,7 +423,7 @@ static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, e->path, strerror(errno));
+			fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, shown(e->path), strerror(errno));
 			r = -EIO;
 			break;
 		}
@@ -527,7 +527,7 @@ static int rs_announce(struct job *j, struct rs_state *st, const struct lb_entry
 	if (have) {
 		char sz[32];
 		fprintf(stderr, "lumbung: %s: %s: resuming an interrupted transfer: %s were already stored\n", j->what,
-			e->path, lb_format_size(sz, sizeof(sz), have));
+			shown(e->path), lb_format_size(sz, sizeof(sz), have));
 	}
 	return r;
 }
@@ -591,7 +591,7 @@ static int send_resumed(struct job *j, struct archive *a, struct lb_entry *e)
 		show_progress(j, 0);
 	}
 	if (r == 0 && ar != ARCHIVE_EOF) {
-		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, e->path, archive_error_string(a));
+		fprintf(stderr, "lumbung: %s: %s: %s\n", j->what, shown(e->path), shown(archive_error_string(a)));
 		r = -EIO;
 	}
 	while (r == 0 && at < e->size) {
@@ -626,7 +626,7 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 	if (hl && archive_entry_filetype(ae) == 0)
 		archive_entry_set_filetype(ae, AE_IFREG);
 	if (lb_ingest_entry(ae, path, &e) < 0) {
-		fprintf(stderr, "lumbung: %s: %s: unsupported file type, skipped\n", j->what, path);
+		fprintf(stderr, "lumbung: %s: %s: unsupported file type, skipped\n", j->what, shown(path));
 		return 0;
 	}
 	lb_ingest_meta(ae, &e, xa, LB_ARRAY_SIZE(xa), &acl_a, &acl_d);
@@ -635,7 +635,7 @@ static int send_member(struct job *j, struct archive *a, struct archive_entry *a
 		int c = lb_ingest_clean_path(hl, link, sizeof(link));
 		if (c != 0) {
 			fprintf(stderr, "lumbung: %s: %s: hard link to '%s' points outside the tree; refusing\n",
-				j->what, path, hl);
+				j->what, shown(path), shown(hl));
 			r = -EINVAL;
 			goto out;
 		}
@@ -704,7 +704,7 @@ static int walk(struct job *j, const char *root, int single)
 	archive_read_disk_set_behavior(a, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
 	int r = 0;
 	if (archive_read_disk_open(a, root) != ARCHIVE_OK) {
-		fprintf(stderr, "lumbung: cannot read %s: %s\n", root, archive_error_string(a));
+		fprintf(stderr, "lumbung: cannot read %s: %s\n", root, shown(archive_error_string(a)));
 		r = -ENOENT;
 	}
 	/* Paths are relative to root (one path) or to its parent (several). */
@@ -720,13 +720,13 @@ static int walk(struct job *j, const char *root, int single)
 			break;
 		}
 		if (ar < ARCHIVE_WARN) {
-			fprintf(stderr, "lumbung: %s: %s\n", root, archive_error_string(a));
+			fprintf(stderr, "lumbung: %s: %s\n", root, shown(archive_error_string(a)));
 			archive_entry_free(ae);
 			r = -EIO;
 			break;
 		}
 		if (ar == ARCHIVE_WARN)
-			fprintf(stderr, "lumbung: warning: %s\n", archive_error_string(a));
+			fprintf(stderr, "lumbung: warning: %s\n", shown(archive_error_string(a)));
 		const char *name = archive_entry_pathname(ae);
 		char rel[8192], clean[8192];
 		const char *sub = name + (strncmp(name, root, rootlen) == 0 ? rootlen : 0);
@@ -746,7 +746,7 @@ static int walk(struct job *j, const char *root, int single)
 			continue;
 		}
 		if (c < 0) {
-			fprintf(stderr, "lumbung: %s: cannot store path '%s'\n", root, rel);
+			fprintf(stderr, "lumbung: %s: cannot store path '%s'\n", root, shown(rel));
 			archive_entry_free(ae);
 			r = -EINVAL;
 			break;
@@ -772,14 +772,14 @@ static int from_archive(struct job *j, const char *file)
 	int r = 0;
 	int ar = !strcmp(file, "-") ? archive_read_open_fd(a, 0, 1 << 20) : archive_read_open_filename(a, file, 1 << 20);
 	if (ar != ARCHIVE_OK) {
-		fprintf(stderr, "lumbung: cannot read archive %s: %s\n", file, archive_error_string(a));
+		fprintf(stderr, "lumbung: cannot read archive %s: %s\n", file, shown(archive_error_string(a)));
 		archive_read_free(a);
 		return -EINVAL;
 	}
 	struct archive_entry *ae;
 	while (r == 0 && (ar = archive_read_next_header(a, &ae)) != ARCHIVE_EOF) {
 		if (ar < ARCHIVE_WARN) {
-			fprintf(stderr, "lumbung: archive %s is malformed or truncated: %s\n", file, archive_error_string(a));
+			fprintf(stderr, "lumbung: archive %s is malformed or truncated: %s\n", file, shown(archive_error_string(a)));
 			r = -EINVAL;
 			break;
 		}
@@ -789,8 +789,9 @@ static int from_archive(struct job *j, const char *file)
 		if (c == 1)
 			continue;
 		if (c < 0) {
-			fprintf(stderr, "lumbung: archive %s: member '%s' has a '..' component or an empty name; refusing\n",
-				file, name ? name : "");
+			fprintf(stderr, "lumbung: archive %s: member '%s' %s; refusing\n", file, shown(name),
+				!name ? "has no name" : strlen(clean) > 4095 ? "has a name longer than 4095 bytes" :
+				"has a '..' component");
 			r = -EINVAL;
 			break;
 		}

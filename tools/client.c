@@ -133,7 +133,7 @@ int frame_error(const struct lb_frame *f)
 	lb_frame_reader(f, &rd);
 	uint64_t code = lb_rd_uv(&rd);
 	char *msg = lb_rd_strdup(&rd, 4096);
-	fprintf(stderr, "lumbung: %s\n", msg ? msg : "lumbungd reported an error");
+	fprintf(stderr, "lumbung: %s\n", msg ? shown(msg) : "lumbungd reported an error");
 	free(msg);
 	switch (code) {
 	case ENOENT: return EXIT_NOTFOUND;
@@ -174,16 +174,106 @@ int split_dataset(const char *arg, const char *tenant_opt, char *tenant, char *n
 	return lb_name_valid(name) && (!*tenant || lb_name_valid(tenant)) ? 0 : -EINVAL;
 }
 
+/* Length of the valid UTF-8 sequence at p (1 to 4), or 0 when p starts an
+ * invalid one (overlong forms, surrogates and stray bytes included). */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	unsigned cp = c & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Writes s, escaped so that no byte of it can move the cursor or drive the
+ * terminal: "\\" for a backslash, \n \r \t, and \xHH for any other
+ * control character (C0, DEL, and C1 written as UTF-8) and for every byte
+ * that is not valid UTF-8.  At most max bytes of output ("..." after a cut;
+ * 0: no limit).  Returns the output length. */
+static size_t escape_name(char *out, size_t max, const char *s)
+{
+	size_t o = 0;
+	char tmp[8];
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+		size_t n = utf8_len(p), t;
+		if (*p == '\\')
+			t = (size_t)snprintf(tmp, sizeof(tmp), "\\\\");
+		else if (*p == '\n' || *p == '\r' || *p == '\t')
+			t = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+		else if (n == 0 || *p < 0x20 || *p == 0x7f || (n == 2 && p[0] == 0xc2 && p[1] < 0xa0))
+			t = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", *p), n = 1;
+		else
+			t = n, memcpy(tmp, p, n);
+		if (max && o + t + 3 > max) {
+			if (out)
+				memcpy(out + o, "...", 3);
+			return o + 3;
+		}
+		if (out)
+			memcpy(out + o, tmp, t);
+		o += t;
+		p += n;
+	}
+	return o;
+}
+
+void put_name(FILE *f, const char *s)
+{
+	size_t n = escape_name(NULL, 0, s);
+	char *buf = malloc(n + 1);
+	if (!buf) {
+		fputs("?", f);
+		return;
+	}
+	escape_name(buf, 0, s);
+	fwrite(buf, 1, n, f);
+	free(buf);
+}
+
+const char *shown(const char *s)
+{
+	/* A few at once, for one message naming several paths. */
+	static _Thread_local char bufs[4][1024];
+	static _Thread_local unsigned next;
+	char *b = bufs[next++ % 4];
+	size_t n = escape_name(b, sizeof(bufs[0]) - 1, s);
+	b[n] = '\0';
+	return b;
+}
+
 void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+		size_t n = utf8_len(p);
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
+		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(f, "\\u%04x", *p);
+		else if (n == 0)
+			/* A byte that is not UTF-8: a lone surrogate, as Python's
+			 * "surrogateescape" decodes it, so that no byte is lost. */
+			fprintf(f, "\\udc%02x", *p);
 		else
-			fputc(*p, f);
+			fwrite(p, 1, n, f);
+		p += n ? n : 1;
 	}
 	fputc('"', f);
 }

@@ -80,7 +80,13 @@ int frame_unexpected(const struct lb_frame *f, const char *context);
  * a name without '/' leaves the tenant as given by --tenant (or empty). */
 int split_dataset(const char *arg, const char *tenant_opt, char *tenant, char *name);
 
-/* Output helpers. */
+/* Output helpers.  Names from snapshots may hold any byte but NUL: put_name
+ * writes one escaped (control characters and bytes that are not UTF-8 as
+ * \xHH, \n \r \t, a backslash doubled), shown returns the same for a
+ * message (one of four rotating buffers, cut with "..." at 1 KiB), and
+ * json_str writes a JSON string (bytes that are not UTF-8 as \udcHH). */
+void put_name(FILE *f, const char *s);
+const char *shown(const char *s);
 void json_str(FILE *f, const char *s);
 const char *fmt_time(int64_t ns, char *buf, size_t len);
 const char *fmt_mode(int type, uint32_t mode, char *buf);

@@ -16,7 +16,7 @@
 
 struct sink {
 	struct archive *a; /* write_disk or a writer; NULL for cat */
-	int disk;
+	int disk, zip;
 	int to_stdout;
 	struct lb_entry cur;
 	int in_file;
@@ -25,13 +25,14 @@ struct sink {
 	uint64_t in_ext;
 	uint64_t files, bytes, errors;
 	int salvage;
+	int devices, setuid; /* create device nodes, keep setuid/setgid bits (root only) */
 	uint64_t lost_bytes, lost_trees, damaged_files;
 	char last_damaged[4096]; /* to count each damaged file once */
 	int progress;
 	int64_t last;
 };
 
-static struct archive_entry *make_entry(const struct lb_entry *e)
+static struct archive_entry *make_entry(const struct lb_entry *e, int sparse)
 {
 	struct archive_entry *ae = archive_entry_new();
 	archive_entry_set_pathname(ae, e->path);
@@ -62,6 +63,10 @@ static struct archive_entry *make_entry(const struct lb_entry *e)
 	}
 	if (e->type == LB_FT_REG)
 		archive_entry_set_size(ae, (la_int64_t)e->size);
+	/* A tar keeps the holes (a pax sparse map): a file of 1 TiB that is
+	 * all hole exports as a few blocks, not as a terabyte of zeros. */
+	for (size_t i = 0; sparse && e->type == LB_FT_REG && i < e->nextents; i++)
+		archive_entry_sparse_add_entry(ae, (la_int64_t)e->extents[i].off, (la_int64_t)e->extents[i].len);
 	if (e->type == LB_FT_CHR || e->type == LB_FT_BLK) {
 		archive_entry_set_rdevmajor(ae, e->rdev_major);
 		archive_entry_set_rdevminor(ae, e->rdev_minor);
@@ -88,27 +93,59 @@ static void progress(struct sink *s, int final)
 		lb_format_size(sz, sizeof(sz), s->bytes), final ? "\n" : "   ");
 }
 
+/* Bytes of e that are holes. */
+static uint64_t hole_bytes(const struct lb_entry *e)
+{
+	uint64_t data = 0;
+	for (size_t i = 0; i < e->nextents; i++)
+		data += e->extents[i].len;
+	return e->nextents && data < e->size ? e->size - data : 0;
+}
+
+/* A zip has no holes: they would be written (and deflated) as zeros. */
+#define ZIP_MAX_HOLES (1ULL << 30)
+
 static int header(struct sink *s, const struct lb_entry *e)
 {
 	if (!s->a)
 		return 0;
-	struct archive_entry *ae = make_entry(e);
+	struct lb_entry safe = *e;
+	if (s->disk && (e->type == LB_FT_CHR || e->type == LB_FT_BLK) && !s->devices) {
+		/* A snapshot's devices come from a tenant: a node for a raw
+		 * disk, world-writable, would hand it to anyone. */
+		fprintf(stderr, "lumbung: warning: %s: device node not created (%s)\n", shown(e->path),
+			geteuid() == 0 ? "--devices creates them" : "only root can create them");
+		return 2;
+	}
+	if (s->disk && (e->mode & 06000) && e->type != LB_FT_DIR && !s->setuid) {
+		safe.mode &= ~06000u;
+		fprintf(stderr, "lumbung: warning: %s: setuid/setgid bits dropped (%s)\n", shown(e->path),
+			geteuid() == 0 ? "--setuid keeps them" : "only root can keep them");
+	}
+	if (!s->disk && s->zip && e->type == LB_FT_REG && hole_bytes(e) > ZIP_MAX_HOLES) {
+		char h[32];
+		fprintf(stderr, "lumbung: %s left out: %s of holes, which a zip cannot store; use --tar\n",
+			shown(e->path), lb_format_size(h, sizeof(h), hole_bytes(e)));
+		s->errors++;
+		return 1;
+	}
+	struct archive_entry *ae = make_entry(&safe, !s->disk && !s->zip);
 	int r = archive_write_header(s->a, ae);
 	archive_entry_free(ae);
 	if (r == ARCHIVE_WARN) {
 		/* Written, but some metadata (an ACL, an xattr) could not be. */
-		fprintf(stderr, "lumbung: warning: %s: %s\n", e->path, archive_error_string(s->a));
+		fprintf(stderr, "lumbung: warning: %s: %s\n", shown(e->path), shown(archive_error_string(s->a)));
 		return 0;
 	}
 	if (r < ARCHIVE_WARN && !s->disk && r != ARCHIVE_FATAL && e->type != LB_FT_REG &&
 	    e->type != LB_FT_DIR && e->type != LB_FT_SYMLINK && e->type != LB_FT_HARDLINK) {
 		/* zip has no fifos, devices or sockets: leave them out. */
-		fprintf(stderr, "lumbung: warning: %s left out: %s\n", e->path, archive_error_string(s->a));
+		fprintf(stderr, "lumbung: warning: %s left out: %s\n", shown(e->path), shown(archive_error_string(s->a)));
 		return 1;
 	}
 	if (r < ARCHIVE_WARN) {
 		/* Refused (a path through a symlink, "..", ...): skip it. */
-		fprintf(stderr, "lumbung: %s: %s\n", e->path, archive_error_string(s->a));
+		fprintf(stderr, "lumbung: %s: %s\n", shown(e->path), shown(archive_error_string(s->a)));
 		s->errors++;
 		return r == ARCHIVE_FATAL ? -EIO : 1; /* 1: skip its data */
 	}
@@ -124,6 +161,20 @@ static int zeros_out(uint64_t n)
 		if (fwrite(zeros, 1, z, stdout) != z)
 			return -EIO;
 		n -= z;
+	}
+	return 0;
+}
+
+/* Writes zeros to an archive stream up to offset off of the current file. */
+static int zeros_to(struct sink *s, uint64_t off)
+{
+	static const uint8_t zeros[1 << 20];
+	while (s->off < off) {
+		size_t z = (size_t)LB_MIN(off - s->off, sizeof(zeros));
+		la_ssize_t w = archive_write_data(s->a, zeros, z);
+		if (w <= 0)
+			return -EIO;
+		s->off += (uint64_t)w;
 	}
 	return 0;
 }
@@ -154,17 +205,15 @@ static int data(struct sink *s, const uint8_t *p, size_t len)
 			w = archive_write_data_block(s->a, p, n, (la_int64_t)off);
 			w = w < 0 ? w : (la_ssize_t)n;
 		} else {
-			/* Streams have no holes: fill the gap with zeros. */
-			static const uint8_t zeros[65536];
-			while (s->off < off) {
-				size_t z = (size_t)LB_MIN(off - s->off, sizeof(zeros));
-				archive_write_data(s->a, zeros, z);
-				s->off += z;
-			}
-			w = archive_write_data(s->a, p, n);
+			/* A stream is written in order: the holes go as zeros,
+			 * which a tar's sparse map skips again. */
+			if (zeros_to(s, off) < 0)
+				w = -1;
+			else
+				w = archive_write_data(s->a, p, n);
 		}
 		if (w < 0) {
-			fprintf(stderr, "lumbung: %s: %s\n", e->path, archive_error_string(s->a));
+			fprintf(stderr, "lumbung: %s: %s\n", shown(e->path), shown(archive_error_string(s->a)));
 			return -EIO;
 		}
 		p += n;
@@ -181,20 +230,16 @@ static int data(struct sink *s, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static int finish_file(struct sink *s)
+static int finish_file(struct sink *s, int skipped)
 {
 	if (s->to_stdout && s->cur.nextents && s->off < s->cur.size && zeros_out(s->cur.size - s->off) < 0)
 		return -EIO;
-	if (s->a && !s->disk && s->off < s->cur.size) {
-		static const uint8_t zeros[65536];
-		while (s->off < s->cur.size) {
-			size_t z = (size_t)LB_MIN(s->cur.size - s->off, sizeof(zeros));
-			archive_write_data(s->a, zeros, z);
-			s->off += z;
-		}
+	if (s->a && !s->disk && !skipped && s->off < s->cur.size && zeros_to(s, s->cur.size) < 0) {
+		fprintf(stderr, "lumbung: %s: %s\n", shown(s->cur.path), shown(archive_error_string(s->a)));
+		s->errors++;
 	}
-	if (s->a && archive_write_finish_entry(s->a) < ARCHIVE_WARN) {
-		fprintf(stderr, "lumbung: %s: %s\n", s->cur.path, archive_error_string(s->a));
+	if (s->a && !(skipped && !s->disk) && archive_write_finish_entry(s->a) < ARCHIVE_WARN) {
+		fprintf(stderr, "lumbung: %s: %s\n", shown(s->cur.path), shown(archive_error_string(s->a)));
 		s->errors++;
 	}
 	lb_entry_clear(&s->cur);
@@ -293,7 +338,7 @@ static int consume(struct fq *q, struct sink *s)
 				return EXIT_FAILED;
 			}
 			if (s->to_stdout && (f->type != LB_MSG_FILE || s->files > 0)) {
-				fprintf(stderr, "lumbung: %s is not a regular file\n", s->files ? "the path" : e.path);
+				fprintf(stderr, "lumbung: %s is not a regular file\n", s->files ? "the path" : shown(e.path));
 				lb_entry_clear(&e);
 				return EXIT_NOTFOUND;
 			}
@@ -308,7 +353,7 @@ static int consume(struct fq *q, struct sink *s)
 				s->off = 0;
 				s->ext = 0;
 				s->in_ext = 0;
-				skip = r == 1;
+				skip = r >= 1;
 			} else {
 				if (s->a && r == 0)
 					archive_write_finish_entry(s->a);
@@ -326,7 +371,7 @@ static int consume(struct fq *q, struct sink *s)
 		case LB_MSG_FILE_END:
 			if (!s->in_file)
 				return frame_unexpected(f, "restore");
-			finish_file(s);
+			finish_file(s, skip);
 			skip = 0;
 			break;
 		case LB_MSG_LOST: {
@@ -352,7 +397,7 @@ static int consume(struct fq *q, struct sink *s)
 					snprintf(s->last_damaged, sizeof(s->last_damaged), "%s", path);
 				}
 				s->lost_bytes += len;
-				fprintf(stderr, "lumbung: damaged: %s: bytes %llu-%llu are zeros (%s)\n", path,
+				fprintf(stderr, "lumbung: damaged: %s: bytes %llu-%llu are zeros (%s)\n", shown(path),
 					(unsigned long long)off, (unsigned long long)(off + len - 1), what);
 			}
 			free(path);
@@ -437,7 +482,9 @@ static void restore_usage(FILE *f)
 		"DIR (created if missing) with their owner (when run as root), mode, times,\n"
 		"xattrs, ACLs, hard links and holes; or writes them as a tar (pax) or zip\n"
 		"archive.  Nothing is ever written outside DIR, whatever names the snapshot\n"
-		"holds: '..' components, absolute names and paths through symlinks are refused.\n"
+		"holds: '..' components, absolute names and paths through symlinks are refused,\n"
+		"and existing files are not replaced.  Into DIR, device nodes are not created\n"
+		"and setuid/setgid bits are dropped (a warning each) unless root asks:\n"
 		"\n"
 		"SNAPSHOT is a unique prefix of its id, TENANT/NAME@latest, or\n"
 		"TENANT/NAME@YYYY-MM-DD (the newest of that UTC day).\n"
@@ -445,6 +492,8 @@ static void restore_usage(FILE *f)
 		"  -T, --target DIR   restore into DIR\n"
 		"      --tar FILE|-   write a pax tar archive (- for stdout)\n"
 		"      --zip FILE     write a zip archive\n"
+		"      --devices      (root) create the snapshot's device nodes\n"
+		"      --setuid       (root) keep setuid/setgid bits\n"
 		"      --salvage      go on past missing or damaged data: every intact file\n"
 		"                     is restored; a damaged file is restored with zeros\n"
 		"                     where its data was lost, and listed on stderr with the\n"
@@ -464,9 +513,11 @@ int cmd_restore(int argc, char **argv)
 		{ "tar", required_argument, NULL, 0x2001 },
 		{ "zip", required_argument, NULL, 0x2002 },
 		{ "salvage", no_argument, NULL, 0x2003 },
+		{ "devices", no_argument, NULL, 0x2004 },
+		{ "setuid", no_argument, NULL, 0x2005 },
 		{ NULL, 0, NULL, 0 },
 	};
-	int salvage = 0;
+	int salvage = 0, devices = 0, setuid = 0;
 	struct common co = { 0 };
 	const char *target = NULL, *tar = NULL, *zip = NULL;
 	int c;
@@ -479,6 +530,8 @@ int cmd_restore(int argc, char **argv)
 		case 0x2001: tar = optarg; break;
 		case 0x2002: zip = optarg; break;
 		case 0x2003: salvage = 1; break;
+		case 0x2004: devices = 1; break;
+		case 0x2005: setuid = 1; break;
 		case 'h': restore_usage(stdout); return EXIT_OK;
 		default:
 			fprintf(stderr, "lumbung: try 'lumbung restore --help'\n");
@@ -490,8 +543,13 @@ int cmd_restore(int argc, char **argv)
 			"try 'lumbung restore --help'\n");
 		return EXIT_USAGE;
 	}
+	if ((devices || setuid) && (!target || geteuid() != 0)) {
+		fprintf(stderr, "lumbung restore: --devices and --setuid need --target and root\n");
+		return EXIT_USAGE;
+	}
 	const char *snap = argv[optind];
-	struct sink s = { .progress = progress_wanted() && !(tar && !strcmp(tar, "-")), .salvage = salvage };
+	struct sink s = { .progress = progress_wanted() && !(tar && !strcmp(tar, "-")), .salvage = salvage,
+			  .devices = devices, .setuid = setuid, .zip = zip != NULL };
 	int rc = EXIT_OK;
 	if (target) {
 		if (mkdir(target, 0700) < 0 && errno != EEXIST) {

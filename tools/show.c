@@ -179,8 +179,13 @@ int cmd_ls(int argc, char **argv)
 			printf("}");
 		} else {
 			snprintf(owner, sizeof(owner), "%s/%s", e.uname ? e.uname : "?", e.gname ? e.gname : "?");
-			printf("%s %-17s %12llu %s %s%s%s\n", mode, owner, (unsigned long long)e.size, when, e.path,
-			       e.link ? (e.type == LB_FT_SYMLINK ? " -> " : " => ") : "", e.link ? e.link : "");
+			printf("%s %-17s %12llu %s ", mode, owner, (unsigned long long)e.size, when);
+			put_name(stdout, e.path);
+			if (e.link) {
+				fputs(e.type == LB_FT_SYMLINK ? " -> " : " => ", stdout);
+				put_name(stdout, e.link);
+			}
+			putchar('\n');
 		}
 		n++;
 		lb_entry_clear(&e);
@@ -246,9 +251,13 @@ int cmd_diff(int argc, char **argv)
 			printf(",\"type\":%d,\"old_size\":%llu,\"new_size\":%llu}", type, (unsigned long long)a,
 			       (unsigned long long)bsz);
 		} else if (kind == 'M') {
-			printf("M %s (%llu -> %llu bytes)\n", path, (unsigned long long)a, (unsigned long long)bsz);
+			printf("M ");
+			put_name(stdout, path);
+			printf(" (%llu -> %llu bytes)\n", (unsigned long long)a, (unsigned long long)bsz);
 		} else {
-			printf("%c %s (%llu bytes)\n", kind, path, (unsigned long long)(kind == '+' ? bsz : a));
+			printf("%c ", kind);
+			put_name(stdout, path);
+			printf(" (%llu bytes)\n", (unsigned long long)(kind == '+' ? bsz : a));
 		}
 		n++;
 		free(path);
@@ -505,9 +514,15 @@ int cmd_audit(int argc, char **argv)
 				json_str(stdout, detail);
 				printf(",\"bytes\":%llu}", (unsigned long long)bytes);
 			} else {
-				printf("%-19s  %-12.12s  %-12.12s  %-9s  %-7.7s  %10llu  %s%s%s\n", when, user,
+				printf("%-19s  %-12.12s  %-12.12s  %-9s  %-7.7s  %10llu  ", when, user,
 				       *tenant ? tenant : "-", verb, result ? strerror((int)result) : "ok",
-				       (unsigned long long)bytes, object, *detail ? " -- " : "", detail);
+				       (unsigned long long)bytes);
+				put_name(stdout, object);
+				if (*detail) {
+					fputs(" -- ", stdout);
+					put_name(stdout, detail);
+				}
+				putchar('\n');
 			}
 			n++;
 		} else {
