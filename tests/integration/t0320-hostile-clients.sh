@@ -20,10 +20,10 @@ chmod 755 "$T"
 as() { u=$1; shift; runuser -u "$u" -- env LUMBUNG_SOCKET="$LUMBUNG_SOCKET" "$@"; }
 RAWPY="$(cd "$(dirname "$0")" && pwd)/rawclient.py"
 raw() { python3 "$RAWPY" "$LUMBUNG_SOCKET" "$@"; }
-# wait_for CMD...: until CMD succeeds, at most 20 s.
+# wait_for CMD...: until CMD succeeds, at most 20 s (WAIT_TICKS / 20 s).
 wait_for() {
 	i=0
-	while [ $i -lt 400 ]; do
+	while [ $i -lt "${WAIT_TICKS:-400}" ]; do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.05
 		i=$((i + 1))
@@ -106,8 +106,10 @@ check "and the daemon's fds are back to $fds0" wait_for fds_back
 tar -cf "$T/big.tar" -C "$T/big" big.bin
 head -c 3000000 "$T/big.tar" >"$T/big.part"
 killed=0
+# Each step that can fail says which one did, so a red CI run can be read.
+step() { what=$1; shift; "$@" && return 0; diag "round $killed: $what failed (daemon fds now $(nfds), baseline $fds0)"; return 1; }
 round() {
-	as opd-disdik "$LUMBUNG" backup --dataset rounds "$T/src" >/dev/null 2>&1 &
+	as opd-disdik "$LUMBUNG" backup --dataset rounds "$T/src" >>"$T/rounds.out" 2>&1 &
 	other=$!
 	rm -f "$T/fifo" && mkfifo "$T/fifo"
 	"$LUMBUNG" backup --dataset dinkes/killed --archive - <"$T/fifo" >/dev/null 2>&1 &
@@ -115,24 +117,30 @@ round() {
 	exec 7>"$T/fifo"
 	cat "$T/big.part" >&7
 	killed=$((killed + 1))
-	wait_for sh -c "[ \$(grep -c 'backup of dinkes/killed started' '$T/lumbungd.log') -ge $killed ]" || return 1
+	step "waiting for the victim backup to start" \
+		wait_for sh -c "[ \$(grep -c 'backup of dinkes/killed started' '$T/lumbungd.log') -ge $killed ]" || return 1
 	kill -9 $victim
 	exec 7>&-
 	wait $victim 2>/dev/null
-	as opd-dinkes python3 "$RAWPY" "$LUMBUNG_SOCKET" "flood:40:$T/none" >/dev/null 2>&1 || return 1
+	step "a 40-connection flood" as opd-dinkes python3 "$RAWPY" "$LUMBUNG_SOCKET" "flood:40:$T/none" >>"$T/rounds.out" 2>&1 || return 1
 	raw oversize >/dev/null 2>&1
 	raw oversize >/dev/null 2>&1
-	raw oversize-alloc:8:16777216:12582912 >/dev/null 2>&1 || return 1
-	wait $other || return 1
-	wait_for sh -c "[ \$(grep -c 'backup of dinkes/killed failed, nothing committed' '$T/lumbungd.log') -ge $killed ]" || return 1
-	wait_for fds_back
+	step "8 half-sent 16 MiB frames" raw oversize-alloc:8:16777216:12582912 >>"$T/rounds.out" 2>&1 || return 1
+	step "the other tenant's backup" wait $other || return 1
+	step "the daemon's record of the killed backup" \
+		wait_for sh -c "[ \$(grep -c 'backup of dinkes/killed failed, nothing committed' '$T/lumbungd.log') -ge $killed ]" || return 1
+	step "fds coming back to the baseline" wait_for fds_back
 }
+# One CI run under ASan failed a round without saying which step; the steps
+# now say so, and each may take 90 s on a slow, loaded sanitized build.
+WAIT_TICKS=1800
 check "a first round (warm-up)" round
 rss0=$(rss_kb)
 ROUNDS=4
 ok=1
 for i in $(seq 1 $ROUNDS); do round || ok=0; done
 check "$ROUNDS more rounds, each other-tenant backup committing" test $ok -eq 1
+WAIT_TICKS=400
 rss1=$(rss_kb)
 fds1=$(nfds)
 diag "daemon VmRSS ${rss0} kB after the warm-up, ${rss1} kB after $ROUNDS rounds; fds $fds0 -> $fds1"
