@@ -1247,7 +1247,7 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	int ok = b->tenant && b->dataset && b->host && b->mw && b->counted;
 	for (int i = 0; i < 2; i++) {
 		b->bt[i].cap = BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
-		b->bt[i].buf = malloc(b->bt[i].cap);
+		b->bt[i].buf = lb_bulk_alloc(b->bt[i].cap);
 		ok = ok && b->bt[i].buf;
 	}
 	if (!ok) {
@@ -1991,7 +1991,7 @@ void lb_backup_free(struct lb_backup *b)
 		if (b->bt[i].job)
 			lb_job_wait(b->s->pool, b->bt[i].job);
 		free(b->bt[i].items);
-		free(b->bt[i].buf);
+		lb_bulk_free(b->bt[i].buf, b->bt[i].cap);
 	}
 	for (size_t i = 0; i < b->nfiles; i++)
 		pend_file_clear(&b->files[i]);

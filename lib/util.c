@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -94,6 +95,58 @@ void *lb_mallocarray(size_t n, size_t size)
 	if (size && n > SIZE_MAX / size)
 		return NULL;
 	return malloc(n && size ? n * size : 1);
+}
+
+#define BULK_ALIGN ((size_t)2 << 20)
+
+static size_t bulk_round(size_t size)
+{
+	return size ? (size + BULK_ALIGN - 1) & ~(BULK_ALIGN - 1) : BULK_ALIGN;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BULK_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BULK_MALLOC 1
+#endif
+#endif
+
+void *lb_bulk_alloc(size_t size)
+{
+#ifdef BULK_MALLOC
+	/* Under AddressSanitizer a plain allocation keeps overruns caught. */
+	return malloc(size ? size : 1);
+#endif
+	size_t len = bulk_round(size);
+	if (len < size || len + BULK_ALIGN < len)
+		return NULL;
+	/* Map one alignment unit more than needed, then give back the ends. */
+	uint8_t *m = mmap(NULL, len + BULK_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	uintptr_t a = ((uintptr_t)m + BULK_ALIGN - 1) & ~(uintptr_t)(BULK_ALIGN - 1);
+	uint8_t *p = (uint8_t *)a;
+	if (p > m)
+		munmap(m, (size_t)(p - m));
+	if (p + len < m + len + BULK_ALIGN)
+		munmap(p + len, (size_t)(m + len + BULK_ALIGN - (p + len)));
+#ifdef MADV_HUGEPAGE
+	/* Advice only: a kernel without transparent huge pages says EINVAL
+	 * and the buffer works with small pages. */
+	(void)madvise(p, len, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+void lb_bulk_free(void *p, size_t size)
+{
+#ifdef BULK_MALLOC
+	free(p);
+	return;
+#endif
+	if (p)
+		munmap(p, bulk_round(size));
 }
 
 void *lb_reallocarray(void *p, size_t n, size_t size)
