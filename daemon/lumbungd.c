@@ -399,7 +399,11 @@ static void accept_one(struct daemon *d, int lfd)
 		else if (d->conn_fds[i] >= 0 && d->conn_uids[i] == cred.uid)
 			per_uid++;
 	}
-	if (r < 0 || slot < 0 || per_uid >= MAX_CONNECTIONS_PER_UID) {
+	/* The per-uid cap keeps one tenant's user from holding the daemon.
+	 * Administrators are exempt: the timers run every scheduled backup as
+	 * root, and 37 datasets due at once must queue for max_jobs, not be
+	 * refused (the total cap still holds). */
+	if (r < 0 || slot < 0 || (per_uid >= MAX_CONNECTIONS_PER_UID && !c->id.admin)) {
 		pthread_mutex_unlock(&d->mu);
 		if (r < 0)
 			lb_frame_send_error(fd, -r, "lumbungd cannot resolve your identity: %s", strerror(-r));

@@ -25,6 +25,13 @@
 #define BATCH_TARGET (8u << 20)
 #define MAX_PENDING_FILES 4096
 
+/* Bytes of one backup batch buffer: a batch, plus room for the uncut tail
+ * carried over and one write's worth. */
+static size_t batch_cap(const struct lb_store *s)
+{
+	return BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
+}
+
 void lb_store_params_default(struct lb_store_params *p)
 {
 	p->chunk_min = 256u << 10;
@@ -925,6 +932,7 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->bulk_mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_mutex_init(&s->pack_mu, NULL);
 	pthread_mutex_init(&s->flush_mu, NULL);
@@ -1005,6 +1013,9 @@ void lb_store_close(struct lb_store *s)
 	lb_bcache_free(s->bcache);
 	lb_index_free(s->idx);
 	lb_backend_free(s->be);
+	for (int i = 0; i < s->nbulk_idle; i++)
+		lb_bulk_free(s->bulk_idle[i], batch_cap(s));
+	pthread_mutex_destroy(&s->bulk_mu);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->pack_mu);
@@ -1192,6 +1203,42 @@ struct batch {
 	struct lb_job *job; /* in flight on the pool */
 };
 
+/* A backup's two batch buffers come from the store's idle ones when it has
+ * some (store_internal.h, bulk_mu), else are mapped fresh. */
+static void *batch_buf_get(struct lb_store *s)
+{
+	void *p = NULL;
+	pthread_mutex_lock(&s->bulk_mu);
+	if (s->nbulk_idle)
+		p = s->bulk_idle[--s->nbulk_idle];
+	pthread_mutex_unlock(&s->bulk_mu);
+	return p ? p : lb_bulk_alloc(batch_cap(s));
+}
+
+/* Gives back the buffers of an ending backup (NULLs ignored): kept while
+ * another backup is alive, and all idle ones freed with the last. */
+static void batch_bufs_put(struct lb_store *s, void *a, void *b)
+{
+	void *give[2] = { a, b }, *drop[2 + LB_ARRAY_SIZE(s->bulk_idle)];
+	int ndrop = 0;
+	pthread_mutex_lock(&s->bulk_mu);
+	int last = --s->bulk_users == 0;
+	for (int i = 0; i < 2; i++) {
+		if (!give[i])
+			continue;
+		if (!last && s->nbulk_idle < (int)LB_ARRAY_SIZE(s->bulk_idle))
+			s->bulk_idle[s->nbulk_idle++] = give[i];
+		else
+			drop[ndrop++] = give[i];
+	}
+	if (last)
+		while (s->nbulk_idle)
+			drop[ndrop++] = s->bulk_idle[--s->nbulk_idle];
+	pthread_mutex_unlock(&s->bulk_mu);
+	for (int i = 0; i < ndrop; i++)
+		lb_bulk_free(drop[i], batch_cap(s));
+}
+
 struct lb_backup {
 	struct lb_store *s;
 	char *tenant, *dataset, *host;
@@ -1245,9 +1292,12 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	b->counted = lb_idset_new();
 	pthread_mutex_init(&b->mu, NULL);
 	int ok = b->tenant && b->dataset && b->host && b->mw && b->counted;
+	pthread_mutex_lock(&s->bulk_mu);
+	s->bulk_users++;
+	pthread_mutex_unlock(&s->bulk_mu);
 	for (int i = 0; i < 2; i++) {
-		b->bt[i].cap = BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
-		b->bt[i].buf = lb_bulk_alloc(b->bt[i].cap);
+		b->bt[i].cap = batch_cap(s);
+		b->bt[i].buf = batch_buf_get(s);
 		ok = ok && b->bt[i].buf;
 	}
 	if (!ok) {
@@ -1991,8 +2041,8 @@ void lb_backup_free(struct lb_backup *b)
 		if (b->bt[i].job)
 			lb_job_wait(b->s->pool, b->bt[i].job);
 		free(b->bt[i].items);
-		lb_bulk_free(b->bt[i].buf, b->bt[i].cap);
 	}
+	batch_bufs_put(b->s, b->bt[0].buf, b->bt[1].buf);
 	for (size_t i = 0; i < b->nfiles; i++)
 		pend_file_clear(&b->files[i]);
 	free(b->files);

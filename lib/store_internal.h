@@ -68,6 +68,16 @@ struct lb_store {
 	int delta_level;       /* zstd level of deltas */
 	unsigned delta_radix;  /* of the skip-delta rule */
 	struct lb_bcache *bcache;
+
+	/* Batch buffers of ended backups, kept for the next backup while any
+	 * backup runs (store.c, batch_buf_get): a queue of backups behind
+	 * max_jobs reuses memory already faulted in instead of faulting and
+	 * zeroing 32 MiB each.  All are freed when the last backup ends, so
+	 * an idle daemon holds none. */
+	pthread_mutex_t bulk_mu;
+	void *bulk_idle[8];
+	int nbulk_idle;
+	int bulk_users; /* backups alive */
 };
 
 /* ---- delta.c ---- */

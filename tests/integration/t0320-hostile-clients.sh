@@ -96,6 +96,14 @@ check "another uid is still served" sh -c "$(declare -f as); LUMBUNG_SOCKET='$LU
 check "and may back up" sh -c "$(declare -f as); LUMBUNG_SOCKET='$LUMBUNG_SOCKET'; as opd-disdik '$LUMBUNG' backup --dataset during-flood '$T/src' >/dev/null 2>&1"
 rm -f "$T/hold"
 wait $fl
+# Administrators are not capped per uid: the timers run every scheduled
+# backup as root, and more than 32 of them may be due at once.
+touch "$T/hold"
+python3 "$RAWPY" "$LUMBUNG_SOCKET" "flood:40:$T/hold" >"$T/rootflood.out" 2>&1 &
+rfl=$!
+check "40 connections from root (an administrator): all 40 welcomed" wait_for grep -q "^welcomed 40 refused {}" "$T/rootflood.out"
+rm -f "$T/hold"
+wait $rfl
 check "after the flood the uid is served again" wait_for sh -c "$(declare -f as); LUMBUNG_SOCKET='$LUMBUNG_SOCKET'; as opd-dinkes '$LUMBUNG' snapshots"
 check "and the daemon's fds are back to $fds0" wait_for fds_back
 
