@@ -77,6 +77,10 @@ struct identity {
 	size_t ntenants;
 };
 
+/* Sets up d with no store, no connection and no job, serving cfg (whose
+ * reference it takes). */
+void daemon_init(struct daemon *d, const char *config_path, struct cfg_ref *cfg);
+
 struct cfg_ref *daemon_config_get(struct daemon *d);
 void daemon_config_put(struct daemon *d, struct cfg_ref *ref);
 

@@ -71,6 +71,18 @@ struct cfg_ref *daemon_config_get(struct daemon *d)
 	return r;
 }
 
+void daemon_init(struct daemon *d, const char *config_path, struct cfg_ref *cfg)
+{
+	memset(d, 0, sizeof(*d));
+	d->config_path = config_path;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	pthread_mutex_init(&d->audit_mu, NULL);
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		d->conn_fds[i] = -1;
+	d->cfg = cfg;
+}
+
 void daemon_config_put(struct daemon *d, struct cfg_ref *ref)
 {
 	pthread_mutex_lock(&d->mu);
@@ -576,13 +588,7 @@ int main(int argc, char **argv)
 	}
 
 	static struct daemon d;
-	d.config_path = config;
-	pthread_mutex_init(&d.mu, NULL);
-	pthread_cond_init(&d.cv, NULL);
-	pthread_mutex_init(&d.audit_mu, NULL);
-	for (int i = 0; i < MAX_CONNECTIONS; i++)
-		d.conn_fds[i] = -1;
-	d.cfg = new_ref(cfg);
+	daemon_init(&d, config, new_ref(cfg));
 
 	if (cfg->store.capacity && qsum > cfg->store.capacity) {
 		char a[32], b[32];

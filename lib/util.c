@@ -97,13 +97,6 @@ void *lb_mallocarray(size_t n, size_t size)
 	return malloc(n && size ? n * size : 1);
 }
 
-#define BULK_ALIGN ((size_t)2 << 20)
-
-static size_t bulk_round(size_t size)
-{
-	return size ? (size + BULK_ALIGN - 1) & ~(BULK_ALIGN - 1) : BULK_ALIGN;
-}
-
 #if defined(__SANITIZE_ADDRESS__)
 #define BULK_MALLOC 1
 #elif defined(__has_feature)
@@ -112,12 +105,21 @@ static size_t bulk_round(size_t size)
 #endif
 #endif
 
+#ifndef BULK_MALLOC
+#define BULK_ALIGN ((size_t)2 << 20)
+
+static size_t bulk_round(size_t size)
+{
+	return size ? (size + BULK_ALIGN - 1) & ~(BULK_ALIGN - 1) : BULK_ALIGN;
+}
+#endif
+
 void *lb_bulk_alloc(size_t size)
 {
 #ifdef BULK_MALLOC
 	/* Under AddressSanitizer a plain allocation keeps overruns caught. */
 	return malloc(size ? size : 1);
-#endif
+#else
 	size_t len = bulk_round(size);
 	if (len < size || len + BULK_ALIGN < len)
 		return NULL;
@@ -137,16 +139,18 @@ void *lb_bulk_alloc(size_t size)
 	(void)madvise(p, len, MADV_HUGEPAGE);
 #endif
 	return p;
+#endif
 }
 
 void lb_bulk_free(void *p, size_t size)
 {
 #ifdef BULK_MALLOC
+	(void)size;
 	free(p);
-	return;
-#endif
+#else
 	if (p)
 		munmap(p, bulk_round(size));
+#endif
 }
 
 void *lb_reallocarray(void *p, size_t n, size_t size)

@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,28 +45,16 @@ static void die(const char *what, int r)
 	abort();
 }
 
-static void rm_tree(const char *path)
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
-	DIR *d = opendir(path);
-	if (!d) {
-		unlink(path);
-		return;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		char sub[4096];
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		struct stat st;
-		if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-			rm_tree(sub);
-		else
-			unlink(sub);
-	}
-	closedir(d);
-	rmdir(path);
+	(void)st;
+	(void)flag;
+	(void)f;
+	remove(p); /* go on past what cannot be removed */
+	return 0;
 }
+
+static void rm_tree(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 static void copy_tree(const char *from, const char *to)
 {
@@ -210,16 +199,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rm_tree(work);
 	copy_tree(pristine, work);
 	struct daemon d;
-	memset(&d, 0, sizeof(d));
-	d.config_path = conf_path;
-	pthread_mutex_init(&d.mu, NULL);
-	pthread_cond_init(&d.cv, NULL);
-	pthread_mutex_init(&d.audit_mu, NULL);
-	for (int i = 0; i < MAX_CONNECTIONS; i++)
-		d.conn_fds[i] = -1;
 	ref.cfg = cfg;
 	ref.refs = 1; /* ours: the sessions never free it */
-	d.cfg = &ref;
+	daemon_init(&d, conf_path, &ref);
 	int r = lb_store_open(work, 1, &d.store);
 	if (r < 0)
 		die("store", r);
