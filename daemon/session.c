@@ -239,8 +239,9 @@ static int send_parent(struct session *s, struct backup_ctx *bc)
 	if (bc->parent) {
 		struct lb_mreader *mr = lb_store_tree_reader(s->d->store, bc->parent);
 		struct lb_entry e;
-		struct lb_buf b;
+		struct lb_buf b, out;
 		lb_buf_init(&b);
+		lb_buf_init(&out);
 		int r;
 		while ((r = lb_mreader_next(mr, &e)) == 1) {
 			/* The client compares metadata only; chunk ids stay here. */
@@ -250,14 +251,19 @@ static int send_parent(struct session *s, struct backup_ctx *bc)
 			lb_buf_reset(&b);
 			lb_entry_encode(&b, &e);
 			lb_entry_clear(&e);
-			r = lb_frame_send_buf(s->fd, LB_MSG_ENTRY, &b);
-			if (r < 0)
+			/* Entries go out 64 KiB at a time, not one write each. */
+			lb_frame_put(&out, LB_MSG_ENTRY, b.p, b.len);
+			if ((r = b.err) < 0 || (out.len >= 65536 && (r = lb_frames_flush(s->fd, &out)) < 0))
 				break;
 		}
+		if (r == 0) {
+			lb_frame_put(&out, LB_MSG_END, NULL, 0); /* the backup goes on */
+			r = lb_frames_flush(s->fd, &out);
+		}
 		lb_buf_free(&b);
+		lb_buf_free(&out);
 		lb_mreader_free(mr);
-		if (r < 0)
-			return r;
+		return r;
 	}
 	return lb_frame_send(s->fd, LB_MSG_END, NULL, 0); /* the backup goes on */
 }
@@ -2204,6 +2210,8 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 {
 	struct session s = { .d = d, .fd = fd, .id = peer };
 	lb_frame_init(&s.f);
+	/* Without it (no memory) frames are read as they come. */
+	(void)lb_frame_readahead(&s.f, 65536);
 	snprintf(s.peer, sizeof(s.peer), "%s (uid %u, pid %ld)", peer->name, (unsigned)peer->uid, (long)peer->pid);
 	s.cfg = daemon_config_get(d);
 	int greeted = 0;

@@ -12,7 +12,26 @@ void lb_frame_init(struct lb_frame *f) { memset(f, 0, sizeof(*f)); }
 void lb_frame_free(struct lb_frame *f)
 {
 	free(f->payload);
+	free(f->ra);
 	lb_frame_init(f);
+}
+
+int lb_frame_readahead(struct lb_frame *f, size_t size)
+{
+	if (f->ra)
+		return 0;
+	f->ra = malloc(size);
+	if (!f->ra)
+		return -ENOMEM;
+	f->ra_cap = size;
+	f->ra_pos = f->ra_end = 0;
+	return 0;
+}
+
+int lb_frame_ready(const struct lb_frame *f)
+{
+	size_t have = f->ra_end - f->ra_pos;
+	return f->ra && have >= LB_FRAME_HEADER && have - LB_FRAME_HEADER >= lb_get32(f->ra + f->ra_pos + 4);
 }
 
 /* Reads exactly len bytes; returns 1, 0 at EOF before any byte, or -errno
@@ -37,12 +56,52 @@ static int read_full(int fd, void *buf, size_t len)
 	return 1;
 }
 
+/* Receives into the read-ahead buffer until it holds at least want bytes
+ * (want <= ra_cap); returns 1, 0 at EOF with nothing held, or -errno
+ * (-ECONNRESET at EOF inside the bytes wanted). */
+static int ra_fill(int fd, struct lb_frame *f, size_t want)
+{
+	if (f->ra_end - f->ra_pos >= want)
+		return 1;
+	if (f->ra_pos + want > f->ra_cap) {
+		memmove(f->ra, f->ra + f->ra_pos, f->ra_end - f->ra_pos);
+		f->ra_end -= f->ra_pos;
+		f->ra_pos = 0;
+	}
+	while (f->ra_end - f->ra_pos < want) {
+		ssize_t n = recv(fd, f->ra + f->ra_end, f->ra_cap - f->ra_end, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		if (n == 0)
+			return f->ra_end == f->ra_pos ? 0 : -ECONNRESET;
+		f->ra_end += (size_t)n;
+	}
+	return 1;
+}
+
+/* Hands out up to len bytes of the read-ahead buffer; returns how many. */
+static size_t ra_take(struct lb_frame *f, void *buf, size_t len)
+{
+	size_t n = LB_MIN(len, f->ra_end - f->ra_pos);
+	memcpy(buf, f->ra + f->ra_pos, n);
+	f->ra_pos += n;
+	return n;
+}
+
 int lb_frame_read(int fd, struct lb_frame *f)
 {
 	uint8_t h[LB_FRAME_HEADER];
-	int r = read_full(fd, h, sizeof(h));
-	if (r <= 0)
+	int r = f->ra ? ra_fill(fd, f, sizeof(h)) : read_full(fd, h, sizeof(h));
+	if (r <= 0) {
+		if (r == -ECONNRESET)
+			lb_set_error("connection ended inside a frame");
 		return r;
+	}
+	if (f->ra)
+		ra_take(f, h, sizeof(h));
 	if (h[0] != 'L' || h[1] != 'B') {
 		lb_set_error("not a lumbung protocol frame (bad magic)");
 		return -EPROTO;
@@ -67,7 +126,22 @@ int lb_frame_read(int fd, struct lb_frame *f)
 	f->len = len;
 	if (len == 0)
 		return 1;
-	r = read_full(fd, f->payload, len);
+	size_t got = 0;
+	if (f->ra) {
+		/* A small frame comes through the buffer with what follows it;
+		 * a large one takes what is there and the rest directly. */
+		if (len <= f->ra_cap / 2 && (r = ra_fill(fd, f, len)) <= 0) {
+			if (r == 0)
+				r = -ECONNRESET;
+			if (r != -EAGAIN)
+				lb_set_error("connection ended inside a frame");
+			return r;
+		}
+		got = ra_take(f, f->payload, len);
+		if (got == len)
+			return 1;
+	}
+	r = read_full(fd, f->payload + got, len - got);
 	if (r == 0)
 		r = -ECONNRESET;
 	if (r < 0 && r != -EAGAIN)
@@ -106,6 +180,47 @@ int lb_frame_send(int fd, int type, const void *payload, size_t len)
 		}
 	}
 	return 0;
+}
+
+void lb_frame_put(struct lb_buf *out, int type, const void *payload, size_t len)
+{
+	uint8_t h[LB_FRAME_HEADER] = { 'L', 'B', LB_PROTO_VERSION, (uint8_t)type };
+	lb_put32(h + 4, (uint32_t)len);
+	lb_buf_put(out, h, sizeof(h));
+	lb_buf_put(out, payload, len);
+}
+
+int lb_frames_flush(int fd, struct lb_buf *out)
+{
+	if (out->err)
+		return out->err;
+	const uint8_t *p = out->p;
+	size_t left = out->len;
+	while (left > 0) {
+		ssize_t n = send(fd, p, left, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	lb_buf_reset(out);
+	return 0;
+}
+
+int lb_frame_forward(int fd, struct lb_buf *fwd, const struct lb_frame *f)
+{
+	enum { BATCH = 65536 };
+	int r;
+	if (f->len >= BATCH / 2) {
+		if ((r = lb_frames_flush(fd, fwd)) < 0)
+			return r;
+		return lb_frame_send(fd, f->type, f->payload, f->len);
+	}
+	lb_frame_put(fwd, f->type, f->payload, f->len);
+	return lb_frame_ready(f) && fwd->len < BATCH && !fwd->err ? 0 : lb_frames_flush(fd, fwd);
 }
 
 int lb_frame_send_error(int fd, int code, const char *fmt, ...)

@@ -119,15 +119,27 @@ enum lb_msg {
 				     * uv ms waited, marking, sweeping; str problem ("" none) */
 };
 
-/* A frame as read. */
+/* A frame as read.  A frame given a read-ahead buffer (lb_frame_readahead)
+ * takes as many bytes as the socket holds in one receive and hands them out
+ * frame by frame: a stream of small frames (a listing, REUSE entries) costs
+ * one system call per buffer instead of two per frame.  Every read of that
+ * socket must then go through this one frame. */
 struct lb_frame {
 	int type;
 	uint8_t *payload; /* owned by the frame; reused between reads */
 	size_t len, cap;
+	uint8_t *ra;      /* read-ahead: bytes received, not yet handed out */
+	size_t ra_pos, ra_end, ra_cap;
 };
 
 void lb_frame_init(struct lb_frame *f);
 void lb_frame_free(struct lb_frame *f);
+/* Gives f a read-ahead buffer of size bytes; 0 or -ENOMEM (f then reads
+ * without one, as before). */
+int lb_frame_readahead(struct lb_frame *f, size_t size);
+/* Whether a whole frame is already in f's read-ahead buffer, so that the
+ * next lb_frame_read will not wait. */
+int lb_frame_ready(const struct lb_frame *f);
 
 /* Reads one frame.  Returns 1 and fills f, 0 on a clean end of stream before
  * a header, -EPROTO for a bad magic or an oversize length (detail says
@@ -141,6 +153,14 @@ static inline int lb_frame_send_buf(int fd, int type, const struct lb_buf *b)
 {
 	return b->err ? b->err : lb_frame_send(fd, type, b->p, b->len);
 }
+/* Appends one frame to out, for several frames sent in one write. */
+void lb_frame_put(struct lb_buf *out, int type, const void *payload, size_t len);
+/* Writes all of out and empties it; 0 or -errno (never raises SIGPIPE). */
+int lb_frames_flush(int fd, struct lb_buf *out);
+/* Passes the frame f, just read, on to fd: small frames wait in fwd while
+ * f's read-ahead already holds the next one (up to 64 KiB), large ones go
+ * at once, without a copy.  0 or -errno. */
+int lb_frame_forward(int fd, struct lb_buf *fwd, const struct lb_frame *f);
 /* Sends an ERROR frame with an errno value and a message. */
 int lb_frame_send_error(int fd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

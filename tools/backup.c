@@ -27,10 +27,14 @@
 /* The parent snapshot's entries, by path, for the unchanged-file test. */
 struct prev {
 	char *path;
-	uint64_t size, ino;
+	uint64_t size, ino, dev;
 	int64_t mtime, ctime;
 	int type;
 	int sparse;
+	/* The entry as lumbungd sent it, for a file with one link: sent back
+	 * as its REUSE when the walk finds the file unchanged. */
+	uint8_t *raw;
+	uint32_t rawlen;
 };
 
 struct prev_map {
@@ -48,13 +52,20 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-static int prev_add(struct prev_map *m, struct lb_entry *e)
+static int prev_add(struct prev_map *m, struct lb_entry *e, const uint8_t *raw, size_t rawlen)
 {
+	uint8_t *copy = NULL;
+	if (raw && !(copy = malloc(rawlen)))
+		return -ENOMEM;
+	if (raw)
+		memcpy(copy, raw, rawlen);
 	if ((m->n + 1) * 2 > m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 1024;
 		struct prev *ns = calloc(ncap, sizeof(*ns));
-		if (!ns)
+		if (!ns) {
+			free(copy);
 			return -ENOMEM;
+		}
 		for (size_t i = 0; i < m->cap; i++) {
 			if (!m->slots[i].path)
 				continue;
@@ -70,9 +81,9 @@ static int prev_add(struct prev_map *m, struct lb_entry *e)
 	size_t j = hash_str(e->path) & (m->cap - 1);
 	while (m->slots[j].path)
 		j = (j + 1) & (m->cap - 1);
-	m->slots[j] = (struct prev){ .path = e->path, .size = e->size, .ino = e->ino,
+	m->slots[j] = (struct prev){ .path = e->path, .size = e->size, .ino = e->ino, .dev = e->dev,
 				     .mtime = e->mtime_ns, .ctime = e->ctime_ns, .type = e->type,
-				     .sparse = e->nextents > 0 };
+				     .sparse = e->nextents > 0, .raw = copy, .rawlen = (uint32_t)rawlen };
 	e->path = NULL;
 	m->n++;
 	return 0;
@@ -90,8 +101,10 @@ static const struct prev *prev_find(const struct prev_map *m, const char *path)
 
 static void prev_free(struct prev_map *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
+	for (size_t i = 0; i < m->cap; i++) {
 		free(m->slots[i].path);
+		free(m->slots[i].raw);
+	}
 	free(m->slots);
 }
 
@@ -104,6 +117,8 @@ struct job {
 	int64_t last_progress;
 	int progress;
 	struct lb_buf b;
+	struct lb_buf out; /* ENTRY and REUSE frames not yet written */
+	int64_t out_since; /* when the first of them was queued */
 	struct lb_extent *ext;
 	size_t next, capext;
 	/* Delta transfer (PROTOCOL.md §6.2.2). */
@@ -139,11 +154,45 @@ static void show_progress(struct job *j, int final)
 		lb_format_size(sz, sizeof(sz), j->bytes), (unsigned long long)j->reused, final ? "\n" : "   ");
 }
 
+/* Writes the queued frames; every other frame and every request waits for
+ * them, so the order on the wire is the order of the calls. */
+static int flush_out(struct job *j)
+{
+	return j->out.len || j->out.err ? lb_frames_flush(j->c->fd, &j->out) : 0;
+}
+
+static int jsend(struct job *j, int type, const void *p, size_t len)
+{
+	int r = flush_out(j);
+	return r < 0 ? r : lb_frame_send(j->c->fd, type, p, len);
+}
+
+static int jsend_buf(struct job *j, int type, const struct lb_buf *b)
+{
+	return b->err ? b->err : jsend(j, type, b->p, b->len);
+}
+
+static int queue_frame(struct job *j, int type, const void *p, size_t len)
+{
+	int64_t now = lb_mono_ns();
+	if (!j->out.len)
+		j->out_since = now;
+	lb_frame_put(&j->out, type, p, len);
+	/* A slow walk still shows lumbungd it is alive, once a second. */
+	return j->out.len >= 65536 || j->out.err || now - j->out_since >= 1000000000LL ? flush_out(j) : 0;
+}
+
+/* Entries of unchanged files and of everything but regular files, the
+ * bulk of a nightly run, are queued and written 64 KiB at a time. */
 static int send_entry(struct job *j, int type, const struct lb_entry *e)
 {
 	lb_buf_reset(&j->b);
 	lb_entry_encode(&j->b, e);
-	return lb_frame_send_buf(j->c->fd, type, &j->b);
+	if (j->b.err)
+		return j->b.err;
+	if (type != LB_MSG_REUSE && type != LB_MSG_ENTRY)
+		return jsend(j, type, j->b.p, j->b.len);
+	return queue_frame(j, type, j->b.p, j->b.len);
 }
 
 static int add_extent(struct job *j, uint64_t off, uint64_t len)
@@ -176,7 +225,7 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 		const uint8_t *p = buf;
 		while (len > 0) {
 			size_t n = LB_MIN(len, (size_t)LB_DATA_CHUNK);
-			int s = lb_frame_send(j->c->fd, LB_MSG_DATA, p, n);
+			int s = jsend(j, LB_MSG_DATA, p, n);
 			if (s < 0)
 				return s;
 			p += n;
@@ -194,7 +243,7 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 		/* All hole: send its last byte (a zero), so that the map says
 		 * "sparse" and the restore makes a sparse file of the size. */
 		static const uint8_t zero;
-		int s = lb_frame_send(j->c->fd, LB_MSG_DATA, &zero, 1);
+		int s = jsend(j, LB_MSG_DATA, &zero, 1);
 		if (s < 0)
 			return s;
 		if (add_extent(j, size - 1, 1) < 0)
@@ -210,7 +259,7 @@ static int send_data(struct job *j, struct archive *a, uint64_t size, const char
 		lb_buf_put_uv(&j->b, j->ext[i].len);
 	}
 	lb_buf_put_uv(&j->b, size);
-	return lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
+	return jsend_buf(j, LB_MSG_FILE_END, &j->b);
 }
 
 /* ---- delta transfer (PROTOCOL.md §6.2.2) ------------------------------------ */
@@ -227,7 +276,7 @@ static int delta_flush(struct job *j)
 	}
 	while (off < j->dlen) {
 		size_t n = LB_MIN(j->dlen - off, (size_t)LB_DATA_CHUNK);
-		int r = lb_frame_send(j->c->fd, LB_MSG_DATA, j->dbuf + off, n);
+		int r = jsend(j, LB_MSG_DATA, j->dbuf + off, n);
 		if (r < 0)
 			return r;
 		j->sent += n;
@@ -248,7 +297,7 @@ static int delta_keepalive(struct job *j)
 	if (j->dlen)
 		return delta_flush(j);
 	j->last_send = lb_mono_ns();
-	return lb_frame_send(j->c->fd, LB_MSG_DATA, NULL, 0);
+	return jsend(j, LB_MSG_DATA, NULL, 0);
 }
 
 static int delta_out(void *arg, const void *data, size_t len)
@@ -271,7 +320,7 @@ static int fetch_signature(struct job *j, const char *path, struct lb_rsig **sig
 {
 	lb_buf_reset(&j->b);
 	lb_buf_put_str(&j->b, path);
-	int r = lb_frame_send_buf(j->c->fd, LB_MSG_SIGNATURE, &j->b);
+	int r = jsend_buf(j, LB_MSG_SIGNATURE, &j->b);
 	if (r < 0 || (r = client_read(j->c)) < 0)
 		return r < 0 ? r : -EPROTO;
 	if (j->c->f.type != LB_MSG_OK) {
@@ -375,7 +424,7 @@ static int send_delta(struct job *j, struct archive *a, struct lb_entry *e, stru
 		lb_buf_reset(&j->b);
 		lb_buf_put(&j->b, id.b, 32);
 		lb_buf_put_uv(&j->b, LB_MAX(at, e->size));
-		r = lb_frame_send_buf(j->c->fd, LB_MSG_DELTA_END, &j->b);
+		r = jsend_buf(j, LB_MSG_DELTA_END, &j->b);
 	}
 	if (r == 0)
 		r = client_read(j->c);
@@ -429,7 +478,7 @@ static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
 		}
 		if (n == 0)
 			break;
-		r = lb_frame_send(j->c->fd, LB_MSG_DATA, buf, (size_t)n);
+		r = jsend(j, LB_MSG_DATA, buf, (size_t)n);
 		total += (uint64_t)n;
 		j->sent += (uint64_t)n;
 	}
@@ -439,7 +488,7 @@ static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
 		lb_buf_reset(&j->b);
 		lb_buf_put_uv(&j->b, 0);
 		lb_buf_put_uv(&j->b, total);
-		r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
+		r = jsend_buf(j, LB_MSG_FILE_END, &j->b);
 	}
 	return r;
 }
@@ -448,7 +497,7 @@ static int send_from_disk(struct job *j, struct lb_entry *e, const char *source)
 
 static int fetch_resume(struct job *j)
 {
-	int r = lb_frame_send(j->c->fd, LB_MSG_RESUME_INFO, NULL, 0);
+	int r = jsend(j, LB_MSG_RESUME_INFO, NULL, 0);
 	if (r < 0 || (r = client_read(j->c)) < 0)
 		return r < 0 ? r : -EPROTO;
 	if (j->c->f.type != LB_MSG_OK) {
@@ -493,7 +542,7 @@ static int send_bytes(struct job *j, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
 		size_t n = LB_MIN(len, (size_t)LB_DATA_CHUNK);
-		int r = lb_frame_send(j->c->fd, LB_MSG_DATA, p, n);
+		int r = jsend(j, LB_MSG_DATA, p, n);
 		if (r < 0)
 			return r;
 		p += n;
@@ -516,7 +565,7 @@ static int rs_announce(struct job *j, struct rs_state *st, const struct lb_entry
 	lb_buf_reset(&j->b);
 	lb_entry_encode(&j->b, e);
 	lb_buf_put_uv(&j->b, st->k);
-	int r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_RESUME, &j->b);
+	int r = jsend_buf(j, LB_MSG_FILE_RESUME, &j->b);
 	if (r == 0)
 		r = send_bytes(j, st->cb, st->cl);
 	uint64_t have = 0;
@@ -605,7 +654,7 @@ static int send_resumed(struct job *j, struct archive *a, struct lb_entry *e)
 		lb_buf_reset(&j->b);
 		lb_buf_put_uv(&j->b, 0);
 		lb_buf_put_uv(&j->b, at);
-		r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
+		r = jsend_buf(j, LB_MSG_FILE_END, &j->b);
 	}
 	free(st.cb);
 	/* One resume per record. */
@@ -695,6 +744,65 @@ out:
 	return r;
 }
 
+static int64_t ts_ns(const struct timespec *t) { return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec; }
+
+/* One walk of a path given to `lumbung backup`. */
+struct walk {
+	struct job *j;
+	const char *root;
+	size_t rootlen;
+	int single;
+	char base[4096];
+	int err; /* a send that failed inside quick_reuse */
+};
+
+/* The path an entry of the walk is stored under: relative to root (one
+ * path given) or to its parent (several). */
+static void walk_rel(const struct walk *w, const char *name, int is_dir, char *rel, size_t size)
+{
+	const char *sub = name + (strncmp(name, w->root, w->rootlen) == 0 ? w->rootlen : 0);
+	while (*sub == '/')
+		sub++;
+	if (w->single && !*sub && !is_dir)
+		snprintf(rel, size, "%s", w->base); /* one file: keep its name */
+	else if (w->single)
+		snprintf(rel, size, "%s", sub);
+	else
+		snprintf(rel, size, "%s%s%s", w->base, *sub ? "/" : "", sub);
+}
+
+/* libarchive's metadata filter: it sees each entry with only its lstat
+ * filled in, before libarchive opens the file for its flags, ACLs, xattrs
+ * and holes.  A file with one link whose size, times, inode and device are
+ * the parent's is unchanged, and so is everything else about it (a change
+ * of owner, mode, ACL, xattr or flags moves ctime): its REUSE is the
+ * parent's entry, and libarchive is told to skip it.  A nightly run of an
+ * unchanged tree costs one lstat per file instead of about fourteen system
+ * calls. */
+static int quick_reuse(struct archive *a, void *arg, struct archive_entry *ae)
+{
+	(void)a;
+	struct walk *w = arg;
+	struct job *j = w->j;
+	const struct stat *st = archive_entry_stat(ae);
+	if (w->err || !st || !S_ISREG(st->st_mode) || st->st_nlink != 1)
+		return 1;
+	char rel[8192], clean[8192];
+	walk_rel(w, archive_entry_pathname(ae), 0, rel, sizeof(rel));
+	if (lb_ingest_clean_path(rel, clean, sizeof(clean)) != 0)
+		return 1;
+	const struct prev *p = prev_find(&j->prev, clean);
+	if (!p || !p->raw || p->size != (uint64_t)st->st_size || p->ino != (uint64_t)st->st_ino ||
+	    p->dev != (uint64_t)st->st_dev || p->mtime != ts_ns(&st->st_mtim) ||
+	    p->ctime != ts_ns(&st->st_ctim))
+		return 1;
+	j->files++;
+	j->reused++;
+	w->err = queue_frame(j, LB_MSG_REUSE, p->raw, p->rawlen);
+	show_progress(j, 0);
+	return 0;
+}
+
 static int walk(struct job *j, const char *root, int single)
 {
 	struct archive *a = archive_read_disk_new();
@@ -702,22 +810,28 @@ static int walk(struct job *j, const char *root, int single)
 	archive_entry_linkresolver_set_strategy(lr, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	archive_read_disk_set_standard_lookup(a);
 	archive_read_disk_set_behavior(a, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
+	struct walk w = { .j = j, .root = root, .rootlen = strlen(root), .single = single };
+	const char *slash = strrchr(root, '/');
+	snprintf(w.base, sizeof(w.base), "%s", slash && slash[1] ? slash + 1 : root);
+	if (j->have_parent)
+		archive_read_disk_set_metadata_filter_callback(a, quick_reuse, &w);
 	int r = 0;
 	if (archive_read_disk_open(a, root) != ARCHIVE_OK) {
 		fprintf(stderr, "lumbung: cannot read %s: %s\n", root, shown(archive_error_string(a)));
 		r = -ENOENT;
 	}
-	/* Paths are relative to root (one path) or to its parent (several). */
-	char base[4096];
-	const char *slash = strrchr(root, '/');
-	snprintf(base, sizeof(base), "%s", slash && slash[1] ? slash + 1 : root);
-	size_t rootlen = strlen(root);
 	while (r == 0) {
 		struct archive_entry *ae = archive_entry_new();
 		int ar = archive_read_next_header2(a, ae);
 		if (ar == ARCHIVE_EOF) {
 			archive_entry_free(ae);
 			break;
+		}
+		if (ar == ARCHIVE_RETRY) {
+			/* quick_reuse sent it. */
+			archive_entry_free(ae);
+			r = w.err;
+			continue;
 		}
 		if (ar < ARCHIVE_WARN) {
 			fprintf(stderr, "lumbung: %s: %s\n", root, shown(archive_error_string(a)));
@@ -727,17 +841,8 @@ static int walk(struct job *j, const char *root, int single)
 		}
 		if (ar == ARCHIVE_WARN)
 			fprintf(stderr, "lumbung: warning: %s\n", shown(archive_error_string(a)));
-		const char *name = archive_entry_pathname(ae);
 		char rel[8192], clean[8192];
-		const char *sub = name + (strncmp(name, root, rootlen) == 0 ? rootlen : 0);
-		while (*sub == '/')
-			sub++;
-		if (single && !*sub && archive_entry_filetype(ae) != AE_IFDIR)
-			snprintf(rel, sizeof(rel), "%s", base); /* one file: keep its name */
-		else if (single)
-			snprintf(rel, sizeof(rel), "%s", sub);
-		else
-			snprintf(rel, sizeof(rel), "%s%s%s", base, *sub ? "/" : "", sub);
+		walk_rel(&w, archive_entry_pathname(ae), archive_entry_filetype(ae) == AE_IFDIR, rel, sizeof(rel));
 		if (archive_entry_filetype(ae) == AE_IFDIR)
 			archive_read_disk_descend(a);
 		int c = lb_ingest_clean_path(rel, clean, sizeof(clean));
@@ -830,7 +935,7 @@ static int from_stdin(struct job *j, const char *name)
 		}
 		if (n == 0)
 			break;
-		r = lb_frame_send(j->c->fd, LB_MSG_DATA, buf, (size_t)n);
+		r = jsend(j, LB_MSG_DATA, buf, (size_t)n);
 		j->bytes += (uint64_t)n;
 		show_progress(j, 0);
 	}
@@ -840,7 +945,7 @@ static int from_stdin(struct job *j, const char *name)
 		lb_buf_reset(&j->b);
 		lb_buf_put_uv(&j->b, 0);
 		lb_buf_put_uv(&j->b, j->bytes); /* stdin's size is known only now */
-		r = lb_frame_send_buf(j->c->fd, LB_MSG_FILE_END, &j->b);
+		r = jsend_buf(j, LB_MSG_FILE_END, &j->b);
 	}
 	return r;
 }
@@ -859,7 +964,8 @@ static int fetch_parent(struct job *j)
 			break;
 		}
 		if (e.type == LB_FT_REG) {
-			r = prev_add(&j->prev, &e);
+			int one = e.nlink == 1 && cl->f.len <= UINT32_MAX;
+			r = prev_add(&j->prev, &e, one ? cl->f.payload : NULL, cl->f.len);
 		} else if (e.type == LB_FT_HARDLINK && e.link) {
 			/* Its target comes first in tree order: the link shares
 			 * the target's inode and metadata. */
@@ -871,7 +977,7 @@ static int fetch_parent(struct job *j)
 				e.ctime_ns = t->ctime;
 				e.ino = t->ino;
 				e.nextents = t->sparse;
-				r = prev_add(&j->prev, &e);
+				r = prev_add(&j->prev, &e, NULL, 0);
 			}
 		}
 		lb_entry_clear(&e);
@@ -924,6 +1030,8 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 	struct client *cl = j->c;
 	int r = 0;
 	j->fault = getenv("LUMBUNG_TEST_FAULT");
+	/* Every read of this connection from here on is through cl->f. */
+	(void)lb_frame_readahead(&cl->f, 65536);
 	/* Walking the filesystem: the parent's metadata tells unchanged files
 	 * and which changed ones have a version to make a delta against. */
 	int from_disk = !src->archive && !src->stdin_name;
@@ -976,7 +1084,7 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 		 * answer comes once the failure is on record. */
 		lb_buf_reset(&j->b);
 		lb_buf_put_str(&j->b, *j->why ? j->why : strerror(-r));
-		if (lb_frame_send_buf(cl->fd, LB_MSG_ABORT, &j->b) == 0)
+		if (jsend_buf(j, LB_MSG_ABORT, &j->b) == 0)
 			lb_frame_read(cl->fd, &cl->f);
 		fprintf(stderr, "lumbung: backup of %s failed; nothing was committed\n", label);
 		return EXIT_FAILED;
@@ -987,7 +1095,7 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 	lb_buf_put_uv(&j->b, 0);
 	lb_buf_put_uv(&j->b, j->delta_files);
 	lb_buf_put_uv(&j->b, j->delta_whole);
-	r = lb_frame_send_buf(cl->fd, LB_MSG_COMMIT, &j->b);
+	r = jsend_buf(j, LB_MSG_COMMIT, &j->b);
 	if (r < 0 || client_read(cl) < 0)
 		return EXIT_FAILED;
 	while (cl->f.type == LB_MSG_WARNING) {
@@ -1132,6 +1240,7 @@ int cmd_agent(int argc, char **argv)
 	lb_frame_init(&cl.f);
 	struct job j = { .c = &cl };
 	lb_buf_init(&j.b);
+	lb_buf_init(&j.out);
 	int rc = EXIT_FAILED;
 	char *path = NULL;
 	if (lb_frame_read(cl.fd, &cl.f) <= 0 || cl.f.type != LB_MSG_START) {
@@ -1175,6 +1284,7 @@ out:
 	free(path);
 	lb_frame_free(&cl.f);
 	lb_buf_free(&j.b);
+	lb_buf_free(&j.out);
 	free(j.ext);
 	free(j.dbuf);
 	free(j.rs_path);
@@ -1237,6 +1347,7 @@ int backup_local(const struct common *co, const char *tenant, const char *name, 
 	struct job j = { .c = &cl, .progress = progress_wanted() && !co->json, .delta = o->delta,
 			 .delta_min = o->delta_min };
 	lb_buf_init(&j.b);
+	lb_buf_init(&j.out);
 	rc = backup_begin(&cl, tenant, name, host, tags, ntags, &j.have_parent);
 	char label[2 * LB_NAME_MAX + 2];
 	snprintf(label, sizeof(label), "%s/%s", tenant, name);
@@ -1248,6 +1359,7 @@ int backup_local(const struct common *co, const char *tenant, const char *name, 
 		rc = print_committed(&cl.f, &rep, co->json);
 	}
 	lb_buf_free(&j.b);
+	lb_buf_free(&j.out);
 	free(j.ext);
 	free(j.dbuf);
 	free(j.rs_path);

@@ -147,7 +147,12 @@ static void *down_main(void *arg)
 {
 	struct relay *rl = arg;
 	struct lb_frame f;
+	struct lb_buf fwd;
 	lb_frame_init(&f);
+	lb_buf_init(&fwd);
+	/* Frames that arrive together (the parent's listing) are passed on
+	 * together; this thread alone reads lumbungd's socket. */
+	(void)lb_frame_readahead(&f, 65536);
 	while (lb_frame_read(rl->daemon_fd, &f) > 0) {
 		if (f.type == LB_MSG_COMMITTED || f.type == LB_MSG_ERROR) {
 			lb_frame_free(&rl->last);
@@ -160,10 +165,11 @@ static void *down_main(void *arg)
 				rl->have_last = 1;
 			}
 		}
-		if (lb_frame_send(rl->agent_fd, f.type, f.payload, f.len) < 0)
+		if (lb_frame_forward(rl->agent_fd, &fwd, &f) < 0)
 			break;
 	}
 	lb_frame_free(&f);
+	lb_buf_free(&fwd);
 	/* Ends the stream towards the agent. */
 	shutdown(rl->agent_fd, SHUT_WR);
 	return NULL;
@@ -273,7 +279,11 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 	int ended = 0; /* the agent sent COMMIT or ABORT */
 	uint64_t agent_read = 0, deltas = 0, refused = 0, link_at_commit = 0;
 	struct lb_frame f;
+	struct lb_buf fwd;
 	lb_frame_init(&f);
+	lb_buf_init(&fwd);
+	/* As in down_main: what the agent sent together goes on together. */
+	(void)lb_frame_readahead(&f, 65536);
 	while (r == 0 && !ended) {
 		r = lb_frame_read(rl.agent_fd, &f);
 		if (r <= 0) {
@@ -302,16 +312,21 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 			lb_buf_put_uv(&b, link_at_commit);
 			lb_buf_put_uv(&b, deltas);
 			lb_buf_put_uv(&b, refused);
-			r = lb_frame_send_buf(cl.fd, LB_MSG_COMMIT, &b);
+			r = lb_frames_flush(cl.fd, &fwd);
+			if (r == 0)
+				r = lb_frame_send_buf(cl.fd, LB_MSG_COMMIT, &b);
 			ended = 1;
 		} else {
-			r = lb_frame_send(cl.fd, f.type, f.payload, f.len);
+			r = lb_frame_forward(cl.fd, &fwd, &f);
 			ended = f.type == LB_MSG_ABORT;
+			if (r == 0 && ended)
+				r = lb_frames_flush(cl.fd, &fwd);
 		}
 		if (progress)
 			link_progress(&rl, &last, 0);
 	}
 	lb_frame_free(&f);
+	lb_buf_free(&fwd);
 	if (!ended && down_started) {
 		if (!*why) {
 			/* The link ended early: ssh failed or the agent died. */

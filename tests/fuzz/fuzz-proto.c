@@ -4,13 +4,15 @@
  *
  * The input is the byte stream a peer sends; it goes through a socketpair
  * so that lb_frame_read sees a real socket.  Inputs above 64 KiB are cut
- * (the socket buffer must hold the whole input). */
+ * (the socket buffer must hold the whole input).  The stream is read twice,
+ * without and with a read-ahead buffer, and both readings must agree. */
 #include "fuzz.h"
 #include "buf.h"
 #include "manifest.h"
 #include "proto.h"
 #include "snapshot.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -82,11 +84,27 @@ static void decode_payload(const struct lb_frame *f)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* What one reading of the stream saw: each frame's type, length and a hash
+ * of its payload, and how the reading ended. */
+struct seen {
+	int type;
+	size_t len;
+	uint64_t sum;
+};
+
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* Reads the input as frames, with a read-ahead buffer of ra bytes (0: none);
+ * decodes the payloads when asked.  Returns the number of frames. */
+static size_t read_stream(const uint8_t *data, size_t size, size_t ra, int decode, struct seen *out, int *end)
 {
 	int sv[2];
-	if (size > 65536)
-		size = 65536;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
 	int bufsz = 4 << 20;
@@ -102,10 +120,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	shutdown(sv[0], SHUT_WR);
 	struct lb_frame f;
 	lb_frame_init(&f);
-	while (lb_frame_read(sv[1], &f) > 0)
-		decode_payload(&f);
+	if (ra && lb_frame_readahead(&f, ra) < 0)
+		abort();
+	size_t n = 0;
+	int r;
+	for (;;) {
+		/* A frame lb_frame_ready promised is all there (it may still
+		 * be refused for its magic or version). */
+		int promised = ra && lb_frame_ready(&f);
+		r = lb_frame_read(sv[1], &f);
+		if (promised && (r == 0 || r == -ECONNRESET))
+			abort();
+		if (r <= 0)
+			break;
+		out[n++] = (struct seen){ f.type, f.len, fnv(f.payload, f.len) };
+		if (decode)
+			decode_payload(&f);
+	}
+	*end = r;
 	lb_frame_free(&f);
 	close(sv[0]);
 	close(sv[1]);
+	return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > 65536)
+		size = 65536;
+	/* At most one frame per header's worth of input, plus the last. */
+	size_t max = size / LB_FRAME_HEADER + 1;
+	struct seen *a = malloc(max * sizeof(*a)), *b = malloc(max * sizeof(*b));
+	if (!a || !b)
+		abort();
+	int enda, endb;
+	size_t na = read_stream(data, size, 0, 1, a, &enda);
+	/* The same stream through a read-ahead buffer, small enough that
+	 * frames straddle it and some outgrow it, must read the same. */
+	size_t ra = 16 + size % 241;
+	size_t nb = read_stream(data, size, ra, 0, b, &endb);
+	if (na != nb || enda != endb)
+		abort();
+	for (size_t i = 0; i < na; i++)
+		if (a[i].type != b[i].type || a[i].len != b[i].len || a[i].sum != b[i].sum)
+			abort();
+	free(a);
+	free(b);
 	return 0;
 }

@@ -19,6 +19,7 @@ mknod "$S/loop-dev" b 7 200
 chown 1234:2345 "$S/docs/sub/numbers.txt"
 chown -h 4321:5432 "$S/docs/link"
 setfacl -m u:1234:r-- "$S/docs/random.bin" 2>/dev/null && have_acl=1 || have_acl=0
+setfacl -m g:2345:rw- "$S/docs/sub/numbers.txt" 2>/dev/null || true
 setfacl -d -m g:2345:rwx "$S/docs/sub" 2>/dev/null || true
 chmod 4755 "$S/docs/empty-file"
 printf 'x\001\002y' >"$S/bytes"
@@ -59,6 +60,27 @@ assert d['bytes_sent'] == 0, d
 assert d['unchanged_files'] >= 5, d
 assert d['new_bytes_stored'] < 4096, d"
 
+# Unchanged files with one link are known by their lstat alone: the walk
+# does not open them (for flags, ACLs, xattrs or holes), and their entries,
+# xattrs and ACLs included, come from the parent.
+strace -f -e trace=open,openat -o "$T/nochange.strace" "$LUMBUNG" backup --dataset dinkes/simpus "$S" >/dev/null 2>&1
+check "a no-change backup opens no unchanged file" sh -c "grep -q 'openat(' '$T/nochange.strace' && ! grep -E '(seed.txt|numbers.txt|/bytes)\"' '$T/nochange.strace'"
+check "a file with two links is still read through libarchive" grep -q 'random.bin"' "$T/nochange.strace"
+check "restore of the no-change snapshot" "$LUMBUNG" restore dinkes/simpus@latest --devices --setuid --target "$T/out-nc"
+chmod --reference="$S" "$T/out-nc"
+touch -r "$S" "$T/out-nc"
+check "mtree finds it equal to the tree" sh -c "cd '$T/out-nc' && mtree -f '$T/spec'"
+check "its xattrs come from the parent" sh -c "getfattr -e hex -n user.binary '$T/out-nc/bytes' | grep -q 0x00ff00 && getfattr -n user.lumbung '$T/out-nc/docs/sub/numbers.txt' | grep -q value-7"
+if [ "$have_acl" = 1 ]; then
+	check "its ACLs come from the parent" sh -c "getfacl -p '$T/out-nc/docs/sub/numbers.txt' | grep -q '^group:2345:rw-'"
+fi
+# A new xattr moves ctime: the file is read again and the snapshot has it.
+setfattr -n user.added -v later "$S/seed.txt"
+check "backup after an xattr change" sh -c "'$LUMBUNG' backup --dataset dinkes/simpus '$S' >/dev/null 2>&1"
+check "restore of it" "$LUMBUNG" restore dinkes/simpus@latest seed.txt --target "$T/out-x"
+check "the new xattr is in the snapshot" sh -c "getfattr -n user.added '$T/out-x/seed.txt' | grep -q later"
+setfattr -x user.added "$S/seed.txt"
+
 # A change, and what diff says about it.
 printf 'changed\n' >>"$S/seed.txt"
 rm "$S/docs/empty-file"
@@ -79,10 +101,10 @@ check "cat of a sparse file gives its holes as zeros" sh -c "'$LUMBUNG' cat dink
 "$LUMBUNG" cat dinkes/simpus@latest docs >"$T/catdir" 2>"$T/err"
 check "cat of a directory exits 4 and writes nothing" sh -c "[ $? -eq 4 ] && [ ! -s '$T/catdir' ] && grep -q 'not a regular file' '$T/err'"
 check "a unique id prefix names a snapshot" sh -c "'$LUMBUNG' cat \$(cut -c1-8 '$T/id1') seed.txt | grep -qx 'seed 7'"
-check "snapshots --json lists three with their fields" python3 -c "
+check "snapshots --json lists five with their fields" python3 -c "
 import json, subprocess
 s = json.loads(subprocess.check_output(['$LUMBUNG', 'snapshots', '--json']))
-assert len(s) == 3, s
+assert len(s) == 5, s
 assert all(x['tenant'] == 'dinkes' and x['dataset'] == 'simpus' for x in s)
 assert s[0]['id'] == open('$T/id1').read().strip()
 assert s[0]['files'] >= 5 and s[0]['bytes'] > 300000"
