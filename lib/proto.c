@@ -95,11 +95,8 @@ int lb_frame_read(int fd, struct lb_frame *f)
 {
 	uint8_t h[LB_FRAME_HEADER];
 	int r = f->ra ? ra_fill(fd, f, sizeof(h)) : read_full(fd, h, sizeof(h));
-	if (r <= 0) {
-		if (r == -ECONNRESET)
-			lb_set_error("connection ended inside a frame");
+	if (r <= 0)
 		return r;
-	}
 	if (f->ra)
 		ra_take(f, h, sizeof(h));
 	if (h[0] != 'L' || h[1] != 'B') {
