@@ -30,6 +30,28 @@ int lb_ingest_clean_path(const char *in, char *out, size_t len)
 	return lb_path_valid(out) ? 0 : -EINVAL;
 }
 
+int64_t lb_time_ns(int64_t sec, long nsec)
+{
+	const int64_t ns = 1000000000LL;
+	if (sec > INT64_MAX / ns)
+		return INT64_MAX;
+	if (sec < INT64_MIN / ns)
+		return INT64_MIN;
+	if (nsec < 0 || nsec >= ns) {
+		sec += nsec / ns;
+		nsec %= ns;
+		if (nsec < 0) {
+			nsec += ns;
+			sec--;
+		}
+	}
+	if (sec > (INT64_MAX - nsec) / ns)
+		return INT64_MAX;
+	if (sec < INT64_MIN / ns + 1)
+		return INT64_MIN;
+	return sec * ns + nsec;
+}
+
 int lb_ingest_entry(struct archive_entry *ae, const char *path, struct lb_entry *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -49,9 +71,8 @@ int lb_ingest_entry(struct archive_entry *ae, const char *path, struct lb_entry 
 	e->gid = (uint32_t)archive_entry_gid(ae);
 	e->uname = (char *)archive_entry_uname(ae);
 	e->gname = (char *)archive_entry_gname(ae);
-	e->mtime_ns = (int64_t)archive_entry_mtime(ae) * 1000000000LL + archive_entry_mtime_nsec(ae);
-	e->ctime_ns = archive_entry_ctime_is_set(ae) ?
-		(int64_t)archive_entry_ctime(ae) * 1000000000LL + archive_entry_ctime_nsec(ae) : 0;
+	e->mtime_ns = lb_time_ns(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae));
+	e->ctime_ns = archive_entry_ctime_is_set(ae) ? lb_time_ns(archive_entry_ctime(ae), archive_entry_ctime_nsec(ae)) : 0;
 	e->size = e->type == LB_FT_REG ? (uint64_t)archive_entry_size(ae) : 0;
 	e->dev = archive_entry_dev_is_set(ae) ? archive_entry_dev(ae) : 0;
 	e->ino = archive_entry_ino_is_set(ae) ? archive_entry_ino64(ae) : 0;

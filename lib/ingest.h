@@ -24,6 +24,10 @@ int lb_ingest_clean_path(const char *in, char *out, size_t len);
  * passed to lb_entry_clear().  Returns 0, or -EINVAL for a file type a
  * manifest cannot hold. */
 int lb_ingest_entry(struct archive_entry *ae, const char *path, struct lb_entry *e);
+/* Seconds and nanoseconds as nanoseconds since the epoch, held to what an
+ * int64 can say (years 1677 to 2262): an archive header may carry any time,
+ * a file system times past 2262. */
+int64_t lb_time_ns(int64_t sec, long nsec);
 
 /* Adds ae's extended attributes (at most maxx, into the caller's xa array,
  * pointing into ae) and its POSIX.1e ACL texts (*acl_a and *acl_d, new

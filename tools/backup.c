@@ -744,8 +744,6 @@ out:
 	return r;
 }
 
-static int64_t ts_ns(const struct timespec *t) { return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec; }
-
 /* One walk of a path given to `lumbung backup`. */
 struct walk {
 	struct job *j;
@@ -793,8 +791,8 @@ static int quick_reuse(struct archive *a, void *arg, struct archive_entry *ae)
 		return 1;
 	const struct prev *p = prev_find(&j->prev, clean);
 	if (!p || !p->raw || p->size != (uint64_t)st->st_size || p->ino != (uint64_t)st->st_ino ||
-	    p->dev != (uint64_t)st->st_dev || p->mtime != ts_ns(&st->st_mtim) ||
-	    p->ctime != ts_ns(&st->st_ctim))
+	    p->dev != (uint64_t)st->st_dev || p->mtime != lb_time_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec) ||
+	    p->ctime != lb_time_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec))
 		return 1;
 	j->files++;
 	j->reused++;

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r) {
 		struct lb_entry e;
 		int ret, errors = 0;
-		while ((ret = lb_mreader_next(r, &e)) != 0 && errors < 8) {
+		while (errors < 8 && (ret = lb_mreader_next(r, &e)) != 0) {
 			if (ret < 0) {
 				errors++;
 				(void)lb_mreader_blob(r);

@@ -1,6 +1,7 @@
 /* test-util.c - lb_bulk_alloc: the backup's batch buffers. */
 #include "config.h"
 #include "tap.h"
+#include "ingest.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -35,8 +36,26 @@ static int is_mapped(const void *p)
 }
 #endif
 
+/* lb_time_ns: seconds and nanoseconds to int64 nanoseconds, held at the
+ * ends of the range instead of overflowing (archive headers carry any
+ * time; fuzz-archive found the overflow). */
+static void test_time_ns(void)
+{
+	tap_ok(lb_time_ns(1700000000, 123) == 1700000000000000123LL, "time_ns: an ordinary time");
+	tap_ok(lb_time_ns(-1, 0) == -1000000000LL, "time_ns: before 1970");
+	tap_ok(lb_time_ns(1, -1) == 999999999LL, "time_ns: a negative nsec borrows a second");
+	tap_ok(lb_time_ns(1, 2500000000L) == 3500000000LL, "time_ns: an nsec over a second carries");
+	tap_ok(lb_time_ns(9223372036LL, 854775807L) == INT64_MAX, "time_ns: the last representable instant");
+	tap_ok(lb_time_ns(9223372036LL, 854775808L) == INT64_MAX, "time_ns: one nanosecond later is held at the end");
+	tap_ok(lb_time_ns(179647522000000LL, 0) == INT64_MAX, "time_ns: the year 5.7 million (fuzz-archive) is held at the end");
+	tap_ok(lb_time_ns(INT64_MAX, 999999999L) == INT64_MAX, "time_ns: the largest seconds");
+	tap_ok(lb_time_ns(INT64_MIN, -999999999L) == INT64_MIN, "time_ns: the smallest seconds");
+	tap_ok(lb_time_ns(-9223372037LL, 0) == INT64_MIN, "time_ns: before 1677 is held at the start");
+}
+
 int main(void)
 {
+	test_time_ns();
 	/* Sizes below, at and across the 2 MiB unit, and the batch size. */
 	static const size_t sizes[] = { 0, 1, 4096, (size_t)2 << 20, ((size_t)2 << 20) + 1, ((size_t)16 << 20) };
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
