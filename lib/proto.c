@@ -198,7 +198,11 @@ int lb_frames_flush(int fd, struct lb_buf *out)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			/* Part may have gone: what is left cannot be sent again
+			 * on this stream. */
+			int e = errno;
+			lb_buf_reset(out);
+			return -e;
 		}
 		p += n;
 		left -= (size_t)n;

@@ -155,7 +155,8 @@ static inline int lb_frame_send_buf(int fd, int type, const struct lb_buf *b)
 }
 /* Appends one frame to out, for several frames sent in one write. */
 void lb_frame_put(struct lb_buf *out, int type, const void *payload, size_t len);
-/* Writes all of out and empties it; 0 or -errno (never raises SIGPIPE). */
+/* Writes all of out and empties it, also on failure (the stream is then
+ * broken); 0 or -errno (never raises SIGPIPE). */
 int lb_frames_flush(int fd, struct lb_buf *out);
 /* Passes the frame f, just read, on to fd: small frames wait in fwd while
  * f's read-ahead already holds the next one (up to 64 KiB), large ones go

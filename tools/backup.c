@@ -32,9 +32,11 @@ struct prev {
 	int type;
 	int sparse;
 	/* The entry as lumbungd sent it, for a file with one link: sent back
-	 * as its REUSE when the walk finds the file unchanged. */
+	 * as its REUSE when the walk finds the file unchanged, if the owner's
+	 * names (which can change without moving ctime) are the same. */
 	uint8_t *raw;
 	uint32_t rawlen;
+	char *uname, *gname;
 };
 
 struct prev_map {
@@ -59,11 +61,20 @@ static int prev_add(struct prev_map *m, struct lb_entry *e, const uint8_t *raw, 
 		return -ENOMEM;
 	if (raw)
 		memcpy(copy, raw, rawlen);
+	char *un = NULL, *gn = NULL;
+	if (raw) {
+		/* Taken over from e, like its path. */
+		un = e->uname;
+		gn = e->gname;
+		e->uname = e->gname = NULL;
+	}
 	if ((m->n + 1) * 2 > m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 1024;
 		struct prev *ns = calloc(ncap, sizeof(*ns));
 		if (!ns) {
 			free(copy);
+			free(un);
+			free(gn);
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < m->cap; i++) {
@@ -83,7 +94,8 @@ static int prev_add(struct prev_map *m, struct lb_entry *e, const uint8_t *raw, 
 		j = (j + 1) & (m->cap - 1);
 	m->slots[j] = (struct prev){ .path = e->path, .size = e->size, .ino = e->ino, .dev = e->dev,
 				     .mtime = e->mtime_ns, .ctime = e->ctime_ns, .type = e->type,
-				     .sparse = e->nextents > 0, .raw = copy, .rawlen = (uint32_t)rawlen };
+				     .sparse = e->nextents > 0, .raw = copy, .rawlen = (uint32_t)rawlen,
+				     .uname = un, .gname = gn };
 	e->path = NULL;
 	m->n++;
 	return 0;
@@ -104,6 +116,8 @@ static void prev_free(struct prev_map *m)
 	for (size_t i = 0; i < m->cap; i++) {
 		free(m->slots[i].path);
 		free(m->slots[i].raw);
+		free(m->slots[i].uname);
+		free(m->slots[i].gname);
 	}
 	free(m->slots);
 }
@@ -178,8 +192,9 @@ static int queue_frame(struct job *j, int type, const void *p, size_t len)
 	if (!j->out.len)
 		j->out_since = now;
 	lb_frame_put(&j->out, type, p, len);
-	/* A slow walk still shows lumbungd it is alive, once a second. */
-	return j->out.len >= 65536 || j->out.err || now - j->out_since >= 1000000000LL ? flush_out(j) : 0;
+	/* A slow walk sends what it has every tenth of a second, as it did
+	 * frame by frame, within lumbungd's client_timeout. */
+	return j->out.len >= 65536 || j->out.err || now - j->out_since >= 100000000LL ? flush_out(j) : 0;
 }
 
 /* Entries of unchanged files and of everything but regular files, the
@@ -769,12 +784,19 @@ static void walk_rel(const struct walk *w, const char *name, int is_dir, char *r
 		snprintf(rel, size, "%s%s%s", w->base, *sub ? "/" : "", sub);
 }
 
+/* Owner names as entries hold them: none and "" are the same. */
+static int same_name(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
 /* libarchive's metadata filter: it sees each entry with only its lstat
  * filled in, before libarchive opens the file for its flags, ACLs, xattrs
- * and holes.  A file with one link whose size, times, inode and device are
- * the parent's is unchanged, and so is everything else about it (a change
- * of owner, mode, ACL, xattr or flags moves ctime): its REUSE is the
- * parent's entry, and libarchive is told to skip it.  A nightly run of an
+ * and holes (the owner's names it has looked up).  A file with one link
+ * whose size, times, inode, device and owner names are the parent's is
+ * unchanged, and so is everything else about it (a change of owner, mode,
+ * ACL, xattr or flags moves ctime): its REUSE is the parent's entry, and
+ * libarchive is told to skip it.  A nightly run of an
  * unchanged tree costs one lstat per file instead of about fourteen system
  * calls. */
 static int quick_reuse(struct archive *a, void *arg, struct archive_entry *ae)
@@ -792,7 +814,8 @@ static int quick_reuse(struct archive *a, void *arg, struct archive_entry *ae)
 	const struct prev *p = prev_find(&j->prev, clean);
 	if (!p || !p->raw || p->size != (uint64_t)st->st_size || p->ino != (uint64_t)st->st_ino ||
 	    p->dev != (uint64_t)st->st_dev || p->mtime != lb_time_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec) ||
-	    p->ctime != lb_time_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec))
+	    p->ctime != lb_time_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec) ||
+	    !same_name(p->uname, archive_entry_uname(ae)) || !same_name(p->gname, archive_entry_gname(ae)))
 		return 1;
 	j->files++;
 	j->reused++;
@@ -825,10 +848,13 @@ static int walk(struct job *j, const char *root, int single)
 			archive_entry_free(ae);
 			break;
 		}
-		if (ar == ARCHIVE_RETRY) {
-			/* quick_reuse sent it. */
+		/* libarchive skips what quick_reuse sent (it does not return
+		 * ARCHIVE_RETRY for it), so a failed send shows only here. */
+		if (w.err || ar == ARCHIVE_RETRY) {
 			archive_entry_free(ae);
 			r = w.err;
+			if (ar == ARCHIVE_EOF)
+				break;
 			continue;
 		}
 		if (ar < ARCHIVE_WARN) {

@@ -74,6 +74,15 @@ check "its xattrs come from the parent" sh -c "getfattr -e hex -n user.binary '$
 if [ "$have_acl" = 1 ]; then
 	check "its ACLs come from the parent" sh -c "getfacl -p '$T/out-nc/docs/sub/numbers.txt' | grep -q '^group:2345:rw-'"
 fi
+# An owner's name can change (passwd edited) without moving ctime: such a
+# file is read again, so the snapshot takes the new name.
+chown 4242 "$S/seed.txt"
+"$LUMBUNG" backup --dataset dinkes/simpus "$S" >/dev/null 2>&1
+{ cat /etc/passwd; echo 'lbrenamed:x:4242:4242::/nonexistent:/usr/sbin/nologin'; } >"$T/passwd"
+unshare -m sh -c "mount --bind '$T/passwd' /etc/passwd && exec strace -f -e trace=open,openat -o '$T/renamed.strace' '$LUMBUNG' backup --dataset dinkes/simpus '$S'" >/dev/null 2>&1
+check "a file whose owner was renamed is read again" grep -q 'seed.txt"' "$T/renamed.strace"
+check "files whose names did not change are still not opened" sh -c "! grep -q 'numbers.txt\"' '$T/renamed.strace'"
+chown 0 "$S/seed.txt"
 # A new xattr moves ctime: the file is read again and the snapshot has it.
 setfattr -n user.added -v later "$S/seed.txt"
 check "backup after an xattr change" sh -c "'$LUMBUNG' backup --dataset dinkes/simpus '$S' >/dev/null 2>&1"
@@ -101,10 +110,10 @@ check "cat of a sparse file gives its holes as zeros" sh -c "'$LUMBUNG' cat dink
 "$LUMBUNG" cat dinkes/simpus@latest docs >"$T/catdir" 2>"$T/err"
 check "cat of a directory exits 4 and writes nothing" sh -c "[ $? -eq 4 ] && [ ! -s '$T/catdir' ] && grep -q 'not a regular file' '$T/err'"
 check "a unique id prefix names a snapshot" sh -c "'$LUMBUNG' cat \$(cut -c1-8 '$T/id1') seed.txt | grep -qx 'seed 7'"
-check "snapshots --json lists five with their fields" python3 -c "
+check "snapshots --json lists seven with their fields" python3 -c "
 import json, subprocess
 s = json.loads(subprocess.check_output(['$LUMBUNG', 'snapshots', '--json']))
-assert len(s) == 5, s
+assert len(s) == 7, s
 assert all(x['tenant'] == 'dinkes' and x['dataset'] == 'simpus' for x in s)
 assert s[0]['id'] == open('$T/id1').read().strip()
 assert s[0]['files'] >= 5 and s[0]['bytes'] > 300000"
