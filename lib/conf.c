@@ -12,14 +12,23 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <glob.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A configuration file (or an included one) is a regular file of at most
+ * this size: an include pattern that matches a device, a FIFO or an
+ * endless file must fail, not hang or fill memory. */
+#define CONF_FILE_MAX (1u << 20)
 
 struct parse {
 	struct lb_config *c;
 	const char *file;
 	int line;
 	FILE *fp;
+	size_t bytes; /* read from fp so far */
 	int depth;
 	char err[512];
 	int failed;
@@ -52,6 +61,11 @@ static char *reader(char *buf, int size, void *stream)
 {
 	struct parse *p = stream;
 	char *r = fgets(buf, size, p->fp);
+	if (r && (p->bytes += strlen(r)) > CONF_FILE_MAX) {
+		/* It grew while being read (a /proc file, say). */
+		perr(p, "more than %u bytes; not a configuration file", CONF_FILE_MAX);
+		return NULL;
+	}
 	if (r) {
 		p->line++;
 		const char *c = r;
@@ -409,10 +423,36 @@ static int parse_file(struct parse *p, const char *path)
 {
 	p->file = path;
 	p->line = 0;
-	p->fp = fopen(path, "re");
+	p->bytes = 0;
+	/* Not blocking in open on a FIFO, not taking a terminal. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		int r = -errno;
+		snprintf(p->err, sizeof(p->err), "%s: cannot open: %s", path, strerror(errno));
+		return r;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+		snprintf(p->err, sizeof(p->err), "%s: cannot open: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)CONF_FILE_MAX) {
+		int r = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+		if (!S_ISREG(st.st_mode))
+			snprintf(p->err, sizeof(p->err), "%s: not a regular file", path);
+		else
+			snprintf(p->err, sizeof(p->err), "%s: %lld bytes; a configuration file is at most %u", path,
+				 (long long)st.st_size, CONF_FILE_MAX);
+		close(fd);
+		return r;
+	}
+	p->fp = fdopen(fd, "r");
 	if (!p->fp) {
 		int r = -errno;
 		snprintf(p->err, sizeof(p->err), "%s: cannot open: %s", path, strerror(errno));
+		close(fd);
 		return r;
 	}
 	int r = ini_parse_stream(reader, p, handler, p);

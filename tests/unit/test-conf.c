@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char dir[256];
 
@@ -147,5 +148,38 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/does-not-exist.conf", dir);
 	r = lb_config_load(path, &c, err, sizeof(err));
 	tap_ok(r == -ENOENT && strstr(err, "cannot open"), "a missing file is refused with its name (%s)", err);
+
+	/* An include that matches a FIFO, a device or a directory, or a file
+	 * too large to be a configuration, fails at once (fuzz-conf found an
+	 * include glob over the root's directories hanging on /dev/zero).  A hang is a failure:
+	 * the alarm kills the test. */
+	alarm(60);
+	char fifo[600];
+	snprintf(fifo, sizeof(fifo), "%s/inc2", dir);
+	mkdir(fifo, 0755);
+	snprintf(fifo, sizeof(fifo), "%s/inc2/pipe.conf", dir);
+	tap_ok(mkfifo(fifo, 0600) == 0, "a FIFO named like an included file");
+	snprintf(main_text, sizeof(main_text), "[daemon]\ninclude = %s/inc2/*.conf\n", dir);
+	put("q.conf", main_text);
+	snprintf(path, sizeof(path), "%s/q.conf", dir);
+	c = NULL;
+	r = lb_config_load(path, &c, err, sizeof(err));
+	tap_ok(r < 0 && !c && strstr(err, "pipe.conf: not a regular file"), "an included FIFO is refused without waiting (%s)", err);
+	unlink(fifo);
+	put("r.conf", "[daemon]\ninclude = /dev/zero\n");
+	snprintf(path, sizeof(path), "%s/r.conf", dir);
+	r = lb_config_load(path, &c, err, sizeof(err));
+	tap_ok(r < 0 && strstr(err, "/dev/zero: not a regular file"), "an included device is refused (%s)", err);
+	r = lb_config_load(dir, &c, err, sizeof(err));
+	tap_ok(r < 0 && strstr(err, "not a regular file"), "a directory as the configuration is refused (%s)", err);
+	snprintf(path, sizeof(path), "%s/big.conf", dir);
+	FILE *big = fopen(path, "w");
+	fputs("[daemon]\n", big);
+	for (int i = 0; i < 200000; i++)
+		fputs("# padding\n", big);
+	fclose(big);
+	r = lb_config_load(path, &c, err, sizeof(err));
+	tap_ok(r == -EFBIG && strstr(err, "a configuration file is at most 1048576"), "a 2 MB file is refused (%s)", err);
+	alarm(0);
 	return tap_done();
 }
