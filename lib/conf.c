@@ -164,6 +164,10 @@ static int policy_key(struct parse *p, struct lb_policy *pol, const char *name, 
 		long mult = !strcmp(end, "d") ? 86400 : !strcmp(end, "h") ? 3600 : !strcmp(end, "w") ? 7 * 86400 : 0;
 		if (v <= 0 || end == value || !mult)
 			return perr(p, "keep_within must be a duration such as 30d, 12h or 4w, not '%s'", value);
+		/* A century is past any retention rule, and keeps the seconds
+		 * (and their nanoseconds) far from overflowing. */
+		if (v > 100L * 366 * 86400 / mult)
+			return perr(p, "keep_within must be at most 100 years, not '%s'", value);
 		pol->keep_within = (int64_t)v * mult;
 		return 1;
 	}

@@ -107,6 +107,10 @@ int main(void)
 	expect_error("m.conf", "[tenant a]\nquota = 1G\nsoft_quota = 2G\n", "m.conf", 1, "soft_quota is larger than quota");
 	expect_error("n.conf", "[daemon]\nlog_level = loud\n", "n.conf", 2, "log_level must be");
 	expect_error("q.conf", "[store]\nkeep_within = forever\n", "q.conf", 2, "keep_within must be a duration");
+	/* fuzz-conf: LONG_MAX days overflowed the seconds. */
+	expect_error("q2.conf", "[store]\nkeep_within = 9223372036854775807d\n", "q2.conf", 2,
+		     "keep_within must be at most 100 years");
+	expect_error("q3.conf", "[store]\nkeep_within = 36601d\n", "q3.conf", 2, "keep_within must be at most 100 years");
 	expect_error("r.conf", "[tenant a]\nquota = 1G\nkeep_daily = -1\n", "r.conf", 3, "keep_daily");
 	expect_error("s.conf", "[store]\nmin_keep_often = 2\n", "s.conf", 2, "unknown key 'min_keep_often'");
 	expect_error("t.conf", "[store]\n\ndelta = sometimes\n", "t.conf", 3, "delta must be yes or no");
