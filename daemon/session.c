@@ -251,9 +251,9 @@ static int send_parent(struct session *s, struct backup_ctx *bc)
 			lb_buf_reset(&b);
 			lb_entry_encode(&b, &e);
 			lb_entry_clear(&e);
-			/* Entries go out 64 KiB at a time, not one write each. */
+			/* Entries go out LB_FRAME_BATCH bytes at a time, not one write each. */
 			lb_frame_put(&out, LB_MSG_ENTRY, b.p, b.len);
-			if ((r = b.err) < 0 || (out.len >= 65536 && (r = lb_frames_flush(s->fd, &out)) < 0))
+			if ((r = b.err) < 0 || (out.len >= LB_FRAME_BATCH && (r = lb_frames_flush(s->fd, &out)) < 0))
 				break;
 		}
 		if (r == 0) {
@@ -2211,7 +2211,7 @@ void session_run(struct daemon *d, int fd, const struct identity *peer)
 	struct session s = { .d = d, .fd = fd, .id = peer };
 	lb_frame_init(&s.f);
 	/* Without it (no memory) frames are read as they come. */
-	(void)lb_frame_readahead(&s.f, 65536);
+	(void)lb_frame_readahead(&s.f, LB_FRAME_BATCH);
 	snprintf(s.peer, sizeof(s.peer), "%s (uid %u, pid %ld)", peer->name, (unsigned)peer->uid, (long)peer->pid);
 	s.cfg = daemon_config_get(d);
 	int greeted = 0;

@@ -131,20 +131,6 @@ done:
 	return NULL;
 }
 
-static int write_plain(struct lb_link *l, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = send(l->plain_fd, p, len, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static void *down_main(void *arg)
 {
 	struct lb_link *l = arg;
@@ -180,7 +166,7 @@ static void *down_main(void *arg)
 				l->down_why = "the link carried a corrupt stream";
 				goto done;
 			}
-			if (ob.pos && (r = write_plain(l, out, ob.pos)) < 0) {
+			if (ob.pos && (r = lb_send_all(l->plain_fd, out, ob.pos)) < 0) {
 				l->down_why = "the protocol side went away";
 				goto done;
 			}

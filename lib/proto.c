@@ -146,12 +146,21 @@ int lb_frame_read(int fd, struct lb_frame *f)
 	return r < 0 ? r : 1;
 }
 
+static void frame_header(uint8_t h[LB_FRAME_HEADER], int type, size_t len)
+{
+	h[0] = 'L';
+	h[1] = 'B';
+	h[2] = LB_PROTO_VERSION;
+	h[3] = (uint8_t)type;
+	lb_put32(h + 4, (uint32_t)len);
+}
+
 int lb_frame_send(int fd, int type, const void *payload, size_t len)
 {
 	if (len > LB_FRAME_MAX)
 		return -EMSGSIZE;
-	uint8_t h[LB_FRAME_HEADER] = { 'L', 'B', LB_PROTO_VERSION, (uint8_t)type };
-	lb_put32(h + 4, (uint32_t)len);
+	uint8_t h[LB_FRAME_HEADER];
+	frame_header(h, type, len);
 	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)payload, len } };
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	size_t total = sizeof(h) + len;
@@ -181,8 +190,8 @@ int lb_frame_send(int fd, int type, const void *payload, size_t len)
 
 void lb_frame_put(struct lb_buf *out, int type, const void *payload, size_t len)
 {
-	uint8_t h[LB_FRAME_HEADER] = { 'L', 'B', LB_PROTO_VERSION, (uint8_t)type };
-	lb_put32(h + 4, (uint32_t)len);
+	uint8_t h[LB_FRAME_HEADER];
+	frame_header(h, type, len);
 	lb_buf_put(out, h, sizeof(h));
 	lb_buf_put(out, payload, len);
 }
@@ -191,37 +200,23 @@ int lb_frames_flush(int fd, struct lb_buf *out)
 {
 	if (out->err)
 		return out->err;
-	const uint8_t *p = out->p;
-	size_t left = out->len;
-	while (left > 0) {
-		ssize_t n = send(fd, p, left, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			/* Part may have gone: what is left cannot be sent again
-			 * on this stream. */
-			int e = errno;
-			lb_buf_reset(out);
-			return -e;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
+	/* Emptied on failure too: part may have gone, and what is left
+	 * cannot be sent again on this stream. */
+	int r = lb_send_all(fd, out->p, out->len);
 	lb_buf_reset(out);
-	return 0;
+	return r;
 }
 
 int lb_frame_forward(int fd, struct lb_buf *fwd, const struct lb_frame *f)
 {
-	enum { BATCH = 65536 };
 	int r;
-	if (f->len >= BATCH / 2) {
+	if (f->len >= LB_FRAME_BATCH / 2) {
 		if ((r = lb_frames_flush(fd, fwd)) < 0)
 			return r;
 		return lb_frame_send(fd, f->type, f->payload, f->len);
 	}
 	lb_frame_put(fwd, f->type, f->payload, f->len);
-	return lb_frame_ready(f) && fwd->len < BATCH && !fwd->err ? 0 : lb_frames_flush(fd, fwd);
+	return lb_frame_ready(f) && fwd->len < LB_FRAME_BATCH && !fwd->err ? 0 : lb_frames_flush(fd, fwd);
 }
 
 int lb_frame_send_error(int fd, int code, const char *fmt, ...)

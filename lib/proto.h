@@ -21,6 +21,8 @@
 #define LB_PROTO_VERSION 1
 #define LB_FRAME_HEADER 8
 #define LB_FRAME_MAX ((16u << 20) + 4096)
+/* Runs of small frames are read ahead and written in batches of this size. */
+#define LB_FRAME_BATCH 65536u
 /* File data travels in DATA frames of at most this many bytes. */
 #define LB_DATA_CHUNK (1u << 20)
 
@@ -159,7 +161,7 @@ void lb_frame_put(struct lb_buf *out, int type, const void *payload, size_t len)
  * broken); 0 or -errno (never raises SIGPIPE). */
 int lb_frames_flush(int fd, struct lb_buf *out);
 /* Passes the frame f, just read, on to fd: small frames wait in fwd while
- * f's read-ahead already holds the next one (up to 64 KiB), large ones go
+ * f's read-ahead already holds the next one (up to LB_FRAME_BATCH), large ones go
  * at once, without a copy.  0 or -errno. */
 int lb_frame_forward(int fd, struct lb_buf *fwd, const struct lb_frame *f);
 /* Sends an ERROR frame with an errno value and a message. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static _Thread_local char error_detail[512];
@@ -86,6 +87,22 @@ int lb_random(void *buf, size_t n)
 		}
 		p += r;
 		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int lb_send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
 	}
 	return 0;
 }

@@ -84,6 +84,9 @@ int64_t lb_mono_ns(void);
 
 /* Fills buf with n bytes from the kernel's CSPRNG; returns 0 or -errno. */
 int lb_random(void *buf, size_t n);
+/* Sends all len bytes on a socket; returns 0 or -errno (never raises
+ * SIGPIPE).  After an error an unknown part may have gone. */
+int lb_send_all(int fd, const void *buf, size_t len);
 
 /* malloc/realloc that never return NULL for n == 0 and check overflow of
  * n * size; they return NULL only when memory is exhausted. */

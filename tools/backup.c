@@ -194,7 +194,7 @@ static int queue_frame(struct job *j, int type, const void *p, size_t len)
 	lb_frame_put(&j->out, type, p, len);
 	/* A slow walk sends what it has every tenth of a second, as it did
 	 * frame by frame, within lumbungd's client_timeout. */
-	return j->out.len >= 65536 || j->out.err || now - j->out_since >= 100000000LL ? flush_out(j) : 0;
+	return j->out.len >= LB_FRAME_BATCH || j->out.err || now - j->out_since >= 100000000LL ? flush_out(j) : 0;
 }
 
 /* Entries of unchanged files and of everything but regular files, the
@@ -1055,7 +1055,7 @@ static int run_job(struct job *j, const struct backup_src *src, const char *labe
 	int r = 0;
 	j->fault = getenv("LUMBUNG_TEST_FAULT");
 	/* Every read of this connection from here on is through cl->f. */
-	(void)lb_frame_readahead(&cl->f, 65536);
+	(void)lb_frame_readahead(&cl->f, LB_FRAME_BATCH);
 	/* Walking the filesystem: the parent's metadata tells unchanged files
 	 * and which changed ones have a version to make a delta against. */
 	int from_disk = !src->archive && !src->stdin_name;

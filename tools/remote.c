@@ -152,7 +152,7 @@ static void *down_main(void *arg)
 	lb_buf_init(&fwd);
 	/* Frames that arrive together (the parent's listing) are passed on
 	 * together; this thread alone reads lumbungd's socket. */
-	(void)lb_frame_readahead(&f, 65536);
+	(void)lb_frame_readahead(&f, LB_FRAME_BATCH);
 	while (lb_frame_read(rl->daemon_fd, &f) > 0) {
 		if (f.type == LB_MSG_COMMITTED || f.type == LB_MSG_ERROR) {
 			lb_frame_free(&rl->last);
@@ -283,7 +283,7 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 	lb_frame_init(&f);
 	lb_buf_init(&fwd);
 	/* As in down_main: what the agent sent together goes on together. */
-	(void)lb_frame_readahead(&f, 65536);
+	(void)lb_frame_readahead(&f, LB_FRAME_BATCH);
 	while (r == 0 && !ended) {
 		r = lb_frame_read(rl.agent_fd, &f);
 		if (r <= 0) {
