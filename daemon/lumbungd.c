@@ -8,6 +8,7 @@
  * (nothing half-committed); SIGHUP re-reads the configuration and swaps it
  * in only when it is valid. */
 #include "audit.h"
+#include "backend.h"
 #include "daemon.h"
 #include "reclog.h"
 #include "records.h"
@@ -311,10 +312,13 @@ static void reload(struct daemon *d)
 	 * cannot move them, so it keeps them and says so. */
 	struct cfg_ref *cur = daemon_config_get(d);
 	const struct lb_config *o = cur->cfg;
-	const char *what[3] = { "store path", "socket", "user" };
-	char **newv[3] = { &c->store.path, &c->daemon.socket, &c->daemon.user };
-	char *const oldv[3] = { o->store.path, o->daemon.socket, o->daemon.user };
-	for (int i = 0; i < 3; i++) {
+	const char *what[] = { "store path", "socket", "user", "store backend", "rados_conf", "rados_pool",
+			       "rados_user", "rados_namespace" };
+	char **newv[] = { &c->store.path, &c->daemon.socket, &c->daemon.user, &c->store.backend,
+			  &c->store.rados_conf, &c->store.rados_pool, &c->store.rados_user, &c->store.rados_namespace };
+	char *const oldv[] = { o->store.path, o->daemon.socket, o->daemon.user, o->store.backend,
+			       o->store.rados_conf, o->store.rados_pool, o->store.rados_user, o->store.rados_namespace };
+	for (size_t i = 0; i < LB_ARRAY_SIZE(what); i++) {
 		const char *a = oldv[i] ? oldv[i] : "", *b = *newv[i] ? *newv[i] : "";
 		if (strcmp(a, b) != 0) {
 			log_warning("reload: %s changed from '%s' to '%s'; it takes effect only on a restart",
@@ -595,15 +599,26 @@ int main(int argc, char **argv)
 		log_warning("tenant quotas add up to %s, more than the store capacity %s",
 			    lb_format_size(a, sizeof(a), qsum), lb_format_size(b, sizeof(b), cfg->store.capacity));
 	}
-	int r = lb_store_open(cfg->store.path, 0, &d.store);
+#ifdef HAVE_RADOS
+	lb_backend_rados_enable();
+#endif
+	struct lb_backend_conf where;
+	lb_config_backend(cfg, &where);
+	int rados = where.kind && !strcmp(where.kind, "rados");
+	char place[300];
+	if (rados)
+		snprintf(place, sizeof(place), "rados:%s (cache %s)", cfg->store.rados_pool, cfg->store.path);
+	else
+		snprintf(place, sizeof(place), "%s", cfg->store.path);
+	int r = lb_store_open_at(&where, 0, &d.store);
 	if (r == -ENOENT) {
 		/* First start: create the store where the configuration says. */
 		struct lb_store_params p;
 		lb_store_params_default(&p);
 		p.zstd_level = cfg->store.zstd_level;
-		r = lb_store_create(cfg->store.path, &p);
+		r = lb_store_create_at(&where, &p);
 		if (r == 0) {
-			log_info("created a new store at %s", cfg->store.path);
+			log_info("created a new store at %s", place);
 			struct passwd *pw = getuid() == 0 && cfg->daemon.user ? getpwnam(cfg->daemon.user) : NULL;
 			if (pw && chown(cfg->store.path, pw->pw_uid, pw->pw_gid) == 0) {
 				char tmp[4096];
@@ -618,13 +633,23 @@ int main(int argc, char **argv)
 				if (chown(tmp, pw->pw_uid, pw->pw_gid) < 0) {
 				}
 			}
-			r = lb_store_open(cfg->store.path, 0, &d.store);
+			r = lb_store_open_at(&where, 0, &d.store);
 		}
 	}
 	if (r < 0) {
-		log_error("cannot open store %s: %s%s%s", cfg->store.path, strerror(-r),
+		log_error("cannot open store %s: %s%s%s", place, strerror(-r),
 			  *lb_error_detail() ? ": " : "", lb_error_detail());
 		return 1;
+	}
+	uint64_t rp, rc, rbad;
+	if (lb_store_index_rebuilt(d.store, &rp, &rc, &rbad)) {
+		if (rbad)
+			log_warning("rebuilt the index cache from the pool: %llu chunks in %llu packs; %llu damaged packs "
+				    "skipped (run lumbung check --read-data)",
+				    (unsigned long long)rc, (unsigned long long)rp, (unsigned long long)rbad);
+		else
+			log_info("rebuilt the index cache from the pool: %llu chunks in %llu packs",
+				 (unsigned long long)rc, (unsigned long long)rp);
 	}
 	lb_store_set_delta(d.store, cfg->store.delta, (unsigned)cfg->store.delta_max_decode);
 	/* Records torn by a crash are cut before anything is appended after
@@ -662,7 +687,7 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("lumbungd %s serving store %s on %s (%zu tenants)", PACKAGE_VERSION, cfg->store.path,
+	log_info("lumbungd %s serving store %s on %s (%zu tenants)", PACKAGE_VERSION, place,
 		 cfg->daemon.socket, cfg->ntenants);
 	daemon_sample(&d);
 	notify("READY=1");

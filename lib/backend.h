@@ -54,6 +54,12 @@ struct lb_backend_ops {
 	int (*lock)(struct lb_backend *be);
 	/* Removes leftovers of interrupted writers (only under the lock). */
 	int (*cleanup)(struct lb_backend *be);
+	/* For a backend that keeps the index on local disk apart from the
+	 * packs (NULL otherwise): index_cached says whether that copy is the
+	 * store's latest (1) or must be rebuilt from the packs (0), and
+	 * index_rebuilt records that it was. */
+	int (*index_cached)(struct lb_backend *be);
+	int (*index_rebuilt)(struct lb_backend *be);
 	void (*free)(struct lb_backend *be);
 };
 
@@ -61,6 +67,28 @@ struct lb_backend {
 	const struct lb_backend_ops *ops;
 	char *location; /* for messages */
 };
+
+/* Where a store lives: lumbung.conf's [store] backend, path and rados_*. */
+struct lb_backend_conf {
+	const char *kind;            /* "local" (or NULL) or "rados" */
+	const char *path;            /* local: the store; rados: its local cache */
+	const char *rados_conf;      /* ceph.conf (NULL: /etc/ceph/ceph.conf) */
+	const char *rados_pool;
+	const char *rados_user;      /* the cephx name without "client." */
+	const char *rados_namespace; /* NULL or "": the pool's default */
+	unsigned rados_timeout;      /* seconds for any one Ceph operation */
+};
+
+/* Opens (create != 0: creates) the store's backend as c describes. */
+int lb_backend_open(const struct lb_backend_conf *c, int create, struct lb_backend **out);
+
+/* The RADOS backend lives apart (backend_rados.c, linked into lumbungd
+ * only, so that the client tools do not load librados): a program that
+ * wants it calls lb_backend_rados_enable() first.  Until then, opening a
+ * rados store fails with -ENOTSUP. */
+typedef int (*lb_backend_opener)(const struct lb_backend_conf *c, int create, struct lb_backend **out);
+void lb_backend_set_rados(lb_backend_opener open);
+void lb_backend_rados_enable(void);
 
 /* Opens (create != 0: creates) a store directory on the local filesystem.
  * Refuses a directory that others can write.  Returns 0 and *out, or

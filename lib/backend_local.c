@@ -557,6 +557,25 @@ int lb_backend_local_open(const char *path, int create, struct lb_backend **out)
 	return 0;
 }
 
+static lb_backend_opener rados_opener;
+
+void lb_backend_set_rados(lb_backend_opener open) { rados_opener = open; }
+
+int lb_backend_open(const struct lb_backend_conf *c, int create, struct lb_backend **out)
+{
+	if (!c->kind || !strcmp(c->kind, "local"))
+		return lb_backend_local_open(c->path, create, out);
+	if (strcmp(c->kind, "rados") != 0) {
+		lb_set_error("unknown store backend '%s'", c->kind);
+		return -EINVAL;
+	}
+	if (!rados_opener) {
+		lb_set_error("this program has no RADOS support (lumbungd has it when built with librados)");
+		return -ENOTSUP;
+	}
+	return rados_opener(c, create, out);
+}
+
 int lb_backend_read_all(struct lb_backend *be, const char *name, size_t max, uint8_t **out, size_t *outlen)
 {
 	uint64_t size;

@@ -4,6 +4,7 @@
  * fed through ini_parse_stream with a reader that counts lines: the handler
  * then knows the exact line of every key it sees. */
 #include "calendar.h"
+#include "backend.h"
 #include "conf.h"
 #include "store.h"
 #include "snapshot.h"
@@ -292,6 +293,30 @@ static int handler(void *user, const char *section, const char *name, const char
 				return perr(p, "store path must be absolute, not '%s'", value);
 			return set_str(&c->store.path, value);
 		}
+		if (!strcmp(name, "backend")) {
+			if (strcmp(value, "local") != 0 && strcmp(value, "rados") != 0)
+				return perr(p, "backend must be local or rados, not '%s'", value);
+			return set_str(&c->store.backend, value);
+		}
+		if (!strcmp(name, "rados_conf")) {
+			if (value[0] != '/')
+				return perr(p, "rados_conf must be an absolute path, not '%s'", value);
+			return set_str(&c->store.rados_conf, value);
+		}
+		if (!strcmp(name, "rados_pool") || !strcmp(name, "rados_user") || !strcmp(name, "rados_namespace")) {
+			/* Ceph's own rules are looser; these keep names printable
+			 * and out of JSON and shell trouble. */
+			size_t n = strlen(value);
+			if (n == 0 || n > 100 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+							       "0123456789_.-") != n)
+				return perr(p, "%s must be 1-100 of A-Z a-z 0-9 _ . -, not '%s'", name, value);
+			char **dst = !strcmp(name, "rados_pool")   ? &c->store.rados_pool
+				     : !strcmp(name, "rados_user") ? &c->store.rados_user
+								   : &c->store.rados_namespace;
+			return set_str(dst, value);
+		}
+		if (!strcmp(name, "rados_timeout"))
+			return parse_duration(p, name, value, 3600, &c->store.rados_timeout);
 		if (!strcmp(name, "capacity"))
 			return parse_bytes(p, name, value, &c->store.capacity);
 		if (!strcmp(name, "reserve"))
@@ -474,6 +499,19 @@ static int parse_file(struct parse *p, const char *path)
 
 static int validate(struct lb_config *c, char *err, size_t errlen)
 {
+	int rados = c->store.backend && !strcmp(c->store.backend, "rados");
+	if (rados && !c->store.rados_pool) {
+		snprintf(err, errlen, "%s: [store] backend = rados needs rados_pool", c->file);
+		return -EINVAL;
+	}
+	if (!rados && (c->store.rados_pool || c->store.rados_conf || c->store.rados_user || c->store.rados_namespace)) {
+		snprintf(err, errlen, "%s: [store] has rados_* settings but backend is not rados", c->file);
+		return -EINVAL;
+	}
+	if (c->store.rados_timeout < 1) {
+		snprintf(err, errlen, "%s: [store] rados_timeout must be at least 1s", c->file);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < c->ndatasets; i++) {
 		struct lb_dataset_cfg *d = &c->datasets[i];
 		if (!lb_config_tenant(c, d->tenant)) {
@@ -504,6 +542,7 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 	c->store.gc_repack_below = 50;
 	c->store.delta = 1;
 	c->store.delta_max_decode = LB_DELTA_MAX_COST;
+	c->store.rados_timeout = 30;
 	c->daemon.max_jobs = 4;
 	c->daemon.log_level = LB_LOG_INFO;
 	c->daemon.schedule_delay = LB_DEFAULT_SCHEDULE_DELAY;
@@ -530,6 +569,18 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 	return 0;
 }
 
+void lb_config_backend(const struct lb_config *c, struct lb_backend_conf *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = c->store.backend;
+	out->path = c->store.path;
+	out->rados_conf = c->store.rados_conf;
+	out->rados_pool = c->store.rados_pool;
+	out->rados_user = c->store.rados_user;
+	out->rados_namespace = c->store.rados_namespace;
+	out->rados_timeout = (unsigned)c->store.rados_timeout;
+}
+
 static void free_list(char **l, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -543,6 +594,11 @@ void lb_config_free(struct lb_config *c)
 		return;
 	free(c->file);
 	free(c->store.path);
+	free(c->store.backend);
+	free(c->store.rados_conf);
+	free(c->store.rados_pool);
+	free(c->store.rados_user);
+	free(c->store.rados_namespace);
 	free(c->daemon.socket);
 	free(c->daemon.user);
 	free(c->daemon.admin_group);

@@ -50,7 +50,10 @@ struct lb_dataset_cfg {
 struct lb_config {
 	char *file; /* the main file */
 	struct {
-		char *path;
+		char *path;        /* the store (local) or its local cache (rados) */
+		char *backend;     /* "local" or "rados" */
+		char *rados_conf, *rados_pool, *rados_user, *rados_namespace;
+		int64_t rados_timeout; /* seconds */
 		uint64_t capacity; /* bytes; 0 = none */
 		uint64_t reserve;  /* free bytes kept on the filesystem */
 		int zstd_level;
@@ -98,6 +101,10 @@ struct lb_config {
 /* Reads and validates a configuration.  On failure returns a negative errno
  * and writes one line "FILE:LINE: what is wrong" into err. */
 int lb_config_load(const char *path, struct lb_config **out, char *err, size_t errlen);
+
+/* The store's location as the backend wants it (pointers into c). */
+struct lb_backend_conf;
+void lb_config_backend(const struct lb_config *c, struct lb_backend_conf *out);
 void lb_config_free(struct lb_config *c);
 
 const struct lb_tenant_cfg *lb_config_tenant(const struct lb_config *c, const char *id);

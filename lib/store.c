@@ -135,6 +135,12 @@ static int read_config(struct lb_backend *be, struct lb_store_params *p)
 
 int lb_store_create(const char *path, const struct lb_store_params *p)
 {
+	struct lb_backend_conf where = { .path = path };
+	return lb_store_create_at(&where, p);
+}
+
+int lb_store_create_at(const struct lb_backend_conf *where, const struct lb_store_params *p)
+{
 	struct lb_cdc cdc;
 	if (lb_cdc_init(&cdc, p->chunk_min, p->chunk_avg, p->chunk_max) < 0 || p->zstd_level < 1 ||
 	    p->zstd_level > 19 || p->pack_size < (1u << 20) || p->pack_size > (1u << 30)) {
@@ -142,13 +148,19 @@ int lb_store_create(const char *path, const struct lb_store_params *p)
 		return -EINVAL;
 	}
 	struct lb_backend *be;
-	int r = lb_backend_local_open(path, 1, &be);
+	int r = lb_backend_open(where, 1, &be);
 	if (r < 0)
 		return r;
+	if (strcmp(be->ops->kind, "local") != 0 && p->pack_size > (64u << 20)) {
+		/* A pack is one object, written by one operation. */
+		lb_set_error("store %s: pack_size above 64 MiB needs a local store", be->location);
+		lb_backend_free(be);
+		return -EINVAL;
+	}
 	r = be->ops->lock(be);
 	uint64_t size;
 	if (r == 0 && be->ops->stat(be, "config", &size) == 0) {
-		lb_set_error("%s already holds a lumbung store", path);
+		lb_set_error("%s already holds a lumbung store", be->location);
 		r = -EEXIST;
 	}
 	if (r == 0) {
@@ -928,6 +940,38 @@ static unsigned ncpus(void)
 
 int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 {
+	struct lb_backend_conf where = { .path = path };
+	return lb_store_open_at(&where, threads, out);
+}
+
+/* A backend that keeps the index apart from the packs rebuilds it when its
+ * copy is not the store's latest (a new appliance, or one that took the
+ * store over from another). */
+static int index_current(struct lb_store *s)
+{
+	struct lb_backend *be = s->be;
+	if (!be->ops->index_cached)
+		return 0;
+	int r = be->ops->index_cached(be);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = lb_index_rebuild(be, &s->rebuilt[0], &s->rebuilt[1], &s->rebuilt[2]);
+	if (r == 0)
+		r = be->ops->index_rebuilt(be);
+	s->index_rebuilt = r == 0;
+	return r;
+}
+
+int lb_store_index_rebuilt(const struct lb_store *s, uint64_t *packs, uint64_t *chunks, uint64_t *bad_packs)
+{
+	*packs = s->rebuilt[0];
+	*chunks = s->rebuilt[1];
+	*bad_packs = s->rebuilt[2];
+	return s->index_rebuilt;
+}
+
+int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, struct lb_store **out)
+{
 	struct lb_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -945,13 +989,15 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out)
 	s->bcache = lb_bcache_new(LB_DELTA_CACHE);
 	int r = s->buckets && s->bcache ? 0 : -ENOMEM;
 	if (r == 0)
-		r = lb_backend_local_open(path, 0, &s->be);
+		r = lb_backend_open(where, 0, &s->be);
 	if (r == 0)
 		r = read_config(s->be, &s->p);
 	if (r == 0)
 		r = s->be->ops->lock(s->be);
 	if (r == 0)
 		r = s->be->ops->cleanup(s->be);
+	if (r == 0)
+		r = index_current(s);
 	if (r == 0)
 		r = lb_cdc_init(&s->cdc, s->p.chunk_min, s->p.chunk_avg, s->p.chunk_max);
 	s->delta_margin = s->p.chunk_avg / 8;

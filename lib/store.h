@@ -37,13 +37,22 @@ void lb_store_params_default(struct lb_store_params *p);
  * hold a store).  -EEXIST when a store is already there. */
 int lb_store_create(const char *path, const struct lb_store_params *p);
 
+/* The same for a store anywhere a backend reaches (backend.h). */
+struct lb_backend_conf;
+int lb_store_create_at(const struct lb_backend_conf *where, const struct lb_store_params *p);
+
 /* Opens a store, taking its lock and starting `threads` pool workers
  * (0 picks the number of CPUs).  Errors: -ENOENT (not a store),
  * -EPROTONOSUPPORT (newer format), -EBUSY (in use, detail names the pid),
  * -EBADMSG (damaged config or index). */
 int lb_store_open(const char *path, unsigned threads, struct lb_store **out);
+int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, struct lb_store **out);
 /* Closes the store; uncommitted backups must be freed first. */
 void lb_store_close(struct lb_store *s);
+
+/* Whether opening rebuilt the index from the packs (a rados store whose
+ * local index cache was missing or not the pool's), and what it found. */
+int lb_store_index_rebuilt(const struct lb_store *s, uint64_t *packs, uint64_t *chunks, uint64_t *bad_packs);
 
 const struct lb_store_params *lb_store_get_params(const struct lb_store *s);
 

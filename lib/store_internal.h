@@ -17,6 +17,8 @@ struct lb_delta_ref;
 
 struct lb_store {
 	struct lb_backend *be;
+	int index_rebuilt;    /* at open, from the packs (backend.h index_cached) */
+	uint64_t rebuilt[3];  /* its packs, chunks and damaged packs */
 	struct lb_store_params p;
 	struct lb_cdc cdc;
 	struct lb_index *idx;

@@ -14,6 +14,7 @@ apt-get install -y -q --no-install-recommends \
 	zstd python3 attr acl util-linux coreutils findutils \
 	mtree-netbsd libarchive-tools tar ca-certificates \
 	openssh-server openssh-client systemd \
-	chromium prometheus gettext locales valgrind strace
+	chromium prometheus gettext locales valgrind strace \
+	librados-dev ceph-mon ceph-osd ceph-common
 # The report's Indonesian labels are tested under id_ID.UTF-8.
 localedef -i id_ID -f UTF-8 id_ID.UTF-8 2>/dev/null || true

@@ -36,6 +36,48 @@ static int become_owner(const char *path)
 	return 0;
 }
 
+/* A rados store's index lives in a local cache that lumbungd rebuilds from
+ * the pool's packs whenever the cache's marker is not the pool's: dropping
+ * the marker is the repair, and the rebuild (which needs librados, kept out
+ * of this tool) happens at lumbungd's next start. */
+static int forget_rados_index(const struct lb_config *cfg, int json)
+{
+	const char *cache = cfg->store.path;
+	if (become_owner(cache) < 0)
+		return EXIT_FAILED;
+	struct lb_backend *be;
+	int r = lb_backend_local_open(cache, 0, &be);
+	if (r < 0) {
+		fprintf(stderr, "lumbung repair: cannot open the index cache %s: %s\n", cache, strerror(-r));
+		return EXIT_NOTFOUND;
+	}
+	r = be->ops->lock(be);
+	if (r < 0) {
+		fprintf(stderr, "lumbung repair: the store's cache %s is in use (%s); stop lumbungd first\n", cache,
+			r == -EBUSY ? lb_error_detail() : strerror(-r));
+		lb_backend_free(be);
+		return EXIT_DENIED;
+	}
+	r = be->ops->remove(be, "cache/owner");
+	lb_backend_free(be);
+	if (r < 0 && r != -ENOENT) {
+		fprintf(stderr, "lumbung repair: cannot drop the index cache in %s: %s\n", cache, strerror(-r));
+		return EXIT_FAILED;
+	}
+	if (json) {
+		printf("{\"store\":");
+		json_str(stdout, cfg->store.rados_pool);
+		printf(",\"cache\":");
+		json_str(stdout, cache);
+		printf(",\"rebuild\":\"at lumbungd start\"}\n");
+	} else {
+		printf("dropped the index cache in %s: lumbungd rebuilds it from the packs in Ceph pool %s when it\n"
+		       "starts, and logs how many chunks and packs it found\n",
+		       cache, cfg->store.rados_pool);
+	}
+	return EXIT_OK;
+}
+
 int cmd_repair(int argc, char **argv)
 {
 	static const char help[] =
@@ -47,6 +89,9 @@ int cmd_repair(int argc, char **argv)
 		"this as root or as the store's owner, then start lumbungd and run\n"
 		"'lumbung check --read-data'.  A damaged pack is skipped and counted; its\n"
 		"chunks are then missing, and check names the files that used them.\n"
+		"\n"
+		"For a store in Ceph (backend = rados) it drops the local index cache\n"
+		"instead; lumbungd rebuilds it from the pool's packs when it starts.\n"
 		"\n"
 		"  --store DIR    the store (default: [store] path of the configuration)\n"
 		"  --config FILE  the configuration to read it from\n";
@@ -82,6 +127,11 @@ int cmd_repair(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		store = cfg->store.path;
+		if (cfg->store.backend && !strcmp(cfg->store.backend, "rados")) {
+			int rc = forget_rados_index(cfg, co.json);
+			lb_config_free(cfg);
+			return rc;
+		}
 	}
 	int rc = EXIT_FAILED;
 	struct lb_backend *be = NULL;
