@@ -49,6 +49,9 @@ struct rados_backend {
 	char cookie[128];
 	unsigned replicas;
 	uint64_t quota; /* the pool's max_bytes; 0: none */
+	int64_t space_at; /* space(): when last asked, and the answer */
+	int space_r;
+	uint64_t space;
 	/* the lock and its renewal */
 	pthread_t renewer;
 	pthread_mutex_t mu;
@@ -412,21 +415,42 @@ static void pool_facts(struct rados_backend *rb)
 	free(j);
 }
 
+/* The cluster's free bytes, divided among the pool's replicas and capped
+ * by its quota.  A backup asks before each blob when a reserve is set, so
+ * the answer is kept for SPACE_NS.  The statistics come from ceph-mgr; a
+ * cluster without one reports a size of 0, which means "unknown". */
+#define SPACE_NS (5 * 1000000000LL)
+
 static int rados_space(struct lb_backend *be, uint64_t *free_bytes)
 {
 	struct rados_backend *rb = R(be);
+	int64_t now = lb_now_ns();
+	pthread_mutex_lock(&rb->mu);
+	if (rb->space_at && now - rb->space_at < SPACE_NS) {
+		int r = rb->space_r;
+		*free_bytes = rb->space;
+		pthread_mutex_unlock(&rb->mu);
+		return r;
+	}
+	pthread_mutex_unlock(&rb->mu);
 	struct rados_cluster_stat_t cs;
 	int r = rados_cluster_stat(rb->cluster, &cs);
-	if (r < 0)
-		return r;
-	uint64_t avail = cs.kb_avail * 1024 / rb->replicas;
-	if (rb->quota) {
+	uint64_t avail = 0;
+	if (r == 0 && cs.kb == 0)
+		r = -ENOTSUP;
+	if (r == 0) {
+		avail = cs.kb_avail * 1024 / rb->replicas;
 		struct rados_pool_stat_t ps;
-		if (rados_ioctx_pool_stat(rb->io, &ps) == 0)
+		if (rb->quota && rados_ioctx_pool_stat(rb->io, &ps) == 0)
 			avail = LB_MIN(avail, ps.num_bytes < rb->quota ? rb->quota - ps.num_bytes : 0);
 	}
+	pthread_mutex_lock(&rb->mu);
+	rb->space_at = now;
+	rb->space_r = r;
+	rb->space = avail;
+	pthread_mutex_unlock(&rb->mu);
 	*free_bytes = avail;
-	return 0;
+	return r;
 }
 
 /* ---- the owner lock ------------------------------------------------------- */

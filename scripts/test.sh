@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite, as CI runs it: installs the dependencies, builds
 # with warnings as errors, runs `make check`, runs the unit test programs
-# under valgrind (scripts/valgrind-unit.sh), then rebuilds with
+# under valgrind (scripts/valgrind-unit.sh), runs the daemon tests again
+# with the store in a throwaway Ceph cluster's pool, then rebuilds with
 # AddressSanitizer and UndefinedBehaviorSanitizer and runs it again, and
 # checks that the distribution tarball builds and passes (`make distcheck`).
 # Ends with the totals.

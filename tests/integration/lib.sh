@@ -105,12 +105,27 @@ LUMBUNGD="$top_builddir/daemon/lumbungd"
 LUMBUNG="$top_builddir/tools/lumbung"
 export LUMBUNG_SOCKET="$T/lumbungd.sock"
 
+# With LUMBUNG_TEST_RADOS set to the ceph.conf of a cluster that
+# scripts/ceph-cluster.sh started, write_config's store lives in that
+# cluster's pool, in a namespace of its own ($T/store holds the local index
+# cache): scripts/test.sh runs the daemon tests that way a second time.
+STORE_BACKEND=
+if [ -n "${LUMBUNG_TEST_RADOS:-}" ]; then
+	STORE_BACKEND="backend = rados
+rados_conf = $LUMBUNG_TEST_RADOS
+rados_pool = lumbung
+rados_user = lumbung
+rados_timeout = 60s
+rados_namespace = $(basename "$T")"
+fi
+
 # write_config [EXTRA]: a configuration for three tenants, with EXTRA
 # appended (more sections).
 write_config() {
 	cat >"$T/lumbung.conf" <<CONF
 [store]
 path = $T/store
+$STORE_BACKEND
 capacity = 100G
 [daemon]
 socket = $T/lumbungd.sock
