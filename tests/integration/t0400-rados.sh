@@ -150,6 +150,7 @@ check "a restart with a current cache" start_daemon
 check_fails "does not rebuild the index" grep -q "rebuilt the index cache" "$T/lumbungd.log"
 
 # ---- kill -9 mid-backup ---------------------------------------------------------------
+restarts=0
 for round in 1 2 3 4 5; do
 	head -c 4000000 /dev/urandom >"$S/round-$round.bin"
 	"$LUMBUNG" backup --dataset dinkes/app "$S" >/dev/null 2>&1 &
@@ -160,8 +161,9 @@ for round in 1 2 3 4 5; do
 	wait "$bpid" 2>/dev/null
 	DAEMON_PID=
 	start_daemon >/dev/null || break
+	restarts=$((restarts + 1))
 done
-check "lumbungd starts at once after each kill -9 (the dead holder's lock is broken)" test -n "$DAEMON_PID"
+check "lumbungd starts at once after each kill -9 (the dead holder's lock is broken)" test $restarts -eq 5
 check "check --read-data is clean after the kills" "$LUMBUNG" check --read-data
 "$LUMBUNG" snapshots --json >"$T/snaps.json"
 n=0
@@ -210,6 +212,16 @@ timeout 90 "$LUMBUNGD" --config "$T/bad5.conf" --foreground >"$T/bad5.out" 2>&1
 rc=$?
 check "an unknown cephx user fails, not hangs" test $rc -ne 0 -a $rc -ne 124
 check "saying it cannot connect" grep -q "cannot connect to Ceph as client.nobody" "$T/bad5.out"
+
+sed 's/^mon host = .*/mon host = v2:127.0.0.1:9/' "$C/ceph.conf" >"$T/nomon.conf"
+sed "s|^rados_conf = .*|rados_conf = $T/nomon.conf|; s/^rados_timeout = .*/rados_timeout = 5s/" \
+	"$T/lumbung.conf" >"$T/bad6.conf"
+start=$(date +%s)
+timeout 120 "$LUMBUNGD" --config "$T/bad6.conf" --foreground >"$T/bad6.out" 2>&1
+rc=$?
+diag "lumbungd against no monitor ended with $rc after $(($(date +%s) - start)) s"
+check "no reachable monitor stops lumbungd after rados_timeout, not never" test $rc -ne 0 -a $rc -ne 124
+check "saying it cannot connect" grep -q "cannot connect to Ceph as client.lumbung" "$T/bad6.out"
 
 # The cluster stops by its pid files, before done_testing removes them.
 sh "$top_srcdir/scripts/ceph-cluster.sh" stop "$C"
