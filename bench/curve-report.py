@@ -38,6 +38,11 @@ def per_run_med(runs, fn):
     return statistics.median(vals) if vals else None
 
 
+def distinct(x):
+    """The distinct chunks in a run's store: new in the initial backup and in night 1."""
+    return x["n0_new_chunks"] + x["n1_new_chunks"]
+
+
 def fmt(v, f="%.2f"):
     return "-" if v is None else f % v
 
@@ -63,7 +68,7 @@ def main():
         print("|---:" * 13 + "|")
         for s in sizes:
             r = data[s]
-            chunks = per_run_med(r, lambda x: x["n0_new_chunks"] + x["n1_new_chunks"])
+            chunks = per_run_med(r, distinct)
             b1 = med(r, "bytes1")
             print("| %s | %d | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 s, len(r), b1 / MIB, med(r, "files0"), chunks,
@@ -98,12 +103,12 @@ def main():
         print("|---:" * 9 + "|")
         for s in sizes:
             r = data[s]
-            chunks = per_run_med(r, lambda x: x["n0_new_chunks"] + x["n1_new_chunks"])
+            chunks = per_run_med(r, distinct)
             print("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %+.0f |" % (
                 s, chunks, med(r, "start_rss_kib"), med(r, "n0_rss_kib"), med(r, "hwm_kib"),
                 per_run_med(r, lambda x: (x["hwm_kib"] - x["start_rss_kib"]) * 1024
-                            / (x["n0_new_chunks"] + x["n1_new_chunks"])),
-                per_run_med(r, lambda x: x["index_bytes"] / (x["n0_new_chunks"] + x["n1_new_chunks"])),
+                            / distinct(x)),
+                per_run_med(r, lambda x: x["index_bytes"] / distinct(x)),
                 med(r, "snapshots"),
                 per_run_med(r, lambda x: x["snaps_rss_kib"] - x["nochange_rss_kib"])))
         print()

@@ -52,6 +52,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
 top=$(cd "$here/.." && pwd)
 bld=${top_builddir:-$top}
 sizes="256 1024 4096 16384"
@@ -62,11 +63,6 @@ out=$top/bench/out/curve
 verify=1
 seed=20240301
 tenants=37
-
-usage() {
-	sed -n '2,/^set -eu/p' "$0" | sed -e 's/^# \{0,1\}//' -e '/^set -eu/d'
-	exit "${1:-0}"
-}
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -104,13 +100,6 @@ tsv=$out/curve.tsv
 [ -f "$tsv" ] || printf 'size_mb\trun\tfigure\tvalue\n' >"$tsv"
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/lb-curve-XXXXXX")
-DPID=
-stop_daemon() {
-	[ -n "${DPID:-}" ] || return 0
-	kill -TERM "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
 trap 'stop_daemon; rm -rf "$W"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
@@ -123,11 +112,6 @@ LUMBUNG=$W/bin/lumbung
 version=$("$LUMBUNG" --version 2>/dev/null | head -1 || echo unknown)
 commit=$(cd "$top" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-say() { printf '%s [run-curve] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a - b) / 1e9 }'; }
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
-warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null; }
 kib() { awk -v k="^$1:" '$0 ~ k { print $2 }' "/proc/$DPID/status"; }
 jnum() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 

@@ -49,6 +49,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
 top=$(cd "$here/.." && pwd)
 bld=${top_builddir:-$top}
 size_mb=512
@@ -57,11 +58,6 @@ runs=3
 out=$top/bench/out/rados
 seed=20240301
 tenants=37
-
-usage() {
-	sed -n '2,/^set -eu/p' "$0" | sed -e 's/^# \{0,1\}//' -e '/^set -eu/d'
-	exit "${1:-0}"
-}
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -120,14 +116,7 @@ mkdir -p "$log"
 W=$(mktemp -d "${TMPDIR:-/tmp}/lb-rados-XXXXXX")
 C=$W/ceph
 RT=
-DPID=
 cluster_started=0
-stop_daemon() {
-	[ -n "${DPID:-}" ] || return 0
-	kill -TERM "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
 cleanup() {
 	stop_daemon
 	# the cluster is stopped (by its pid files in $C) before $W is removed
@@ -151,17 +140,6 @@ cp "$LUMBUNGD" "$LUMBUNG" "$W/bin/"
 LUMBUNGD=$W/bin/lumbungd
 LUMBUNG=$W/bin/lumbung
 
-# ---- helpers -----------------------------------------------------------------------
-say() { printf '%s [run-rados] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a - b) / 1e9 }'; }
-mibs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print "inf" }'; }
-warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null; }
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-clk_tck=$(getconf CLK_TCK)
-# proc_cpu PID: user + system seconds of the process (all its threads) so far
-proc_cpu() { awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 RADOS() { timeout 120 rados -c "$C/ceph.conf" --id lumbung -p lumbung "$@"; }
 
 # ---- the data ------------------------------------------------------------------------
