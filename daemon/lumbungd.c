@@ -43,6 +43,15 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
+/* What the engine reports on its own (a store lock that lapsed, say). */
+static void lib_notice(int warn, const char *line)
+{
+	if (warn)
+		log_warning("%s", line);
+	else
+		log_info("%s", line);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -327,6 +336,11 @@ static void reload(struct daemon *d)
 			*newv[i] = oldv[i] ? strdup(oldv[i]) : NULL;
 		}
 	}
+	if (c->store.rados_timeout != o->store.rados_timeout) {
+		log_warning("reload: rados_timeout changed from %llds to %llds; it takes effect only on a restart",
+			    (long long)o->store.rados_timeout, (long long)c->store.rados_timeout);
+		c->store.rados_timeout = o->store.rados_timeout;
+	}
 	daemon_config_put(d, cur);
 	struct cfg_ref *nr = new_ref(c);
 	if (!nr) {
@@ -561,6 +575,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg->daemon.log_level);
+	lb_set_notice_hook(lib_notice);
 	lb_fault_from_env();
 
 	/* Without --foreground, detach before any thread exists, and let the

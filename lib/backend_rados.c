@@ -12,17 +12,22 @@
  * one object is atomic.  Small mutable objects are replaced by write_full,
  * which is atomic too.  Appends are durable when the OSDs acknowledge them.
  *
- * Ownership is a RADOS exclusive lock on the object "lock", taken for
- * LOCK_SECS and renewed by a thread; its cookie names the holder's host,
- * pid and process start time, so a holder that died on this host is broken
- * at once and one on a host that died expires.  A process that cannot
- * renew in time stops writing.  Every monitor and OSD operation has a
- * timeout, so a sick cluster fails a job instead of hanging it. */
+ * Ownership is a RADOS exclusive lock on the object "lock", leased for
+ * three times rados_timeout (at least MIN_LEASE_S) and renewed by a thread
+ * on the monotonic clock.  Its cookie names the holder's host, boot, PID
+ * namespace, pid and process start time, so a holder that died in this
+ * very system is broken at once and any other one expires.  A process
+ * stops writing once its lease could end before an operation finishes;
+ * when it gets the lock back it resumes only if nobody wrote the pool
+ * meanwhile (see still_ours()).  Every monitor and OSD operation has a
+ * timeout, so a sick cluster fails a job instead of hanging it, and a
+ * write that timed out is settled before any other write (see settle()). */
 #include "config.h"
 
 #include "backend.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <rados/librados.h>
 #include <stdio.h>
@@ -35,8 +40,15 @@
 #define MAX_OBJECT (80u << 20)
 #define LOCK_NAME "lumbung"
 #define LOCK_OBJECT "lock"
-#define LOCK_SECS 30
+#define MIN_LEASE_S 15
 #define STAT_BATCH 64
+/* The cache's index is the pool's when both hold the same marker, a
+ * generation: this process writes a new one at each change of its index
+ * (the cache's copy first), and each appliance rebuilds on taking over a
+ * pool it did not write last.  An old copy of the cache, restored from a
+ * disk backup, holds an old generation and is rebuilt too. */
+#define MARKER "cache/owner"
+#define POOL_MARKER "index-owner"
 #define READ_PIECE (16u << 20)
 
 struct rados_backend {
@@ -46,7 +58,9 @@ struct rados_backend {
 	int connected, have_io;
 	struct lb_backend *cache; /* index runs and the cache marker */
 	char pool[128];
-	char cookie[128];
+	char where[300]; /* pool or pool/namespace, for messages */
+	char cookie[256];
+	int64_t timeout_ns, lease_ns;
 	unsigned replicas;
 	uint64_t quota; /* the pool's max_bytes; 0: none */
 	int64_t space_at; /* space(): when last asked, and the answer */
@@ -55,9 +69,18 @@ struct rados_backend {
 	/* the lock and its renewal */
 	pthread_t renewer;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int locked, stopping, lost;
-	int64_t lock_until_ns;
+	pthread_cond_t cv;      /* wakes the renewer early */
+	pthread_cond_t rounds;  /* the renewer finished a round */
+	uint64_t round;
+	int locked, stopping, lost, taken_over, lapse_told;
+	int64_t lock_until_ns; /* lb_mono_ns() */
+	/* the index generation this process last wrote to the pool, and one
+	 * whose write is in doubt */
+	char token[40], token_pending[40];
+	/* objects whose write timed out with no answer yet on whether it
+	 * landed; writes wait while there are any */
+	char **unsettled;
+	size_t nunsettled, unsettled_cap;
 };
 
 /* A writer for either side: inner is set for an object of the cache. */
@@ -73,11 +96,46 @@ struct rados_writer {
 static struct rados_backend *R(struct lb_backend *be) { return (struct rados_backend *)be; }
 static struct rados_writer *W(struct lb_obj_writer *w) { return (struct rados_writer *)w; }
 
+static int rados_replace(struct lb_backend *be, const char *name, const void *data, size_t len);
+
 /* Names kept on local disk. */
 static int local_name(const char *name)
 {
 	return !strncmp(name, "index/", 6) || !strcmp(name, "index") || !strncmp(name, "cache/", 6) ||
 	       !strcmp(name, "cache");
+}
+
+/* A new index generation, in the cache first: a crash between the two
+ * writes leaves them different, and the next start rebuilds. */
+static int new_generation(struct rados_backend *rb)
+{
+	uint8_t id[16];
+	char hex[40];
+	lb_random(id, sizeof(id));
+	lb_hex(hex, id, sizeof(id));
+	strcat(hex, "\n");
+	int r = rb->cache->ops->replace(rb->cache, MARKER, hex, strlen(hex));
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&rb->mu);
+	memcpy(rb->token_pending, hex, sizeof(hex));
+	pthread_mutex_unlock(&rb->mu);
+	r = rados_replace(&rb->be, POOL_MARKER, hex, strlen(hex));
+	if (r == 0) {
+		pthread_mutex_lock(&rb->mu);
+		memcpy(rb->token, hex, sizeof(hex));
+		rb->token_pending[0] = '\0';
+		pthread_mutex_unlock(&rb->mu);
+	}
+	return r;
+}
+
+/* After a change of the local index: best effort, as a marker that did not
+ * reach the pool only costs a rebuild at the next start. */
+static void index_changed(struct rados_backend *rb, const char *name)
+{
+	if (!strncmp(name, "index/", 6))
+		new_generation(rb);
 }
 
 static int name_ok(const char *name)
@@ -90,31 +148,161 @@ static int name_ok(const char *name)
 	return 1;
 }
 
-/* Writes stop once the lock may have passed to another appliance. */
+/* ---- writes that timed out ---------------------------------------------------
+ *
+ * An operation that timed out on this client may still be applied by an OSD
+ * that was only slow (or stopped, and resumed).  RADOS applies one client's
+ * operations on one object in the order they were sent, so once a later
+ * operation on the same object has an answer, the earlier one has landed or
+ * never will.  settle() sends that later operation, a stat; when it times
+ * out too, the name is kept in rb->unsettled and every write waits until the
+ * renewal thread gets an answer, so nothing (GC above all) acts on a state
+ * that a late write could still change. */
+
+static int settle(struct rados_backend *rb, const char *name, uint64_t *size)
+{
+	time_t mtime;
+	int r = rados_stat(rb->io, name, size, &mtime);
+	if (r == 0 || r == -ENOENT)
+		return r;
+	pthread_mutex_lock(&rb->mu);
+	size_t i = 0;
+	while (i < rb->nunsettled && strcmp(rb->unsettled[i], name) != 0)
+		i++;
+	char *copy;
+	if (i == rb->nunsettled && lb_grow(&rb->unsettled, &rb->unsettled_cap, i + 1, sizeof(char *)) == 0 &&
+	    (copy = strdup(name)) != NULL)
+		rb->unsettled[rb->nunsettled++] = copy;
+	pthread_mutex_unlock(&rb->mu);
+	return r;
+}
+
+/* Asks again about each write in doubt; stops at the first without an
+ * answer.  Any thread may call it. */
+static void settle_pending(struct rados_backend *rb)
+{
+	for (;;) {
+		char name[256];
+		pthread_mutex_lock(&rb->mu);
+		int any = rb->nunsettled > 0;
+		if (any)
+			snprintf(name, sizeof(name), "%s", rb->unsettled[rb->nunsettled - 1]);
+		pthread_mutex_unlock(&rb->mu);
+		if (!any)
+			return;
+		uint64_t size;
+		time_t mtime;
+		int r = rados_stat(rb->io, name, &size, &mtime);
+		if (r != 0 && r != -ENOENT)
+			return;
+		pthread_mutex_lock(&rb->mu);
+		for (size_t i = 0; i < rb->nunsettled; i++)
+			if (!strcmp(rb->unsettled[i], name)) {
+				free(rb->unsettled[i]);
+				rb->unsettled[i] = rb->unsettled[--rb->nunsettled];
+				break;
+			}
+		pthread_mutex_unlock(&rb->mu);
+		lb_notice(0, "pool %s: the write of %s that had timed out is settled: %s", rb->where, name,
+			  r == 0 ? "it landed" : "it did not land");
+	}
+}
+
+/* Why a write may not start now, or NULL. */
+static const char *cannot_write(struct rados_backend *rb, char *doubt, size_t dlen)
+{
+	*doubt = '\0';
+	if (rb->taken_over)
+		return "taken";
+	if (rb->locked && (rb->lost || lb_mono_ns() + rb->timeout_ns >= rb->lock_until_ns))
+		return "lapsed";
+	if (rb->nunsettled) {
+		snprintf(doubt, dlen, "%s", rb->unsettled[0]);
+		return "doubt";
+	}
+	return NULL;
+}
+
+/* Writes stop once the lease could end before the write finishes (it may
+ * take rados_timeout), when another appliance took the pool over, and while
+ * an earlier write is in doubt.  The renewal thread is asked for a round at
+ * once, and the write waits for up to two of them: right after the cluster
+ * comes back the lock is taken again and doubts are settled within one. */
 static int owner_ok(struct rados_backend *rb, const char *name)
 {
+	char doubt[256];
 	pthread_mutex_lock(&rb->mu);
-	int lost = rb->locked && (rb->lost || lb_now_ns() >= rb->lock_until_ns);
+	const char *why = cannot_write(rb, doubt, sizeof(doubt));
+	if (why && rb->locked && !rb->stopping && !rb->taken_over) {
+		uint64_t want = rb->round + 2;
+		int64_t deadline = lb_mono_ns() + 2 * rb->timeout_ns + 2000000000LL;
+		pthread_cond_signal(&rb->cv);
+		while ((why = cannot_write(rb, doubt, sizeof(doubt))) && rb->round < want && !rb->stopping &&
+		       !rb->taken_over) {
+			struct timespec ts;
+			int64_t left = deadline - lb_mono_ns();
+			if (left <= 0)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(left / 1000000000LL);
+			ts.tv_nsec += (long)(left % 1000000000LL);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&rb->rounds, &rb->mu, &ts);
+		}
+	}
 	pthread_mutex_unlock(&rb->mu);
-	if (lost) {
-		lb_set_error("cannot write %s in pool %s: the store's lock could not be renewed in time", name,
-			     rb->pool);
+	if (!why)
+		return 0;
+	if (!strcmp(why, "taken")) {
+		lb_set_error("cannot write %s in pool %s: another appliance took the store over while this one's "
+			     "lock had lapsed; restart lumbungd to rebuild its index",
+			     name, rb->where);
 		return -ENOLCK;
 	}
-	return 0;
+	if (!strcmp(why, "lapsed")) {
+		lb_set_error("cannot write %s in pool %s: the store's lock could not be renewed in time", name,
+			     rb->where);
+		return -ENOLCK;
+	}
+	lb_set_error("cannot write %s in pool %s: an earlier write of %s timed out and Ceph has not told yet "
+		     "whether it landed",
+		     name, rb->where, doubt);
+	return -ETIMEDOUT;
 }
 
 static int failed(struct rados_backend *rb, const char *what, const char *name, int r)
 {
-	lb_set_error("cannot %s %s in pool %s: %s", what, name, rb->pool, strerror(-r));
+	if (r == -ETIMEDOUT && rb->nunsettled)
+		lb_set_error("cannot %s %s in pool %s: %s; whether it landed is not known yet, and writes wait "
+			     "until Ceph tells",
+			     what, name, rb->where, strerror(-r));
+	else
+		lb_set_error("cannot %s %s in pool %s: %s", what, name, rb->where, strerror(-r));
 	return r;
+}
+
+/* Whether the object holds exactly data (after a write_full in doubt). */
+static int holds(struct rados_backend *rb, const char *name, const void *data, size_t len)
+{
+	char *buf = malloc(len + 1);
+	if (!buf)
+		return 0;
+	int n = rados_read(rb->io, name, buf, len + 1, 0);
+	int same = n >= 0 && (size_t)n == len && memcmp(buf, data, len) == 0;
+	free(buf);
+	return same;
 }
 
 static int rados_put_begin(struct lb_backend *be, const char *name, struct lb_obj_writer **out)
 {
 	struct rados_backend *rb = R(be);
-	if (!name_ok(name))
+	if (!name_ok(name)) {
+		lb_set_error("cannot write %s in pool %s: not a valid object name", name, rb->where);
 		return -EINVAL;
+	}
 	struct rados_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -139,7 +327,7 @@ static int rados_put_write(struct lb_obj_writer *ow, const void *data, size_t le
 	if (w->err)
 		return w->err;
 	if (len > MAX_OBJECT - w->len) {
-		lb_set_error("cannot write %s in pool %s: objects are limited to %u MiB", w->name, w->rb->pool,
+		lb_set_error("cannot write %s in pool %s: objects are limited to %u MiB", w->name, w->rb->where,
 			     MAX_OBJECT >> 20);
 		return w->err = -EFBIG;
 	}
@@ -172,6 +360,8 @@ static int rados_put_commit(struct lb_obj_writer *ow)
 	int r;
 	if (w->inner) {
 		r = rb->cache->ops->put_commit(w->inner);
+		if (r == 0)
+			index_changed(rb, w->name);
 		free(w);
 		return r;
 	}
@@ -187,6 +377,10 @@ static int rados_put_commit(struct lb_obj_writer *ow)
 			rados_write_op_write_full(op, w->len ? (const char *)w->buf : "", w->len);
 			r = rados_write_op_operate(op, rb->io, w->name, NULL, 0);
 			rados_release_write_op(op);
+			uint64_t size;
+			if (r == -ETIMEDOUT && settle(rb, w->name, &size) == 0 && size == w->len &&
+			    holds(rb, w->name, w->buf, w->len))
+				r = 0; /* it landed after all */
 		}
 		if (r < 0 && r != -EEXIST)
 			failed(rb, "write", w->name, r);
@@ -219,8 +413,11 @@ static int rados_get(struct lb_backend *be, const char *name, uint64_t off, void
 			return -ENOENT;
 		if (n < 0)
 			return failed(rb, "read", name, n);
-		if ((size_t)n < piece)
+		if ((size_t)n < piece) {
+			lb_set_error("cannot read %s in pool %s: it ends before byte %llu", name, rb->where,
+				     (unsigned long long)(off + piece));
 			return -EBADMSG;
+		}
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
@@ -326,12 +523,19 @@ static int rados_list(struct lb_backend *be, const char *prefix, lb_list_cb cb, 
 static int rados_remove_obj(struct lb_backend *be, const char *name)
 {
 	struct rados_backend *rb = R(be);
-	if (local_name(name))
-		return rb->cache->ops->remove(rb->cache, name);
+	if (local_name(name)) {
+		int r = rb->cache->ops->remove(rb->cache, name);
+		if (r == 0)
+			index_changed(rb, name);
+		return r;
+	}
 	int r = owner_ok(rb, name);
 	if (r < 0)
 		return r;
 	r = rados_remove(rb->io, name);
+	uint64_t size;
+	if (r == -ETIMEDOUT && settle(rb, name, &size) == -ENOENT)
+		r = 0;
 	if (r < 0 && r != -ENOENT)
 		failed(rb, "remove", name, r);
 	return r;
@@ -343,8 +547,12 @@ static int rados_append_obj(struct lb_backend *be, const char *name, const void 
 	if (local_name(name))
 		return rb->cache->ops->append(rb->cache, name, data, len);
 	int r = owner_ok(rb, name);
-	if (r == 0 && (r = rados_append(rb->io, name, data, len)) < 0)
+	if (r == 0 && (r = rados_append(rb->io, name, data, len)) < 0) {
+		uint64_t size;
+		if (r == -ETIMEDOUT)
+			settle(rb, name, &size); /* a record log's reader takes whole records only */
 		failed(rb, "append to", name, r);
+	}
 	return r;
 }
 
@@ -354,8 +562,13 @@ static int rados_truncate(struct lb_backend *be, const char *name, uint64_t size
 	if (local_name(name))
 		return rb->cache->ops->truncate(rb->cache, name, size);
 	int r = owner_ok(rb, name);
-	if (r == 0 && (r = rados_trunc(rb->io, name, size)) < 0)
-		failed(rb, "truncate", name, r);
+	if (r == 0 && (r = rados_trunc(rb->io, name, size)) < 0) {
+		uint64_t now;
+		if (r == -ETIMEDOUT && settle(rb, name, &now) == 0 && now == size)
+			r = 0;
+		else
+			failed(rb, "truncate", name, r);
+	}
 	return r;
 }
 
@@ -364,11 +577,19 @@ static int rados_replace(struct lb_backend *be, const char *name, const void *da
 	struct rados_backend *rb = R(be);
 	if (local_name(name))
 		return rb->cache->ops->replace(rb->cache, name, data, len);
-	if (len > MAX_OBJECT)
+	if (len > MAX_OBJECT) {
+		lb_set_error("cannot write %s in pool %s: objects are limited to %u MiB", name, rb->where,
+			     MAX_OBJECT >> 20);
 		return -EFBIG;
+	}
 	int r = owner_ok(rb, name);
-	if (r == 0 && (r = rados_write_full(rb->io, name, len ? data : "", len)) < 0)
-		failed(rb, "write", name, r);
+	if (r == 0 && (r = rados_write_full(rb->io, name, len ? data : "", len)) < 0) {
+		uint64_t size;
+		if (r == -ETIMEDOUT && settle(rb, name, &size) == 0 && size == len && holds(rb, name, data, len))
+			r = 0;
+		else
+			failed(rb, "write", name, r);
+	}
 	return r;
 }
 
@@ -482,27 +703,59 @@ static unsigned long long proc_start(long pid)
 	return strtoull(p, NULL, 10);
 }
 
-static void host_name(char *out, size_t len)
+/* The first line of a small file, spaces and slashes made '_'; "?" when
+ * it cannot be read. */
+static void first_line(const char *path, char *out, size_t len)
 {
-	if (gethostname(out, len) < 0)
+	FILE *f = fopen(path, "re");
+	if (!f || !fgets(out, (int)len, f))
 		snprintf(out, len, "?");
-	out[len - 1] = '\0';
-	for (char *p = out; *p; p++)
+	if (f)
+		fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static void token_clean(char *p)
+{
+	for (; *p; p++)
 		if (*p == ' ' || *p == '/')
 			*p = '_';
 }
 
-/* A holder on this host whose process is gone (or is another process under
- * a reused pid) can be broken without waiting for the lock to expire. */
+/* Where this process runs: host name, kernel boot and PID namespace.  A
+ * holder whose cookie names the same three ran in this very system, so its
+ * pid can be looked up in our /proc; a container sharing the host name, or
+ * a cloned VM, differs in one of the other two. */
+static void whereami(char *out, size_t len)
+{
+	char host[64], boot[64], ns[64];
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	first_line("/proc/sys/kernel/random/boot_id", boot, sizeof(boot));
+	ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	ns[n > 0 ? n : 0] = '\0';
+	if (n <= 0)
+		snprintf(ns, sizeof(ns), "?");
+	token_clean(host);
+	token_clean(boot);
+	token_clean(ns);
+	snprintf(out, len, "%s boot %s pidns %s", host, boot, ns);
+}
+
+/* A holder in this system whose process is gone (or is another process
+ * under a reused pid) can be broken without waiting for the lock to expire. */
 static int holder_dead(const char *cookie)
 {
-	char host[128], mine[128];
+	char host[64], boot[64], ns[64], mine[256], theirs[256];
 	long pid;
 	unsigned long long start;
-	if (sscanf(cookie, "%127[^ ] pid %ld start %llu", host, &pid, &start) != 3)
+	if (sscanf(cookie, "%63s boot %63s pidns %63s pid %ld start %llu", host, boot, ns, &pid, &start) != 5 ||
+	    pid <= 0 || !strcmp(boot, "?") || !strcmp(ns, "?"))
 		return 0;
-	host_name(mine, sizeof(mine));
-	if (strcmp(host, mine) != 0 || pid <= 0)
+	whereami(mine, sizeof(mine));
+	snprintf(theirs, sizeof(theirs), "%s boot %s pidns %s", host, boot, ns);
+	if (strcmp(theirs, mine) != 0)
 		return 0;
 	unsigned long long now = proc_start(pid);
 	return now == 0 || now != start;
@@ -510,30 +763,108 @@ static int holder_dead(const char *cookie)
 
 static int lock_once(struct rados_backend *rb, uint8_t flags)
 {
-	struct timeval tv = { .tv_sec = LOCK_SECS };
+	struct timeval tv = { .tv_sec = (time_t)(rb->lease_ns / 1000000000LL) };
 	return rados_lock_exclusive(rb->io, LOCK_OBJECT, LOCK_NAME, rb->cookie, "lumbungd", &tv, flags);
+}
+
+/* After a lapse the lock is ours again, but another appliance may have held
+ * it meanwhile.  One that takes the pool over rebuilds its index and writes
+ * a new index-owner, and this process writes one at each change of its
+ * index; so the pool's marker is one this process wrote exactly when nobody
+ * else wrote the pool meanwhile.  1: ours, 0: not, < 0: no answer. */
+static int still_ours(struct rados_backend *rb)
+{
+	char buf[64];
+	int n = rados_read(rb->io, POOL_MARKER, buf, sizeof(buf) - 1, 0);
+	if (n < 0 && n != -ENOENT)
+		return n;
+	buf[n > 0 ? n : 0] = '\0';
+	pthread_mutex_lock(&rb->mu);
+	int ours = n == -ENOENT ? !*rb->token && !*rb->token_pending
+				: (*rb->token && !strcmp(buf, rb->token)) ||
+					  (*rb->token_pending && !strcmp(buf, rb->token_pending));
+	pthread_mutex_unlock(&rb->mu);
+	return ours;
+}
+
+/* One round of the renewal thread: settle doubts, renew the lease, or take
+ * the lock back after a lapse. */
+static void renew_once(struct rados_backend *rb, int lost)
+{
+	settle_pending(rb);
+	int64_t asked = lb_mono_ns();
+	int r = lost ? -ENOENT : lock_once(rb, LIBRADOS_LOCK_FLAG_MUST_RENEW);
+	int ours = 1;
+	if (r == -ENOENT) { /* lapsed: expired on the OSD, or broken */
+		pthread_mutex_lock(&rb->mu);
+		if (!rb->lapse_told) {
+			rb->lapse_told = 1;
+			lb_notice(1, "pool %s: the store's lock lapsed; writes stop until it is held again", rb->where);
+		}
+		pthread_mutex_unlock(&rb->mu);
+		asked = lb_mono_ns();
+		r = lock_once(rb, 0);
+		if (r == -EEXIST) /* taken back in a round whose check had no answer */
+			r = lock_once(rb, LIBRADOS_LOCK_FLAG_MUST_RENEW);
+		ours = r == 0 ? still_ours(rb) : 0;
+	}
+	pthread_mutex_lock(&rb->mu);
+	if (r == 0 && ours == 1) {
+		rb->lock_until_ns = asked + rb->lease_ns;
+		if (rb->lost || rb->lapse_told)
+			lb_notice(0, "pool %s: the store's lock is held again and nobody wrote meanwhile; writes "
+				     "resume",
+				  rb->where);
+		rb->lost = 0;
+		rb->lapse_told = 0;
+	} else if (r == 0 && ours == 0) {
+		rb->taken_over = 1;
+	} else if (r == 0 || r == -ENOENT || r == -EBUSY) {
+		rb->lost = 1;
+	}
+	if ((rb->lost || lb_mono_ns() >= rb->lock_until_ns) && !rb->lapse_told && !rb->taken_over) {
+		rb->lapse_told = 1;
+		lb_notice(1, "pool %s: the store's lock lapsed (%s); writes stop until it is held again",
+			  rb->where, r == -EBUSY ? "another client holds it" : r < 0 ? strerror(-r) : "expired");
+	}
+	int taken = rb->taken_over;
+	pthread_mutex_unlock(&rb->mu);
+	if (taken) {
+		lb_notice(1, "pool %s: another appliance wrote the store while this one's lock had lapsed; this "
+			     "one writes nothing more until lumbungd restarts and rebuilds its index",
+			  rb->where);
+		rados_unlock(rb->io, LOCK_OBJECT, LOCK_NAME, rb->cookie);
+	}
 }
 
 static void *renew_main(void *arg)
 {
 	struct rados_backend *rb = arg;
 	pthread_mutex_lock(&rb->mu);
-	while (!rb->stopping) {
+	while (!rb->stopping && !rb->taken_over) {
+		int64_t wait = rb->lost || rb->nunsettled || lb_mono_ns() + rb->timeout_ns >= rb->lock_until_ns
+				       ? 1000000000LL
+				       : rb->lease_ns / 6;
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += LOCK_SECS / 3;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)(wait / 1000000000LL);
+		ts.tv_nsec += (long)(wait % 1000000000LL);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		pthread_cond_timedwait(&rb->cv, &rb->mu, &ts);
 		if (rb->stopping)
 			break;
+		int lost = rb->lost;
 		pthread_mutex_unlock(&rb->mu);
-		int64_t asked = lb_now_ns();
-		int r = lock_once(rb, LIBRADOS_LOCK_FLAG_MUST_RENEW);
+		renew_once(rb, lost);
 		pthread_mutex_lock(&rb->mu);
-		if (r == 0)
-			rb->lock_until_ns = asked + (int64_t)LOCK_SECS * 1000000000LL;
-		else if (r == -ENOENT || r == -EBUSY)
-			rb->lost = 1; /* expired and taken, or broken */
+		rb->round++;
+		pthread_cond_broadcast(&rb->rounds);
 	}
+	rb->round++;
+	pthread_cond_broadcast(&rb->rounds);
 	pthread_mutex_unlock(&rb->mu);
 	return NULL;
 }
@@ -553,29 +884,29 @@ static int rados_lock(struct lb_backend *be)
 	int r = rb->cache->ops->lock(rb->cache);
 	if (r < 0)
 		return r;
-	char host[64];
-	host_name(host, sizeof(host));
-	snprintf(rb->cookie, sizeof(rb->cookie), "%s pid %ld start %llu", host, (long)getpid(),
+	char me[200];
+	whereami(me, sizeof(me));
+	snprintf(rb->cookie, sizeof(rb->cookie), "%s pid %ld start %llu", me, (long)getpid(),
 		 proc_start((long)getpid()));
-	int64_t asked = lb_now_ns();
+	int64_t asked = lb_mono_ns();
 	r = lock_once(rb, 0);
 	if (r == -EBUSY || r == -EEXIST) {
 		char clients[512] = "", cookies[512] = "";
 		if (holders(rb, clients, sizeof(clients), cookies, sizeof(cookies)) == 1 && holder_dead(cookies) &&
 		    rados_break_lock(rb->io, LOCK_OBJECT, LOCK_NAME, clients, cookies) == 0) {
-			asked = lb_now_ns();
+			asked = lb_mono_ns();
 			r = lock_once(rb, 0);
 		}
 		if (r == -EBUSY || r == -EEXIST) {
-			lb_set_error("store pool %s in use by %s (%s); a holder that died frees it within %d s",
-				     rb->pool, *cookies ? cookies : "another client", *clients ? clients : "?",
-				     LOCK_SECS);
+			lb_set_error("store pool %s in use by %s (%s); a holder that died frees it within %lld s",
+				     rb->where, *cookies ? cookies : "another client", *clients ? clients : "?",
+				     (long long)(rb->lease_ns / 1000000000LL));
 			return -EBUSY;
 		}
 	}
 	if (r < 0)
 		return failed(rb, "lock", LOCK_OBJECT, r);
-	rb->lock_until_ns = asked + (int64_t)LOCK_SECS * 1000000000LL;
+	rb->lock_until_ns = asked + rb->lease_ns;
 	rb->locked = 1;
 	r = pthread_create(&rb->renewer, NULL, renew_main, rb);
 	if (r != 0) {
@@ -592,11 +923,6 @@ static int rados_cleanup(struct lb_backend *be)
 	return R(be)->cache->ops->cleanup(R(be)->cache);
 }
 
-/* The cache's index is the pool's when both hold the same marker: the
- * marker changes whenever an index is rebuilt, and each appliance rebuilds
- * on taking over a pool it did not write last. */
-#define MARKER "cache/owner"
-#define POOL_MARKER "index-owner"
 
 static int rados_index_cached(struct lb_backend *be)
 {
@@ -606,7 +932,13 @@ static int rados_index_cached(struct lb_backend *be)
 	int r = lb_backend_read_all(rb->cache, MARKER, 256, &a, &al);
 	if (r == 0)
 		r = lb_backend_read_all(be, POOL_MARKER, 256, &b, &bl);
-	int same = r == 0 && al == bl && al > 0 && memcmp(a, b, al) == 0;
+	int same = r == 0 && al == bl && al > 0 && al < sizeof(rb->token) && memcmp(a, b, al) == 0;
+	if (same) {
+		pthread_mutex_lock(&rb->mu);
+		memcpy(rb->token, b, bl);
+		rb->token[bl] = '\0';
+		pthread_mutex_unlock(&rb->mu);
+	}
 	free(a);
 	free(b);
 	if (r < 0 && r != -ENOENT)
@@ -614,21 +946,7 @@ static int rados_index_cached(struct lb_backend *be)
 	return same;
 }
 
-static int rados_index_rebuilt(struct lb_backend *be)
-{
-	struct rados_backend *rb = R(be);
-	uint8_t id[16];
-	char hex[40];
-	lb_random(id, sizeof(id));
-	lb_hex(hex, id, sizeof(id));
-	strcat(hex, "\n");
-	/* The cache first: a crash between the two leaves them different,
-	 * and the next start rebuilds again. */
-	int r = rb->cache->ops->replace(rb->cache, MARKER, hex, strlen(hex));
-	if (r == 0)
-		r = rados_replace(be, POOL_MARKER, hex, strlen(hex));
-	return r;
-}
+static int rados_index_rebuilt(struct lb_backend *be) { return new_generation(R(be)); }
 
 static void rados_free(struct lb_backend *be)
 {
@@ -646,8 +964,12 @@ static void rados_free(struct lb_backend *be)
 	if (rb->connected)
 		rados_shutdown(rb->cluster);
 	lb_backend_free(rb->cache);
+	for (size_t i = 0; i < rb->nunsettled; i++)
+		free(rb->unsettled[i]);
+	free(rb->unsettled);
 	pthread_mutex_destroy(&rb->mu);
 	pthread_cond_destroy(&rb->cv);
+	pthread_cond_destroy(&rb->rounds);
 	free(be->location);
 	free(rb);
 }
@@ -685,8 +1007,18 @@ static int rados_open(const struct lb_backend_conf *c, int create, struct lb_bac
 	rb->be.ops = &rados_ops;
 	rb->replicas = 1;
 	pthread_mutex_init(&rb->mu, NULL);
-	pthread_cond_init(&rb->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rb->cv, &ca);
+	pthread_cond_init(&rb->rounds, &ca);
+	pthread_condattr_destroy(&ca);
 	snprintf(rb->pool, sizeof(rb->pool), "%s", c->rados_pool);
+	snprintf(rb->where, sizeof(rb->where), "%s%s%s", c->rados_pool,
+		 c->rados_namespace && *c->rados_namespace ? "/" : "", c->rados_namespace ? c->rados_namespace : "");
+	unsigned timeout = c->rados_timeout ? c->rados_timeout : 30;
+	rb->timeout_ns = (int64_t)timeout * 1000000000LL;
+	rb->lease_ns = LB_MAX(3 * rb->timeout_ns, (int64_t)MIN_LEASE_S * 1000000000LL);
 	const char *user = c->rados_user && *c->rados_user ? c->rados_user : "admin";
 	const char *conf = c->rados_conf && *c->rados_conf ? c->rados_conf : "/etc/ceph/ceph.conf";
 	char loc[512];
@@ -702,7 +1034,7 @@ static int rados_open(const struct lb_backend_conf *c, int create, struct lb_bac
 	}
 	char name[160], secs[32];
 	snprintf(name, sizeof(name), "client.%s", user);
-	snprintf(secs, sizeof(secs), "%u", c->rados_timeout ? c->rados_timeout : 30);
+	snprintf(secs, sizeof(secs), "%u", timeout);
 	r = rados_create2(&rb->cluster, "ceph", name, 0);
 	if (r < 0) {
 		lb_set_error("cannot set up a Ceph client %s: %s", name, strerror(-r));
@@ -718,8 +1050,13 @@ static int rados_open(const struct lb_backend_conf *c, int create, struct lb_bac
 	}
 	/* Ceph waits forever by default; a sick cluster must fail the job. */
 	static const char *timeouts[] = { "rados_osd_op_timeout", "rados_mon_op_timeout", "client_mount_timeout" };
-	for (size_t i = 0; i < LB_ARRAY_SIZE(timeouts); i++)
-		rados_conf_set(rb->cluster, timeouts[i], secs);
+	for (size_t i = 0; i < LB_ARRAY_SIZE(timeouts) && r == 0; i++)
+		if ((r = rados_conf_set(rb->cluster, timeouts[i], secs)) < 0)
+			lb_set_error("cannot set the Ceph option %s to %s: %s", timeouts[i], secs, strerror(-r));
+	if (r < 0) {
+		rados_free(&rb->be);
+		return r;
+	}
 	r = rados_connect(rb->cluster);
 	if (r < 0) {
 		lb_set_error("cannot connect to Ceph as %s with %s: %s", name, conf, strerror(-r));

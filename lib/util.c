@@ -54,6 +54,23 @@ void lb_set_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void (*notice_hook)(int warn, const char *line);
+
+void lb_set_notice_hook(void (*hook)(int warn, const char *line)) { notice_hook = hook; }
+
+void lb_notice(int warn, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (notice_hook)
+		notice_hook(warn, line);
+	else
+		fprintf(stderr, "%s%s\n", warn ? "warning: " : "", line);
+}
+
 void lb_clear_error(void) { error_detail[0] = '\0'; }
 
 const char *lb_error_detail(void) { return error_detail; }

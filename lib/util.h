@@ -75,6 +75,12 @@ void lb_set_error(const char *fmt, ...) LB_PRINTF(1, 2);
 void lb_clear_error(void);
 /* The last detail recorded on this thread, or "" (never NULL; owned by lib). */
 const char *lb_error_detail(void);
+/* Something a long-lived process should tell its operator about although no
+ * caller is waiting for it (a lock that lapsed and was taken back, say):
+ * passed to the hook set with lb_set_notice_hook(), or written to stderr.
+ * warn is 1 for a warning, 0 for information. */
+void lb_notice(int warn, const char *fmt, ...) LB_PRINTF(2, 3);
+void lb_set_notice_hook(void (*hook)(int warn, const char *line));
 
 /* Wall clock in nanoseconds since the epoch.  LUMBUNG_TEST_NOW (seconds), if
  * set, overrides it so that tests can simulate days without sleeping. */
