@@ -38,6 +38,8 @@ run_suite build sh -c './configure --enable-werror >/dev/null && make -j2'
 run_suite check make -j2 check
 summary "$log/check.out" >"$log/totals.main"
 run_suite valgrind sh scripts/valgrind-unit.sh
+run_suite rados sh scripts/test-rados.sh
+summary "$log/rados.out" >"$log/totals.rados"
 
 run_suite sanitize-build sh -c 'make distclean >/dev/null && ./configure --enable-werror --enable-asan --enable-ubsan >/dev/null && make -j2'
 run_suite sanitize-check env LUMBUNG_KILLS=25 LUMBUNG_DAEMON_KILLS=8 LUMBUNG_CUT_STRIDE=3 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 make -j2 check
@@ -48,7 +50,7 @@ run_suite distcheck env LUMBUNG_KILLS=10 LUMBUNG_DAEMON_KILLS=5 LUMBUNG_CUT_STRI
 pass=0
 fail=0
 skip=0
-for f in "$log/totals.main" "$log/totals.san"; do
+for f in "$log/totals.main" "$log/totals.rados" "$log/totals.san"; do
 	p=$(sed -n 's/^PASS //p' "$f")
 	s=$(sed -n 's/^SKIP //p' "$f")
 	x=$(sed -n 's/^\(FAIL\|ERROR\|XPASS\) //p' "$f" | awk '{t += $1} END {print t + 0}')
@@ -58,6 +60,6 @@ for f in "$log/totals.main" "$log/totals.san"; do
 done
 [ "$status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
 echo
-echo "test programs, plain and sanitized builds:"
+echo "test programs, plain, in a Ceph pool and sanitized:"
 echo "$pass passed, $fail failed, $skip skipped"
 exit "$status"
