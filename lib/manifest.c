@@ -7,7 +7,12 @@
 #include "cdc.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define PATH_MAX_LEN 4095
 #define NAME_MAX_LEN 4096
@@ -255,7 +260,13 @@ void lb_tree_refs_free(struct lb_tree_ref *refs, size_t n)
 	free(refs);
 }
 
-/* ---- writer ------------------------------------------------------------ */
+/* ---- writer ------------------------------------------------------------
+ *
+ * Entries gather in an arena until finish sorts them and cuts the tree
+ * blobs.  A snapshot of ten million files would hold gigabytes there, so
+ * past a budget (lb_mwriter_spill) the arena is sorted and written as one
+ * run to an unlinked temporary file, and finish merges the runs.  Either way
+ * the blobs are the same, byte for byte. */
 
 struct mrec {
 	size_t off, len; /* record within the arena */
@@ -263,11 +274,34 @@ struct mrec {
 	uint64_t seq;
 };
 
+/* A sorted run in the spill file: records of
+ * [u32 path length][path][u64 seq][u32 record length][record]. */
+struct run {
+	uint64_t off, len;
+};
+
+struct hl {
+	size_t rec;      /* in memory: the record; spilled: unused */
+	uint64_t seq;    /* spilled: the entry's seq, to know whether it won */
+	int live;        /* spilled: it is the last entry of its path */
+	struct lb_entry e;
+};
+
 struct lb_mwriter {
 	struct lb_buf arena;
 	struct lb_buf paths;
 	struct mrec *recs;
 	size_t n, cap;
+	uint64_t seq; /* entries added in all */
+	/* spilling */
+	size_t budget;
+	char *spill_dir;
+	int fd;
+	uint64_t spilled;
+	struct run *runs;
+	size_t nruns, runs_cap;
+	struct hl *hls; /* the hardlinks of the runs */
+	size_t nhls, hls_cap;
 };
 
 struct lb_mwriter *lb_mwriter_new(void)
@@ -276,8 +310,16 @@ struct lb_mwriter *lb_mwriter_new(void)
 	if (w) {
 		lb_buf_init(&w->arena);
 		lb_buf_init(&w->paths);
+		w->fd = -1;
 	}
 	return w;
+}
+
+static void hls_free(struct hl *hls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		lb_entry_clear(&hls[i].e);
+	free(hls);
 }
 
 void lb_mwriter_free(struct lb_mwriter *w)
@@ -287,8 +329,26 @@ void lb_mwriter_free(struct lb_mwriter *w)
 	lb_buf_free(&w->arena);
 	lb_buf_free(&w->paths);
 	free(w->recs);
+	free(w->spill_dir);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->runs);
+	hls_free(w->hls, w->nhls);
 	free(w);
 }
+
+int lb_mwriter_spill(struct lb_mwriter *w, const char *dir, size_t budget)
+{
+	char *d = dir ? strdup(dir) : NULL;
+	if (dir && !d)
+		return -ENOMEM;
+	free(w->spill_dir);
+	w->spill_dir = d;
+	w->budget = budget;
+	return 0;
+}
+
+static int spill_batch(struct lb_mwriter *w);
 
 int lb_mwriter_add(struct lb_mwriter *w, const struct lb_entry *e)
 {
@@ -319,12 +379,17 @@ int lb_mwriter_add(struct lb_mwriter *w, const struct lb_entry *e)
 		return -EINVAL;
 	}
 	lb_entry_clear(&check);
-	w->recs[w->n] = (struct mrec){ .off = off, .len = w->arena.len - off, .path_off = poff, .seq = w->n };
+	w->recs[w->n] = (struct mrec){ .off = off, .len = w->arena.len - off, .path_off = poff, .seq = w->seq };
 	w->n++;
+	w->seq++;
+	if (w->budget && w->arena.len + w->paths.len + w->n * sizeof(struct mrec) > w->budget)
+		return spill_batch(w);
 	return 0;
 }
 
-uint64_t lb_mwriter_count(const struct lb_mwriter *w) { return w->n; }
+uint64_t lb_mwriter_count(const struct lb_mwriter *w) { return w->seq; }
+
+uint64_t lb_mwriter_spilled(const struct lb_mwriter *w) { return w->spilled; }
 
 static int rec_cmp(const void *a, const void *b, void *arg)
 {
@@ -336,6 +401,21 @@ static int rec_cmp(const void *a, const void *b, void *arg)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Sorts the records in memory and keeps the last added of each path. */
+static void sort_batch(struct lb_mwriter *w)
+{
+	const char *paths = (const char *)w->paths.p;
+	if (w->n)
+		qsort_r(w->recs, w->n, sizeof(*w->recs), rec_cmp, (void *)paths);
+	size_t m = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		if (i + 1 < w->n && lb_path_cmp(paths + w->recs[i].path_off, paths + w->recs[i + 1].path_off) == 0)
+			continue;
+		w->recs[m++] = w->recs[i];
+	}
+	w->n = m;
+}
+
 static uint64_t record_hash(const uint8_t *p, size_t len)
 {
 	const uint64_t *g = lb_cdc_gear();
@@ -345,24 +425,65 @@ static uint64_t record_hash(const uint8_t *p, size_t len)
 	return h;
 }
 
-static int flush_tree(struct lb_buf *blob, const char *first, lb_tree_put_fn put, void *arg,
-		      struct lb_tree_ref **refs, size_t *n, size_t *cap)
+/* Cuts the records, in tree order, into tree blobs: at TREE_MAX, or past
+ * TREE_MIN where a record's hash says so, so that an insertion moves only
+ * the cuts near it. */
+struct cutter {
+	struct lb_buf blob;
+	char *first;
+	struct lb_tree_ref *refs;
+	size_t nrefs, cap;
+	uint64_t count;
+	lb_tree_put_fn put;
+	void *arg;
+};
+
+static int cut_flush(struct cutter *c)
 {
-	int r = lb_grow(refs, cap, *n + 1, sizeof(**refs));
+	int r = lb_grow(&c->refs, &c->cap, c->nrefs + 1, sizeof(*c->refs));
 	if (r < 0)
 		return r;
-	struct lb_tree_ref *ref = &(*refs)[*n];
-	ref->first_path = strdup(first);
-	if (!ref->first_path)
-		return -ENOMEM;
-	r = put(arg, blob->p, blob->len, &ref->id);
+	struct lb_tree_ref *ref = &c->refs[c->nrefs];
+	ref->first_path = c->first;
+	c->first = NULL;
+	r = c->put(c->arg, c->blob.p, c->blob.len, &ref->id);
 	if (r < 0) {
 		free(ref->first_path);
 		return r;
 	}
-	ref->size = (uint32_t)blob->len;
-	(*n)++;
-	lb_buf_reset(blob);
+	ref->size = (uint32_t)c->blob.len;
+	c->nrefs++;
+	lb_buf_reset(&c->blob);
+	return 0;
+}
+
+static int cut_add(struct cutter *c, const char *path, const uint8_t *rec, size_t len)
+{
+	if (c->blob.len == 0 && !(c->first = strdup(path)))
+		return -ENOMEM;
+	lb_buf_put(&c->blob, rec, len);
+	if (c->blob.err)
+		return c->blob.err;
+	c->count++;
+	if (c->blob.len >= TREE_MAX || (c->blob.len >= TREE_MIN && !(record_hash(rec, len) & TREE_MASK)))
+		return cut_flush(c);
+	return 0;
+}
+
+static int cut_end(struct cutter *c, int r, struct lb_tree_ref **refs_out, size_t *nrefs_out, uint64_t *nentries)
+{
+	if (r == 0 && c->blob.len > 0)
+		r = cut_flush(c);
+	lb_buf_free(&c->blob);
+	free(c->first);
+	if (r < 0) {
+		lb_tree_refs_free(c->refs, c->nrefs);
+		return r;
+	}
+	*refs_out = c->refs;
+	*nrefs_out = c->nrefs;
+	if (nentries)
+		*nentries = c->count;
 	return 0;
 }
 
@@ -378,11 +499,27 @@ static int rewrite_rec(struct lb_mwriter *w, size_t i, const struct lb_entry *e)
 	return 0;
 }
 
-static int decode_rec(const struct lb_mwriter *w, size_t i, struct lb_entry *e)
+static int decode_bytes(const uint8_t *p, size_t len, struct lb_entry *e)
 {
 	struct lb_rd rd;
-	lb_rd_init(&rd, w->arena.p + w->recs[i].off, w->recs[i].len);
+	lb_rd_init(&rd, p, len);
 	return lb_entry_decode(&rd, e);
+}
+
+static int decode_rec(const struct lb_mwriter *w, size_t i, struct lb_entry *e)
+{
+	return decode_bytes(w->arena.p + w->recs[i].off, w->recs[i].len, e);
+}
+
+/* Whether an encoded record is a hardlink, without decoding it whole. */
+static int is_hardlink(const uint8_t *p, size_t len)
+{
+	struct lb_rd rd;
+	lb_rd_init(&rd, p, len);
+	lb_rd_uv(&rd);
+	size_t plen;
+	lb_rd_bytes(&rd, PATH_MAX_LEN, &plen);
+	return lb_rd_u8(&rd) == LB_FT_HARDLINK && !rd.err;
 }
 
 static size_t find_rec(const struct lb_mwriter *w, const char *paths, const char *path)
@@ -401,11 +538,6 @@ static size_t find_rec(const struct lb_mwriter *w, const char *paths, const char
 	return SIZE_MAX;
 }
 
-struct hl {
-	size_t rec;
-	struct lb_entry e;
-};
-
 static int hl_cmp(const void *a, const void *b)
 {
 	const struct hl *x = a, *y = b;
@@ -423,13 +555,7 @@ static int order_hardlinks(struct lb_mwriter *w, const char *paths)
 	size_t n = 0, cap = 0;
 	int r = 0;
 	for (size_t i = 0; i < w->n && r == 0; i++) {
-		const uint8_t *p = w->arena.p + w->recs[i].off;
-		struct lb_rd rd;
-		lb_rd_init(&rd, p, w->recs[i].len);
-		lb_rd_uv(&rd);
-		size_t plen;
-		lb_rd_bytes(&rd, PATH_MAX_LEN, &plen);
-		if (lb_rd_u8(&rd) != LB_FT_HARDLINK || rd.err)
+		if (!is_hardlink(w->arena.p + w->recs[i].off, w->recs[i].len))
 			continue;
 		r = lb_grow(&hls, &cap, n + 1, sizeof(*hls));
 		if (r == 0)
@@ -479,63 +605,498 @@ static int order_hardlinks(struct lb_mwriter *w, const char *paths)
 		}
 		g = end;
 	}
-	for (size_t i = 0; i < n; i++)
-		lb_entry_clear(&hls[i].e);
+	hls_free(hls, n);
+	return r;
+}
+
+/* ---- spilling ---- */
+
+static int spill_open(struct lb_mwriter *w)
+{
+	const char *dir = w->spill_dir;
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/var/tmp";
+#ifdef O_TMPFILE
+	w->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (w->fd >= 0)
+		return 0;
+#endif
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/lumbung-manifest-XXXXXX", dir);
+	w->fd = mkostemp(path, O_CLOEXEC);
+	if (w->fd < 0) {
+		int e = errno;
+		lb_set_error("cannot make a temporary file in %s for a large manifest: %s", dir, strerror(e));
+		return -e;
+	}
+	unlink(path);
+	return 0;
+}
+
+static int spill_write(struct lb_mwriter *w, struct lb_buf *out)
+{
+	size_t done = 0;
+	while (done < out->len) {
+		ssize_t k = pwrite(w->fd, out->p + done, out->len - done, (off_t)(w->spilled + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			int e = k < 0 ? errno : EIO;
+			lb_set_error("cannot write a large manifest's temporary file: %s", strerror(e));
+			return -e;
+		}
+		done += (size_t)k;
+	}
+	w->spilled += out->len;
+	lb_buf_reset(out);
+	return 0;
+}
+
+/* Writes the arena as one sorted run and empties it. */
+static int spill_batch(struct lb_mwriter *w)
+{
+	int r = w->fd < 0 ? spill_open(w) : 0;
+	if (r == 0)
+		r = lb_grow(&w->runs, &w->runs_cap, w->nruns + 1, sizeof(*w->runs));
+	if (r < 0)
+		return r;
+	sort_batch(w);
+	const char *paths = (const char *)w->paths.p;
+	struct lb_buf out;
+	lb_buf_init(&out);
+	uint64_t start = w->spilled;
+	for (size_t i = 0; i < w->n && r == 0; i++) {
+		const struct mrec *m = &w->recs[i];
+		const char *path = paths + m->path_off;
+		const uint8_t *rec = w->arena.p + m->off;
+		uint8_t h[8];
+		lb_put32(h, (uint32_t)strlen(path));
+		lb_buf_put(&out, h, 4);
+		lb_buf_put(&out, path, strlen(path));
+		lb_put64(h, m->seq);
+		lb_buf_put(&out, h, 8);
+		lb_put32(h, (uint32_t)m->len);
+		lb_buf_put(&out, h, 4);
+		lb_buf_put(&out, rec, m->len);
+		if (out.err)
+			r = out.err;
+		else if (out.len >= (1u << 20))
+			r = spill_write(w, &out);
+		if (r == 0 && is_hardlink(rec, m->len)) {
+			r = lb_grow(&w->hls, &w->hls_cap, w->nhls + 1, sizeof(*w->hls));
+			struct hl *hl = &w->hls[w->nhls];
+			if (r == 0 && (r = decode_bytes(rec, m->len, &hl->e)) == 0) {
+				if (hl->e.link) {
+					hl->seq = m->seq;
+					hl->live = 0;
+					w->nhls++;
+				} else {
+					lb_entry_clear(&hl->e);
+				}
+			}
+		}
+	}
+	if (r == 0 && out.len)
+		r = spill_write(w, &out);
+	lb_buf_free(&out);
+	if (r < 0)
+		return r;
+	w->runs[w->nruns++] = (struct run){ .off = start, .len = w->spilled - start };
+	lb_buf_reset(&w->arena);
+	lb_buf_reset(&w->paths);
+	w->n = 0;
+	return 0;
+}
+
+/* A run read back in order. */
+struct reader {
+	int fd;
+	uint64_t pos, end;
+	uint8_t *buf;
+	size_t cap, at, fill;
+	/* the current record */
+	char *path;
+	size_t path_cap;
+	uint64_t seq;
+	const uint8_t *rec;
+	size_t len;
+};
+
+/* Makes at least need bytes available at buf + at; 0, or -errno. */
+static int rd_need(struct reader *rd, size_t need)
+{
+	if (rd->fill - rd->at >= need)
+		return 0;
+	memmove(rd->buf, rd->buf + rd->at, rd->fill - rd->at);
+	rd->fill -= rd->at;
+	rd->at = 0;
+	if (need > rd->cap) {
+		size_t cap = rd->cap;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *nb = realloc(rd->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		rd->buf = nb;
+		rd->cap = cap;
+	}
+	while (rd->fill < need) {
+		size_t want = (size_t)LB_MIN((uint64_t)(rd->cap - rd->fill), rd->end - rd->pos);
+		if (want == 0)
+			return -EIO; /* the run ends inside a record */
+		ssize_t k = pread(rd->fd, rd->buf + rd->fill, want, (off_t)rd->pos);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		rd->fill += (size_t)k;
+		rd->pos += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Steps to the next record: 1, 0 at the end, or -errno. */
+static int rd_next(struct reader *rd)
+{
+	if (rd->at == rd->fill && rd->pos == rd->end)
+		return 0;
+	int r = rd_need(rd, 4);
+	if (r < 0)
+		return r;
+	size_t plen = lb_get32(rd->buf + rd->at);
+	if (plen > PATH_MAX_LEN)
+		return -EIO;
+	if ((r = rd_need(rd, 4 + plen + 12)) < 0)
+		return r;
+	size_t len = lb_get32(rd->buf + rd->at + 4 + plen + 8);
+	if (len > RECORD_MAX)
+		return -EIO;
+	if ((r = rd_need(rd, 4 + plen + 12 + len)) < 0)
+		return r;
+	const uint8_t *p = rd->buf + rd->at;
+	if (plen + 1 > rd->path_cap) {
+		char *np = realloc(rd->path, plen + 1);
+		if (!np)
+			return -ENOMEM;
+		rd->path = np;
+		rd->path_cap = plen + 1;
+	}
+	memcpy(rd->path, p + 4, plen);
+	rd->path[plen] = '\0';
+	rd->seq = lb_get64(p + 4 + plen);
+	rd->rec = p + 4 + plen + 12;
+	rd->len = len;
+	rd->at += 4 + plen + 12 + len;
+	return 1;
+}
+
+/* The runs merged in tree order, the last added entry of each path only. */
+struct merge {
+	struct reader *rd;
+	size_t k;
+	size_t *heap; /* readers with a current record, smallest first */
+	size_t nheap;
+	size_t cur;   /* the reader whose record was returned last, or SIZE_MAX */
+};
+
+static int rd_less(const struct merge *m, size_t a, size_t b)
+{
+	int c = lb_path_cmp(m->rd[a].path, m->rd[b].path);
+	return c < 0 || (c == 0 && m->rd[a].seq < m->rd[b].seq);
+}
+
+static void heap_down(struct merge *m, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, s = i;
+		if (l < m->nheap && rd_less(m, m->heap[l], m->heap[s]))
+			s = l;
+		if (l + 1 < m->nheap && rd_less(m, m->heap[l + 1], m->heap[s]))
+			s = l + 1;
+		if (s == i)
+			return;
+		size_t t = m->heap[i];
+		m->heap[i] = m->heap[s];
+		m->heap[s] = t;
+		i = s;
+	}
+}
+
+static void heap_up(struct merge *m, size_t i)
+{
+	while (i > 0 && rd_less(m, m->heap[i], m->heap[(i - 1) / 2])) {
+		size_t t = m->heap[i];
+		m->heap[i] = m->heap[(i - 1) / 2];
+		m->heap[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void merge_free(struct merge *m)
+{
+	for (size_t i = 0; m->rd && i < m->k; i++) {
+		free(m->rd[i].buf);
+		free(m->rd[i].path);
+	}
+	free(m->rd);
+	free(m->heap);
+	memset(m, 0, sizeof(*m));
+}
+
+static int merge_start(struct merge *m, const struct lb_mwriter *w)
+{
+	memset(m, 0, sizeof(*m));
+	m->k = w->nruns;
+	m->cur = SIZE_MAX;
+	m->rd = calloc(m->k ? m->k : 1, sizeof(*m->rd));
+	m->heap = calloc(m->k ? m->k : 1, sizeof(*m->heap));
+	if (!m->rd || !m->heap) {
+		merge_free(m);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->k; i++) {
+		struct reader *rd = &m->rd[i];
+		rd->fd = w->fd;
+		rd->pos = w->runs[i].off;
+		rd->end = w->runs[i].off + w->runs[i].len;
+		rd->cap = 64u << 10;
+		if (!(rd->buf = malloc(rd->cap))) {
+			merge_free(m);
+			return -ENOMEM;
+		}
+		int r = rd_next(rd);
+		if (r < 0) {
+			merge_free(m);
+			return r;
+		}
+		if (r == 1) {
+			m->heap[m->nheap++] = i;
+			heap_up(m, m->nheap - 1);
+		}
+	}
+	return 0;
+}
+
+/* The next entry: 1 with *out the reader holding it, 0 at the end, or
+ * -errno.  Of several entries with one path, the last added wins. */
+static int merge_next(struct merge *m, struct reader **out)
+{
+	if (m->cur != SIZE_MAX) { /* advance the reader returned last */
+		int r = rd_next(&m->rd[m->cur]);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			m->heap[m->nheap++] = m->cur;
+			heap_up(m, m->nheap - 1);
+		}
+		m->cur = SIZE_MAX;
+	}
+	for (;;) {
+		if (m->nheap == 0)
+			return 0;
+		size_t top = m->heap[0];
+		m->heap[0] = m->heap[--m->nheap];
+		heap_down(m, 0);
+		/* Equal paths come out in the order they were added: return
+		 * the last one only. */
+		if (m->nheap > 0 && lb_path_cmp(m->rd[m->heap[0]].path, m->rd[top].path) == 0) {
+			int r = rd_next(&m->rd[top]);
+			if (r < 0)
+				return r;
+			if (r == 1) {
+				m->heap[m->nheap++] = top;
+				heap_up(m, m->nheap - 1);
+			}
+			continue;
+		}
+		m->cur = top;
+		*out = &m->rd[top];
+		return 1;
+	}
+}
+
+static int path_ptr_cmp(const void *a, const void *b)
+{
+	return lb_path_cmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int hl_path_cmp(const void *a, const void *b)
+{
+	const struct hl *x = a, *y = b;
+	int c = lb_path_cmp(x->e.path, y->e.path);
+	return c ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+/* The entries that replace others where hardlinks are reordered (as in
+ * order_hardlinks), by path. */
+struct swap {
+	const char *path;
+	uint8_t *rec;
+	size_t len;
+};
+
+static int swap_cmp(const void *a, const void *b)
+{
+	return lb_path_cmp(((const struct swap *)a)->path, ((const struct swap *)b)->path);
+}
+
+static int swap_add(struct swap **v, size_t *n, size_t *cap, const struct lb_entry *e)
+{
+	int r = lb_grow(v, cap, *n + 1, sizeof(**v));
+	if (r < 0)
+		return r;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_entry_encode(&b, e);
+	if (b.err) {
+		lb_buf_free(&b);
+		return -ENOMEM;
+	}
+	(*v)[*n] = (struct swap){ .path = e->path, .rec = b.p, .len = b.len };
+	(*n)++;
+	return 0;
+}
+
+/* order_hardlinks for spilled runs: one pass over the merge finds which
+ * hardlink entries won their path and the data entries of their targets;
+ * the rewritten entries are then looked up while the blobs are cut. */
+static int plan_hardlinks(struct lb_mwriter *w, struct lb_entry **datas, struct swap **swaps, size_t *nswaps)
+{
+	size_t nh = w->nhls, swcap = 0;
+	if (nh == 0)
+		return 0;
+	qsort(w->hls, nh, sizeof(*w->hls), hl_path_cmp);
+	/* targets: every link target, sorted, unique (pointers into hls) */
+	const char **targets = calloc(nh, sizeof(*targets));
+	struct lb_entry *data = calloc(nh, sizeof(*data));
+	if (!targets || !data) {
+		free(targets);
+		free(data);
+		return -ENOMEM;
+	}
+	size_t nt = 0;
+	for (size_t i = 0; i < nh; i++)
+		targets[nt++] = w->hls[i].e.link;
+	qsort(targets, nt, sizeof(*targets), path_ptr_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < nt; i++)
+		if (u == 0 || lb_path_cmp(targets[u - 1], targets[i]) != 0)
+			targets[u++] = targets[i];
+	nt = u;
+	struct merge m;
+	int r = merge_start(&m, w);
+	struct reader *rd;
+	while (r == 0 && (r = merge_next(&m, &rd)) == 1) {
+		r = 0;
+		struct hl key = { .e.path = rd->path, .seq = rd->seq };
+		struct hl *h = bsearch(&key, w->hls, nh, sizeof(*w->hls), hl_path_cmp);
+		if (h)
+			h->live = 1;
+		const char **t = bsearch(&rd->path, targets, nt, sizeof(*targets),
+					 path_ptr_cmp);
+		if (t)
+			r = decode_bytes(rd->rec, rd->len, &data[t - targets]);
+	}
+	merge_free(&m);
+	/* The live hardlinks, grouped by target, as in order_hardlinks
+	 * (shallow copies: w->hls owns the strings). */
+	struct hl *hls = calloc(nh, sizeof(*hls));
+	size_t n = 0;
+	if (!hls && r == 0)
+		r = -ENOMEM;
+	for (size_t i = 0; hls && i < nh; i++)
+		if (w->hls[i].live)
+			hls[n++] = w->hls[i];
+	if (r == 0 && n)
+		qsort(hls, n, sizeof(*hls), hl_cmp);
+	for (size_t g = 0; r == 0 && g < n;) {
+		size_t end = g + 1;
+		while (end < n && strcmp(hls[end].e.link, hls[g].e.link) == 0)
+			end++;
+		const char *target = hls[g].e.link;
+		const char **t = bsearch(&target, targets, nt, sizeof(*targets),
+					 path_ptr_cmp);
+		struct lb_entry *d = t ? &data[t - targets] : NULL;
+		if (lb_path_cmp(hls[g].e.path, target) < 0 && d && d->path && d->type == LB_FT_REG) {
+			char *first = hls[g].e.path;
+			char *tpath = d->path;
+			d->path = first;
+			r = swap_add(swaps, nswaps, &swcap, d);
+			d->path = tpath;
+			struct lb_entry link = hls[g].e;
+			link.path = tpath;
+			link.link = first;
+			if (r == 0)
+				r = swap_add(swaps, nswaps, &swcap, &link);
+			for (size_t k = g + 1; r == 0 && k < end; k++) {
+				char *old = hls[k].e.link;
+				hls[k].e.link = first;
+				r = swap_add(swaps, nswaps, &swcap, &hls[k].e);
+				hls[k].e.link = old;
+			}
+		}
+		g = end;
+	}
+	if (r == 0 && *nswaps)
+		qsort(*swaps, *nswaps, sizeof(**swaps), swap_cmp);
 	free(hls);
+	free(targets);
+	*datas = data;
+	return r;
+}
+
+static int finish_spilled(struct lb_mwriter *w, struct cutter *c)
+{
+	struct lb_entry *data = NULL;
+	struct swap *swaps = NULL;
+	size_t nswaps = 0, ndata = w->nhls;
+	int r = plan_hardlinks(w, &data, &swaps, &nswaps);
+	struct merge m;
+	if (r == 0)
+		r = merge_start(&m, w);
+	if (r == 0) {
+		struct reader *rd;
+		while ((r = merge_next(&m, &rd)) == 1) {
+			struct swap key = { .path = rd->path };
+			struct swap *s = nswaps ? bsearch(&key, swaps, nswaps, sizeof(*swaps), swap_cmp) : NULL;
+			r = s ? cut_add(c, rd->path, s->rec, s->len) : cut_add(c, rd->path, rd->rec, rd->len);
+			if (r < 0)
+				break;
+		}
+		merge_free(&m);
+	}
+	for (size_t i = 0; i < nswaps; i++)
+		free(swaps[i].rec);
+	free(swaps);
+	for (size_t i = 0; data && i < ndata; i++)
+		lb_entry_clear(&data[i]);
+	free(data);
+	if (r == -EIO)
+		lb_set_error("a large manifest's temporary file reads back short or damaged");
 	return r;
 }
 
 int lb_mwriter_finish(struct lb_mwriter *w, lb_tree_put_fn put, void *arg,
 		      struct lb_tree_ref **refs_out, size_t *nrefs_out, uint64_t *nentries)
 {
-	const char *paths = (const char *)w->paths.p;
-	if (w->n)
-		qsort_r(w->recs, w->n, sizeof(*w->recs), rec_cmp, (void *)paths);
-	/* Of several entries with one path only the last added counts. */
-	size_t m = 0;
-	for (size_t i = 0; i < w->n; i++) {
-		if (i + 1 < w->n && lb_path_cmp(paths + w->recs[i].path_off, paths + w->recs[i + 1].path_off) == 0)
-			continue;
-		w->recs[m++] = w->recs[i];
-	}
-	w->n = m;
-	int hr = order_hardlinks(w, paths);
-	if (hr < 0)
-		return hr;
-	struct lb_tree_ref *refs = NULL;
-	size_t nrefs = 0, cap = 0;
-	struct lb_buf blob;
-	lb_buf_init(&blob);
-	const char *first = NULL;
-	uint64_t count = 0;
+	struct cutter c = { .put = put, .arg = arg };
+	lb_buf_init(&c.blob);
 	int r = 0;
-	for (size_t i = 0; i < w->n && r == 0; i++) {
-		struct mrec *mr = &w->recs[i];
-		if (blob.len == 0)
-			first = paths + mr->path_off;
-		const uint8_t *rec = w->arena.p + mr->off;
-		lb_buf_put(&blob, rec, mr->len);
-		if (blob.err) {
-			r = blob.err;
-			break;
-		}
-		count++;
-		if (blob.len >= TREE_MAX ||
-		    (blob.len >= TREE_MIN && !(record_hash(rec, mr->len) & TREE_MASK)))
-			r = flush_tree(&blob, first, put, arg, &refs, &nrefs, &cap);
+	if (w->nruns) {
+		if (w->n)
+			r = spill_batch(w);
+		if (r == 0)
+			r = finish_spilled(w, &c);
+		return cut_end(&c, r, refs_out, nrefs_out, nentries);
 	}
-	if (r == 0 && blob.len > 0)
-		r = flush_tree(&blob, first, put, arg, &refs, &nrefs, &cap);
-	lb_buf_free(&blob);
-	if (r < 0) {
-		lb_tree_refs_free(refs, nrefs);
-		return r;
-	}
-	*refs_out = refs;
-	*nrefs_out = nrefs;
-	if (nentries)
-		*nentries = count;
-	return 0;
+	sort_batch(w);
+	const char *paths = (const char *)w->paths.p;
+	r = order_hardlinks(w, paths);
+	for (size_t i = 0; i < w->n && r == 0; i++)
+		r = cut_add(&c, paths + w->recs[i].path_off, w->arena.p + w->recs[i].off, w->recs[i].len);
+	return cut_end(&c, r, refs_out, nrefs_out, nentries);
 }
 
 /* ---- reader ------------------------------------------------------------ */

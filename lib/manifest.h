@@ -109,6 +109,14 @@ void lb_mwriter_free(struct lb_mwriter *w);
  * invalid path. */
 int lb_mwriter_add(struct lb_mwriter *w, const struct lb_entry *e);
 uint64_t lb_mwriter_count(const struct lb_mwriter *w);
+/* Past budget bytes of entries held in memory, sorted runs go to an
+ * unlinked temporary file in dir (NULL: $TMPDIR, else /var/tmp), so memory
+ * stays bounded however many entries a snapshot has; finish merges them
+ * into the very blobs it would have made in memory.  budget 0 (the
+ * default): never. */
+int lb_mwriter_spill(struct lb_mwriter *w, const char *dir, size_t budget);
+/* Bytes written to the temporary file so far. */
+uint64_t lb_mwriter_spilled(const struct lb_mwriter *w);
 /* Sorts, cuts and stores the tree blobs through put.  On success returns 0
  * and a new array of refs (free with lb_tree_refs_free). */
 int lb_mwriter_finish(struct lb_mwriter *w, lb_tree_put_fn put, void *arg,

@@ -27,6 +27,20 @@
 
 /* Bytes of one backup batch buffer: a batch, plus room for the uncut tail
  * carried over and one write's worth. */
+/* The memory a backup's manifest may hold before it spills sorted runs to
+ * a temporary file in the store's local directory: about 200,000 entries
+ * (some 300 bytes each).  LUMBUNG_MANIFEST_BUDGET (bytes) overrides it for
+ * tests. */
+#define MANIFEST_BUDGET (64u << 20)
+
+static size_t manifest_budget(void)
+{
+	const char *e = getenv("LUMBUNG_MANIFEST_BUDGET");
+	if (e && *e)
+		return (size_t)strtoull(e, NULL, 10);
+	return MANIFEST_BUDGET;
+}
+
 static size_t batch_cap(const struct lb_store *s)
 {
 	return BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
@@ -988,6 +1002,8 @@ int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, stru
 	s->delta_max_cost = LB_DELTA_MAX_COST;
 	s->bcache = lb_bcache_new(LB_DELTA_CACHE);
 	int r = s->buckets && s->bcache ? 0 : -ENOMEM;
+	if (r == 0 && where->path && !(s->local_dir = strdup(where->path)))
+		r = -ENOMEM;
 	if (r == 0)
 		r = lb_backend_open(where, 0, &s->be);
 	if (r == 0)
@@ -1059,6 +1075,7 @@ void lb_store_close(struct lb_store *s)
 	lb_bcache_free(s->bcache);
 	lb_index_free(s->idx);
 	lb_backend_free(s->be);
+	free(s->local_dir);
 	for (int i = 0; i < s->nbulk_idle; i++)
 		lb_bulk_free(s->bulk_idle[i], batch_cap(s));
 	pthread_mutex_destroy(&s->bulk_mu);
@@ -1334,6 +1351,8 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	b->dataset = strdup(dataset);
 	b->host = strdup(host ? host : "");
 	b->mw = lb_mwriter_new();
+	if (b->mw)
+		lb_mwriter_spill(b->mw, s->local_dir, manifest_budget());
 	b->time_ns = lb_now_ns();
 	b->counted = lb_idset_new();
 	pthread_mutex_init(&b->mu, NULL);
@@ -2015,6 +2034,10 @@ int lb_backup_commit(struct lb_backup *b, struct lb_snapshot **out)
 		return fail(b, r);
 	struct lb_snapshot snap = { 0 };
 	r = lb_mwriter_finish(b->mw, tree_put, b, &snap.tree, &snap.ntree, &snap.nentries);
+	if (r == 0 && lb_mwriter_spilled(b->mw))
+		lb_notice(0, "backup of %s/%s: its manifest of %llu entries went through %.1f MiB of sorted runs on disk",
+			  b->tenant, b->dataset, (unsigned long long)snap.nentries,
+			  (double)lb_mwriter_spilled(b->mw) / (1 << 20));
 	if (r < 0)
 		return fail(b, r);
 	for (size_t i = 0; i < snap.ntree; i++)

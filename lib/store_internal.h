@@ -17,6 +17,7 @@ struct lb_delta_ref;
 
 struct lb_store {
 	struct lb_backend *be;
+	char *local_dir;      /* on local disk: a large manifest's runs go there */
 	int index_rebuilt;    /* at open, from the packs (backend.h index_cached) */
 	uint64_t rebuilt[3];  /* its packs, chunks and damaged packs */
 	struct lb_store_params p;

@@ -145,5 +145,19 @@ check "backup of one file given as the path keeps its name" sh -c "'$LUMBUNG' ba
 head -c 3000000 /dev/urandom >"$T/dump.sql"
 check "backup of stdin as one file" sh -c "'$LUMBUNG' backup --dataset dukcapil/db --stdin-name dumps/siak.sql <'$T/dump.sql' >/dev/null 2>&1"
 check "the stdin file comes back" sh -c "'$LUMBUNG' cat dukcapil/db@latest dumps/siak.sql | cmp - '$T/dump.sql'"
+# A manifest past its memory budget goes to sorted runs in a temporary
+# file of the store's directory: with 2 KiB, every few entries spill, and
+# the snapshot holds the same tree, hardlinks included.
+stop_daemon
+export LUMBUNG_MANIFEST_BUDGET=2048
+check "lumbungd starts with a tiny manifest budget" start_daemon
+unset LUMBUNG_MANIFEST_BUDGET
+check "a backup whose manifest spills" sh -c "'$LUMBUNG' backup --dataset dukcapil/spill '$S' >/dev/null"
+check "the daemon says it went through runs on disk" grep -q "dukcapil/spill: its manifest of .* sorted runs on disk" "$T/lumbungd.log"
+check "restores the same tree" "$LUMBUNG" restore dukcapil/spill@latest --devices --setuid --target "$T/spill"
+chmod --reference="$S" "$T/spill"
+touch -r "$S" "$T/spill"
+check "mtree finds it equal" sh -c "cd '$T/spill' && mtree -f '$T/spec2'"
+check "and leaves no temporary file behind" sh -c "! ls -a '$T/store' | grep -q lumbung-manifest"
 check "check --read-data is clean" "$LUMBUNG" check --read-data
 done_testing

@@ -1085,6 +1085,169 @@ static void test_hardlinks(void)
 	lb_entry_clear(&olink);
 }
 
+/* Adds the same entries to a writer that keeps them in memory and to one
+ * that spills past budget bytes; 1 when both make the same blobs. */
+static int same_with_spill(struct lb_entry **add, size_t n, size_t budget, uint64_t *spilled, size_t *nrefs)
+{
+	struct manifest m[2] = { { 0 }, { 0 } };
+	struct blobmap bm[2] = { { 0 }, { 0 } };
+	int r[2];
+	for (int k = 0; k < 2; k++) {
+		struct lb_mwriter *w = lb_mwriter_new();
+		if (k == 1)
+			lb_mwriter_spill(w, NULL, budget);
+		int ar = 0;
+		for (size_t i = 0; i < n && ar == 0; i++)
+			ar = lb_mwriter_add(w, add[i]);
+		if (k == 1)
+			*spilled = lb_mwriter_spilled(w);
+		r[k] = ar ? ar : lb_mwriter_finish(w, bm_put, &bm[k], &m[k].refs, &m[k].nrefs, &m[k].nentries);
+		lb_mwriter_free(w);
+	}
+	int same = r[0] == 0 && r[1] == 0 && m[0].nrefs == m[1].nrefs && m[0].nentries == m[1].nentries;
+	for (size_t i = 0; same && i < m[0].nrefs; i++)
+		same = lb_id_cmp(&m[0].refs[i].id, &m[1].refs[i].id) == 0 && m[0].refs[i].size == m[1].refs[i].size &&
+		       strcmp(m[0].refs[i].first_path, m[1].refs[i].first_path) == 0;
+	*nrefs = m[0].nrefs;
+	for (int k = 0; k < 2; k++) {
+		lb_tree_refs_free(m[k].refs, m[k].nrefs);
+		bm_free(&bm[k]);
+	}
+	return same;
+}
+
+static void make_link(struct lb_entry *e, const char *path, const char *target)
+{
+	memset(e, 0, sizeof(*e));
+	e->path = xstrdup(path);
+	e->type = LB_FT_HARDLINK;
+	e->link = xstrdup(target);
+	e->mode = 0600;
+	e->nlink = 3;
+	e->ino = 4242;
+}
+
+/* A manifest larger than the memory budget goes through sorted runs in a
+ * temporary file and comes out exactly as it would from memory: duplicates
+ * resolved across runs (the last added wins), hardlinks reordered across
+ * runs, the same cuts. */
+static void test_spill(void)
+{
+	struct pathlist l = { 0 };
+	gen_tree(&l, "", 0, 40);
+	size_t n = l.n;
+	struct lb_entry *ents = xmalloc((n + 64) * sizeof(*ents));
+	size_t ne = 0;
+	for (size_t i = 0; i < n; i++)
+		make_tree_entry(&ents[ne++], l.v[i], l.is_dir[i], i);
+	/* stale versions, added first, and newer versions, added last */
+	size_t stale0 = ne;
+	for (size_t k = 0; k < 8; k++) {
+		make_tree_entry(&ents[ne], l.v[k * 997 % n], 0, 99999 + k);
+		ents[ne++].mtime_ns = -1;
+	}
+	size_t newer0 = ne;
+	for (size_t k = 0; k < 8; k++) {
+		make_tree_entry(&ents[ne], l.v[(k * 4999 + 3) % n], 0, 7 + k);
+		ents[ne++].gid = 300000;
+	}
+	/* hardlinks: links before their target (reordered), after it (left
+	 * alone), one replaced later by a plain file, one that replaces a file */
+	size_t f[3] = { n / 2, n / 3, n / 4 }; /* files, not directories */
+	for (int k = 0; k < 3; k++)
+		while (l.is_dir[f[k]])
+			f[k]++;
+	const char *target = l.v[f[0]], *target2 = l.v[f[1]];
+	size_t links0 = ne;
+	make_link(&ents[ne++], "!early-link", target);
+	make_link(&ents[ne++], "~late-link", target);
+	make_link(&ents[ne++], "!!first", target2);
+	make_link(&ents[ne++], "!gone-link", target2);
+	size_t gone = ne;
+	make_tree_entry(&ents[ne++], "!gone-link", 0, 5);
+	make_link(&ents[ne++], l.v[f[2]], target);
+
+	/* in the order a backup sends them: stale first, the tree shuffled
+	 * with the links among it, newer versions and overrides last */
+	size_t na = 0;
+	struct lb_entry **add = xmalloc(ne * sizeof(*add));
+	for (size_t i = stale0; i < newer0; i++)
+		add[na++] = &ents[i];
+	size_t mid = na;
+	for (size_t i = 0; i < n; i++)
+		add[na++] = &ents[i];
+	for (size_t i = links0; i < gone; i++)
+		add[na++] = &ents[i];
+	shuffle(add + mid, na - mid, sizeof(*add));
+	for (size_t i = newer0; i < links0; i++)
+		add[na++] = &ents[i];
+	for (size_t i = gone; i < ne; i++)
+		add[na++] = &ents[i];
+
+	static const size_t budgets[] = { 1, 16u << 10, 300u << 10, 4u << 20 };
+	for (size_t b = 0; b < LB_ARRAY_SIZE(budgets); b++) {
+		uint64_t spilled = 0;
+		size_t nrefs = 0;
+		int same = same_with_spill(add, na, budgets[b], &spilled, &nrefs);
+		tap_ok(same && spilled > 0 && nrefs >= 3,
+		       "with a budget of %zu bytes (%llu spilled), the %zu blobs are the ones memory makes", budgets[b],
+		       (unsigned long long)spilled, nrefs);
+	}
+	/* and nothing spills under the budget */
+	uint64_t spilled = 1;
+	size_t nrefs = 0;
+	tap_ok(same_with_spill(add, na, (size_t)1 << 30, &spilled, &nrefs) && spilled == 0,
+	       "under the budget nothing is written to disk");
+
+	/* what the spilled manifest holds: each path once, the newest version,
+	 * and every hardlink's target before it as a REG */
+	struct lb_mwriter *w = lb_mwriter_new();
+	lb_mwriter_spill(w, NULL, 16u << 10);
+	for (size_t i = 0; i < na; i++)
+		lb_mwriter_add(w, add[i]);
+	struct blobmap bm = { 0 };
+	struct manifest m = { 0 };
+	int r = lb_mwriter_finish(w, bm_put, &bm, &m.refs, &m.nrefs, &m.nentries);
+	lb_mwriter_free(w);
+	struct lb_mreader *rd = lb_mreader_new(m.refs, m.nrefs, bm_get, &bm);
+	struct lb_entry e;
+	size_t got = 0, newest = 0, links_ok = 1, gone_reg = 0;
+	char **seen = xmalloc((n + 16) * sizeof(char *));
+	while (r == 0 && lb_mreader_next(rd, &e) == 1) {
+		if (e.gid == 300000)
+			newest++;
+		if (e.mtime_ns == -1)
+			newest = 0; /* a stale version won: wrong */
+		if (!strcmp(e.path, "!gone-link") && e.type == LB_FT_REG)
+			gone_reg = 1;
+		if (e.type == LB_FT_HARDLINK) {
+			int found = 0;
+			for (size_t j = 0; j < got; j++)
+				if (!strcmp(seen[j], e.link))
+					found = 1;
+			links_ok &= found;
+		}
+		seen[got++] = xstrdup(e.path);
+		lb_entry_clear(&e);
+	}
+	lb_mreader_free(rd);
+	tap_ok(r == 0 && got == m.nentries && got == n + 4, "the spilled manifest reads back %zu entries, one per path",
+	       got);
+	tap_ok(newest == 8, "the last added version of each path won across runs");
+	tap_ok(gone_reg, "a hardlink replaced by a later plain file stays a plain file");
+	tap_ok(links_ok, "every hardlink's target precedes it");
+	for (size_t i = 0; i < got; i++)
+		free(seen[i]);
+	free(seen);
+	lb_tree_refs_free(m.refs, m.nrefs);
+	bm_free(&bm);
+	for (size_t i = 0; i < ne; i++)
+		lb_entry_clear(&ents[i]);
+	free(ents);
+	free(add);
+	pl_free(&l);
+}
+
 int main(void)
 {
 	test_roundtrip();
@@ -1093,5 +1256,6 @@ int main(void)
 	test_tree();
 	test_empty_manifest();
 	test_hardlinks();
+	test_spill();
 	return tap_done();
 }
