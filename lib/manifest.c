@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1238,38 +1239,49 @@ int lb_manifest_lookup(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn 
 	return ret;
 }
 
-/* ---- in-memory index of a manifest ----------------------------------------- */
+/* ---- lookups in one manifest ---------------------------------------------------
+ *
+ * A backup looks up each file of its parent snapshot once.  The blob that
+ * can hold a path is found from the refs' first paths; blobs are decoded
+ * on demand into a cache of at most MINDEX_CACHE bytes, least recently
+ * used out first, with their records' offsets for a binary search.  The
+ * client walks one directory at a time, and a directory's entries are
+ * adjacent in tree order, so the lookups stay within a few blobs: memory is
+ * bounded whatever the number of files. */
 
-struct mslot {
-	uint64_t hash;
-	size_t off; /* record offset in data, +1 (0 = empty slot) */
+#define MINDEX_CACHE (16u << 20)
+
+struct mblob {
+	size_t blob; /* index in refs */
+	uint8_t *data;
+	size_t len;
+	size_t *offs; /* record offsets, in tree order */
+	size_t n;
+	uint64_t used;
 };
 
 struct lb_mindex {
-	struct lb_buf data; /* the records, back to back */
-	struct mslot *slots;
-	size_t cap; /* power of two */
+	struct lb_tree_ref *refs; /* copies: the snapshot may go first */
+	size_t n;
+	lb_tree_get_fn get;
+	void *arg;
+	pthread_mutex_t mu;
+	struct mblob *cache;
+	size_t ncache, capcache, bytes, limit;
+	uint64_t tick;
 };
 
-static uint64_t path_hash(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a: fine for a local table */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
+void lb_mindex_set_cache(struct lb_mindex *m, size_t bytes) { m->limit = bytes; }
 
 /* Reads the path of the record at off without decoding the rest. */
-static int record_path(const struct lb_buf *d, size_t off, const char **p, size_t *n, size_t *next)
+static int record_path(const uint8_t *d, size_t dlen, size_t off, const char **p, size_t *n, size_t *next)
 {
 	struct lb_rd rd;
-	lb_rd_init(&rd, d->p + off, d->len - off);
+	lb_rd_init(&rd, d + off, dlen - off);
 	uint64_t len = lb_rd_uv(&rd);
-	size_t hdr = (size_t)(rd.p - (d->p + off));
+	size_t hdr = (size_t)(rd.p - (d + off));
 	const uint8_t *path = lb_rd_bytes(&rd, PATH_MAX_LEN, n);
-	if (rd.err || !path || len > d->len - off - hdr)
+	if (rd.err || !path || len > dlen - off - hdr)
 		return -EBADMSG;
 	*p = (const char *)path;
 	*next = off + hdr + (size_t)len;
@@ -1282,44 +1294,18 @@ int lb_mindex_load(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn get,
 	struct lb_mindex *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	lb_buf_init(&m->data);
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		uint8_t *blob;
-		r = get(arg, &refs[i].id, refs[i].size, &blob);
-		if (r < 0)
-			break;
-		lb_buf_put(&m->data, blob, refs[i].size);
-		free(blob);
-		r = m->data.err;
-	}
-	size_t count = 0;
-	for (size_t off = 0; r == 0 && off < m->data.len; count++) {
-		const char *p;
-		size_t plen;
-		r = record_path(&m->data, off, &p, &plen, &off);
-	}
-	if (r == 0) {
-		m->cap = 16;
-		while (m->cap < count * 2)
-			m->cap *= 2;
-		m->slots = calloc(m->cap, sizeof(*m->slots));
-		if (!m->slots)
+	m->get = get;
+	m->arg = arg;
+	m->limit = MINDEX_CACHE;
+	pthread_mutex_init(&m->mu, NULL);
+	m->refs = calloc(n ? n : 1, sizeof(*m->refs));
+	int r = m->refs ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		m->refs[i] = refs[i];
+		if (!(m->refs[i].first_path = strdup(refs[i].first_path)))
 			r = -ENOMEM;
-	}
-	for (size_t off = 0; r == 0 && off < m->data.len;) {
-		const char *p;
-		size_t plen, next;
-		r = record_path(&m->data, off, &p, &plen, &next);
-		if (r < 0)
-			break;
-		uint64_t h = path_hash(p, plen);
-		size_t j = (size_t)h & (m->cap - 1);
-		while (m->slots[j].off)
-			j = (j + 1) & (m->cap - 1);
-		m->slots[j].hash = h;
-		m->slots[j].off = off + 1;
-		off = next;
+		else
+			m->n++;
 	}
 	if (r < 0) {
 		lb_mindex_free(m);
@@ -1329,32 +1315,112 @@ int lb_mindex_load(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn get,
 	return 0;
 }
 
-int lb_mindex_find(const struct lb_mindex *m, const char *path, struct lb_entry *e)
+static void mblob_free(struct mblob *b)
 {
-	size_t plen = strlen(path);
-	uint64_t h = path_hash(path, plen);
-	for (size_t j = (size_t)h & (m->cap - 1); m->slots[j].off; j = (j + 1) & (m->cap - 1)) {
-		if (m->slots[j].hash != h)
-			continue;
-		size_t off = m->slots[j].off - 1, next;
-		const char *p;
-		size_t n;
-		if (record_path(&m->data, off, &p, &n, &next) < 0)
-			return -EBADMSG;
-		if (n != plen || memcmp(p, path, n) != 0)
-			continue;
-		struct lb_rd rd;
-		lb_rd_init(&rd, m->data.p + off, next - off);
-		return lb_entry_decode(&rd, e) < 0 ? -EBADMSG : 1;
+	free(b->data);
+	free(b->offs);
+}
+
+/* The cached blob i of the manifest, loaded (and older ones dropped) if
+ * need be; NULL with *err set on failure. */
+static struct mblob *mindex_blob(struct lb_mindex *m, size_t i, int *err)
+{
+	for (size_t k = 0; k < m->ncache; k++)
+		if (m->cache[k].blob == i) {
+			m->cache[k].used = ++m->tick;
+			return &m->cache[k];
+		}
+	struct mblob nb = { .blob = i, .used = ++m->tick };
+	int r = m->get(m->arg, &m->refs[i].id, m->refs[i].size, &nb.data);
+	if (r == 0) {
+		nb.len = m->refs[i].size;
+		size_t cap = 0;
+		for (size_t off = 0; r == 0 && off < nb.len;) {
+			const char *p;
+			size_t plen, next;
+			r = record_path(nb.data, nb.len, off, &p, &plen, &next);
+			if (r == 0 && (r = lb_grow(&nb.offs, &cap, nb.n + 1, sizeof(*nb.offs))) == 0)
+				nb.offs[nb.n++] = off;
+			off = next;
+		}
 	}
-	return 0;
+	if (r == 0)
+		r = lb_grow(&m->cache, &m->capcache, m->ncache + 1, sizeof(*m->cache));
+	if (r < 0) {
+		mblob_free(&nb);
+		*err = r;
+		return NULL;
+	}
+	while (m->ncache > 0 && m->bytes + nb.len > m->limit) {
+		size_t old = 0;
+		for (size_t k = 1; k < m->ncache; k++)
+			if (m->cache[k].used < m->cache[old].used)
+				old = k;
+		m->bytes -= m->cache[old].len;
+		mblob_free(&m->cache[old]);
+		m->cache[old] = m->cache[--m->ncache];
+	}
+	m->bytes += nb.len;
+	m->cache[m->ncache] = nb;
+	return &m->cache[m->ncache++];
+}
+
+int lb_mindex_find(struct lb_mindex *m, const char *path, struct lb_entry *e)
+{
+	/* The last blob whose first path is <= path holds it, if any does. */
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (lb_path_cmp(m->refs[mid].first_path, path) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	pthread_mutex_lock(&m->mu);
+	int r = 0;
+	struct mblob *b = mindex_blob(m, lo - 1, &r);
+	size_t at = SIZE_MAX;
+	char name[PATH_MAX_LEN + 1];
+	lo = 0;
+	hi = b ? b->n : 0;
+	while (lo < hi && r == 0) {
+		size_t mid = lo + (hi - lo) / 2, plen, next;
+		const char *p;
+		r = record_path(b->data, b->len, b->offs[mid], &p, &plen, &next);
+		if (r < 0)
+			break;
+		memcpy(name, p, plen);
+		name[plen] = '\0';
+		int c = lb_path_cmp(name, path);
+		if (c == 0) {
+			at = mid;
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (r == 0 && at != SIZE_MAX) {
+		size_t end = at + 1 < b->n ? b->offs[at + 1] : b->len;
+		struct lb_rd rd;
+		lb_rd_init(&rd, b->data + b->offs[at], end - b->offs[at]);
+		r = lb_entry_decode(&rd, e) < 0 ? -EBADMSG : 1;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return r;
 }
 
 void lb_mindex_free(struct lb_mindex *m)
 {
 	if (!m)
 		return;
-	lb_buf_free(&m->data);
-	free(m->slots);
+	lb_tree_refs_free(m->refs, m->n);
+	for (size_t k = 0; k < m->ncache; k++)
+		mblob_free(&m->cache[k]);
+	free(m->cache);
+	pthread_mutex_destroy(&m->mu);
 	free(m);
 }

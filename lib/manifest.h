@@ -138,14 +138,18 @@ size_t lb_mreader_blob(const struct lb_mreader *r);
  * end, or a negative errno (-EBADMSG for a damaged manifest). */
 int lb_mreader_next(struct lb_mreader *r, struct lb_entry *e);
 
-/* A whole manifest held in memory with a hash from path to entry, for
- * looking up many paths of one snapshot (a backup's parent).  Costs the
- * manifest's size plus 16 bytes per entry. */
+/* Lookups of many paths of one snapshot (a backup's parent): tree blobs are
+ * fetched through get as lookups need them and kept in a cache of bounded
+ * size (16 MiB), so memory does not grow with the snapshot's files.  The
+ * refs are copied; get and arg must outlive the index.  Thread-safe. */
 struct lb_mindex;
 int lb_mindex_load(const struct lb_tree_ref *refs, size_t n, lb_tree_get_fn get, void *arg,
 		   struct lb_mindex **out);
-/* Returns 1 and fills e (clear it), 0 when absent, or -EBADMSG. */
-int lb_mindex_find(const struct lb_mindex *m, const char *path, struct lb_entry *e);
+/* Returns 1 and fills e (clear it), 0 when absent, or a negative errno
+ * (-EBADMSG for a damaged tree blob, or get's error). */
+int lb_mindex_find(struct lb_mindex *m, const char *path, struct lb_entry *e);
+/* The cache's size in bytes (at least one blob is always kept). */
+void lb_mindex_set_cache(struct lb_mindex *m, size_t bytes);
 void lb_mindex_free(struct lb_mindex *m);
 
 /* Finds one path; returns 1 and fills e, 0 when absent, or -errno. */

@@ -28,10 +28,10 @@
 /* Bytes of one backup batch buffer: a batch, plus room for the uncut tail
  * carried over and one write's worth. */
 /* The memory a backup's manifest may hold before it spills sorted runs to
- * a temporary file in the store's local directory: about 200,000 entries
+ * a temporary file in the store's local directory: about 50,000 entries
  * (some 300 bytes each).  LUMBUNG_MANIFEST_BUDGET (bytes) overrides it for
  * tests. */
-#define MANIFEST_BUDGET (64u << 20)
+#define MANIFEST_BUDGET (16u << 20)
 
 static size_t manifest_budget(void)
 {

@@ -210,7 +210,8 @@ int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_fil
 struct lb_mreader *lb_store_tree_reader(struct lb_store *s, const struct lb_snapshot *snap);
 /* The same over n of a snapshot's tree blobs (one, for a collection). */
 struct lb_mreader *lb_store_refs_reader(struct lb_store *s, const struct lb_tree_ref *refs, size_t n);
-/* Loads a snapshot's whole manifest for many lookups (lb_mindex_find). */
+/* Prepares many lookups in a snapshot's manifest (lb_mindex_find), with a
+ * bounded cache of its tree blobs. */
 int lb_store_load_tree(struct lb_store *s, const struct lb_snapshot *snap, struct lb_mindex **out);
 /* Looks up one path in a snapshot: 1 found, 0 absent, or -errno. */
 int lb_store_lookup(struct lb_store *s, const struct lb_snapshot *snap, const char *path, struct lb_entry *e);

@@ -945,6 +945,35 @@ static void test_tree(void)
 	tap_ok(none_found, "mindex finds no absent path");
 	lb_mindex_free(mi);
 
+	/* With a cache of 64 KiB (two or three blobs) and the paths asked in
+	 * random order, blobs are dropped and fetched again, and every answer
+	 * is still right; at load nothing is fetched. */
+	size_t gets0 = bm.gets;
+	r = lb_mindex_load(m.refs, m.nrefs, bm_get, &bm, &mi);
+	int lazy = r == 0 && bm.gets == gets0;
+	if (r == 0)
+		lb_mindex_set_cache(mi, 64u << 10);
+	size_t *ask = xmalloc(n * sizeof(size_t));
+	for (size_t j = 0; j < n; j++)
+		ask[j] = j;
+	shuffle(ask, n, sizeof(size_t));
+	all_found = r == 0;
+	for (size_t q = 0; r == 0 && q < n; q++) {
+		struct lb_entry x;
+		size_t j = ask[q];
+		int fr = lb_mindex_find(mi, want[j].path, &x);
+		if (fr != 1 || !entry_eq(&x, &want[j]))
+			all_found = 0;
+		if (fr == 1)
+			lb_entry_clear(&x);
+	}
+	tap_ok(lazy, "mindex fetches no blob at load");
+	tap_ok(all_found && bm.gets - gets0 > m.nrefs,
+	       "with a 64 KiB cache and random order it finds every path (%zu blob fetches for %zu blobs)",
+	       bm.gets - gets0, m.nrefs);
+	lb_mindex_free(mi);
+	free(ask);
+
 	lb_tree_refs_free(m.refs, m.nrefs);
 	bm_free(&bm);
 	for (size_t j = 0; j < n; j++)
