@@ -226,8 +226,10 @@ static const char *cannot_write(struct rados_backend *rb, char *doubt, size_t dl
 /* Writes stop once the lease could end before the write finishes (it may
  * take rados_timeout), when another appliance took the pool over, and while
  * an earlier write is in doubt.  The renewal thread is asked for a round at
- * once, and the write waits for up to two of them: right after the cluster
- * comes back the lock is taken again and doubts are settled within one. */
+ * once, and the write waits until one has run from start to end, or for
+ * rados_timeout and a second at most: right after the cluster comes back
+ * the lock is taken again and doubts are settled within one round, and
+ * while it is sick a job fails in about one timeout per write. */
 static int owner_ok(struct rados_backend *rb, const char *name)
 {
 	char doubt[256];
@@ -235,7 +237,7 @@ static int owner_ok(struct rados_backend *rb, const char *name)
 	const char *why = cannot_write(rb, doubt, sizeof(doubt));
 	if (why && rb->locked && !rb->stopping && !rb->taken_over) {
 		uint64_t want = rb->round + 2;
-		int64_t deadline = lb_mono_ns() + 2 * rb->timeout_ns + 2000000000LL;
+		int64_t deadline = lb_mono_ns() + rb->timeout_ns + 1000000000LL;
 		pthread_cond_signal(&rb->cv);
 		while ((why = cannot_write(rb, doubt, sizeof(doubt))) && rb->round < want && !rb->stopping &&
 		       !rb->taken_over) {
