@@ -115,13 +115,17 @@ def main():
     if probes:
         print("Files probe: F files of 1 KiB from 64 distinct contents (the files grow, the "
               "chunks stay at 64); one backup and a no-change backup, KiB resident:\n")
-        print("| files | new chunks | daemon at start | daemon peak | daemon peak - start | client peak | backup s | no-change s |")
-        print("|---:" * 8 + "|")
+        print("| files | new chunks | daemon at start | daemon peak, backup | daemon peak, both | "
+              "peak - start | client peak, backup | client peak, no-change | backup s | no-change s |")
+        print("|---:" * 10 + "|")
         for p in probes:
             x = data[p]["1"]
-            print("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |" % (
-                p[5:], x["n0_new_chunks"], x["start_rss_kib"], x["hwm_kib"],
-                x["hwm_kib"] - x["start_rss_kib"], x["n0_client_kib"], x["n0_s"], x["nochange_s"]))
+            print("| %s | %.0f | %.0f | %s | %.0f | %.0f | %.0f | %s | %.2f | %.2f |" % (
+                p[5:], x["n0_new_chunks"], x["start_rss_kib"],
+                "%.0f" % x["n0_hwm_kib"] if "n0_hwm_kib" in x else "-", x["hwm_kib"],
+                x["hwm_kib"] - x["start_rss_kib"], x["n0_client_kib"],
+                "%.0f" % x["nochange_client_kib"] if "nochange_client_kib" in x else "-",
+                x["n0_s"], x["nochange_s"]))
         print()
 
 

@@ -248,6 +248,7 @@ PY
 	warm "$d/data"
 	timed "files$f" 1 n0 "$LUMBUNG" backup --json --dataset bench/all "$d/data"
 	put "files$f" 1 n0_new_chunks "$(jnum "$log/files$f-1-n0.out" new_chunks)"
+	put "files$f" 1 n0_hwm_kib "$(kib VmHWM)"
 	timed "files$f" 1 nochange "$LUMBUNG" backup --json --dataset bench/all "$d/data"
 	put "files$f" 1 hwm_kib "$(kib VmHWM)"
 	stop_daemon
