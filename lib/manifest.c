@@ -488,18 +488,6 @@ static int cut_end(struct cutter *c, int r, struct lb_tree_ref **refs_out, size_
 	return 0;
 }
 
-/* Replaces record i with the encoding of e (appended to the arena). */
-static int rewrite_rec(struct lb_mwriter *w, size_t i, const struct lb_entry *e)
-{
-	size_t off = w->arena.len;
-	lb_entry_encode(&w->arena, e);
-	if (w->arena.err)
-		return -ENOMEM;
-	w->recs[i].off = off;
-	w->recs[i].len = w->arena.len - off;
-	return 0;
-}
-
 static int decode_bytes(const uint8_t *p, size_t len, struct lb_entry *e)
 {
 	struct lb_rd rd;
@@ -546,10 +534,118 @@ static int hl_cmp(const void *a, const void *b)
 	return c ? c : lb_path_cmp(x->e.path, y->e.path);
 }
 
+/* The entries that replace others where hardlinks are reordered, by path;
+ * each owns its path and encoded record. */
+struct swap {
+	char *path;
+	uint8_t *rec;
+	size_t len;
+};
+
+static int swap_cmp(const void *a, const void *b)
+{
+	return lb_path_cmp(((const struct swap *)a)->path, ((const struct swap *)b)->path);
+}
+
+static int swap_add(struct swap **v, size_t *n, size_t *cap, const struct lb_entry *e)
+{
+	int r = lb_grow(v, cap, *n + 1, sizeof(**v));
+	if (r < 0)
+		return r;
+	struct lb_buf b;
+	lb_buf_init(&b);
+	lb_entry_encode(&b, e);
+	char *path = strdup(e->path);
+	if (b.err || !path) {
+		lb_buf_free(&b);
+		free(path);
+		return -ENOMEM;
+	}
+	(*v)[*n] = (struct swap){ .path = path, .rec = b.p, .len = b.len };
+	(*n)++;
+	return 0;
+}
+
+static void swaps_free(struct swap *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].path);
+		free(v[i].rec);
+	}
+	free(v);
+}
+
 /* Restores create a hardlink by linking to its target, so the target must
  * come first in tree order.  Where a link sorts before the path holding the
  * data, the data moves to the first path of the set and every other path
- * becomes a link to it.  recs must be sorted and free of duplicates. */
+ * becomes a link to it.  hls: the live hardlinks (sorted here); target_data
+ * gives a target's entry (NULL when absent), valid until its next call.
+ * Returns the replacements, sorted by path. */
+static int hardlink_swaps(struct hl *hls, size_t n, int (*target_data)(void *arg, const char *target,
+									struct lb_entry **e),
+			  void *arg, struct swap **swaps, size_t *nswaps)
+{
+	size_t cap = 0;
+	int r = 0;
+	if (n)
+		qsort(hls, n, sizeof(*hls), hl_cmp);
+	for (size_t g = 0; r == 0 && g < n;) {
+		size_t end = g + 1;
+		while (end < n && strcmp(hls[end].e.link, hls[g].e.link) == 0)
+			end++;
+		/* hls[g] has the smallest path of the links to this target. */
+		const char *target = hls[g].e.link;
+		struct lb_entry *d = NULL;
+		if (lb_path_cmp(hls[g].e.path, target) < 0)
+			r = target_data(arg, target, &d);
+		if (r == 0 && d && d->path && d->type == LB_FT_REG) {
+			char *first = hls[g].e.path;
+			char *tpath = d->path;
+			d->path = first;
+			r = swap_add(swaps, nswaps, &cap, d);
+			d->path = tpath;
+			/* The old data path becomes a link, keeping its own
+			 * metadata record (hardlinks share it anyway). */
+			struct lb_entry link = hls[g].e;
+			link.path = tpath;
+			link.link = first;
+			if (r == 0)
+				r = swap_add(swaps, nswaps, &cap, &link);
+			for (size_t k = g + 1; r == 0 && k < end; k++) {
+				char *old = hls[k].e.link;
+				hls[k].e.link = first;
+				r = swap_add(swaps, nswaps, &cap, &hls[k].e);
+				hls[k].e.link = old;
+			}
+		}
+		g = end;
+	}
+	if (r == 0 && *nswaps)
+		qsort(*swaps, *nswaps, sizeof(**swaps), swap_cmp);
+	return r;
+}
+
+struct mem_targets {
+	const struct lb_mwriter *w;
+	const char *paths;
+	struct lb_entry cur;
+};
+
+static int mem_target_data(void *arg, const char *target, struct lb_entry **e)
+{
+	struct mem_targets *mt = arg;
+	lb_entry_clear(&mt->cur);
+	size_t i = find_rec(mt->w, mt->paths, target);
+	if (i == SIZE_MAX)
+		return 0;
+	int r = decode_rec(mt->w, i, &mt->cur);
+	if (r == 0)
+		*e = &mt->cur;
+	return r;
+}
+
+/* hardlink_swaps for the records in memory (sorted, free of duplicates):
+ * each replacement is appended to the arena and its record pointed at it. */
 static int order_hardlinks(struct lb_mwriter *w, const char *paths)
 {
 	struct hl *hls = NULL;
@@ -568,44 +664,22 @@ static int order_hardlinks(struct lb_mwriter *w, const char *paths)
 		if (r == 0)
 			hls[n++].rec = i;
 	}
-	if (r == 0 && n)
-		qsort(hls, n, sizeof(*hls), hl_cmp);
-	for (size_t g = 0; r == 0 && g < n;) {
-		size_t end = g + 1;
-		while (end < n && strcmp(hls[end].e.link, hls[g].e.link) == 0)
-			end++;
-		/* hls[g] has the smallest path of the links to this target. */
-		const char *target = hls[g].e.link;
-		size_t trec = find_rec(w, paths, target);
-		if (lb_path_cmp(hls[g].e.path, target) < 0 && trec != SIZE_MAX) {
-			struct lb_entry data;
-			r = decode_rec(w, trec, &data);
-			if (r == 0 && data.type == LB_FT_REG) {
-				char *first = hls[g].e.path;
-				char *tpath = data.path;
-				data.path = first;
-				r = rewrite_rec(w, hls[g].rec, &data);
-				data.path = tpath;
-				/* The old data path becomes a link, keeping its own
-				 * metadata record (hardlinks share it anyway). */
-				struct lb_entry link = { 0 };
-				if (r == 0) {
-					link = hls[g].e;
-					link.path = tpath;
-					link.link = first;
-					r = rewrite_rec(w, trec, &link);
-				}
-				for (size_t k = g + 1; r == 0 && k < end; k++) {
-					char *old = hls[k].e.link;
-					hls[k].e.link = first;
-					r = rewrite_rec(w, hls[k].rec, &hls[k].e);
-					hls[k].e.link = old;
-				}
-			}
-			lb_entry_clear(&data);
-		}
-		g = end;
+	struct mem_targets mt = { .w = w, .paths = paths };
+	struct swap *swaps = NULL;
+	size_t nswaps = 0;
+	if (r == 0)
+		r = hardlink_swaps(hls, n, mem_target_data, &mt, &swaps, &nswaps);
+	for (size_t i = 0; r == 0 && i < nswaps; i++) {
+		size_t k = find_rec(w, paths, swaps[i].path), off = w->arena.len;
+		lb_buf_put(&w->arena, swaps[i].rec, swaps[i].len);
+		if (w->arena.err)
+			r = -ENOMEM;
+		else if (k != SIZE_MAX)
+			w->recs[k] = (struct mrec){ .off = off, .len = swaps[i].len, .path_off = w->recs[k].path_off,
+						    .seq = w->recs[k].seq };
 	}
+	lb_entry_clear(&mt.cur);
+	swaps_free(swaps, nswaps);
 	hls_free(hls, n);
 	return r;
 }
@@ -930,42 +1004,26 @@ static int hl_path_cmp(const void *a, const void *b)
 	return c ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
 }
 
-/* The entries that replace others where hardlinks are reordered (as in
- * order_hardlinks), by path. */
-struct swap {
-	const char *path;
-	uint8_t *rec;
-	size_t len;
+struct spill_targets {
+	const char **targets; /* sorted */
+	struct lb_entry *data; /* their entries, as the merge found them */
+	size_t n;
 };
 
-static int swap_cmp(const void *a, const void *b)
+static int spill_target_data(void *arg, const char *target, struct lb_entry **e)
 {
-	return lb_path_cmp(((const struct swap *)a)->path, ((const struct swap *)b)->path);
-}
-
-static int swap_add(struct swap **v, size_t *n, size_t *cap, const struct lb_entry *e)
-{
-	int r = lb_grow(v, cap, *n + 1, sizeof(**v));
-	if (r < 0)
-		return r;
-	struct lb_buf b;
-	lb_buf_init(&b);
-	lb_entry_encode(&b, e);
-	if (b.err) {
-		lb_buf_free(&b);
-		return -ENOMEM;
-	}
-	(*v)[*n] = (struct swap){ .path = e->path, .rec = b.p, .len = b.len };
-	(*n)++;
+	struct spill_targets *st = arg;
+	const char **t = bsearch(&target, st->targets, st->n, sizeof(*st->targets), path_ptr_cmp);
+	*e = t ? &st->data[t - st->targets] : NULL;
 	return 0;
 }
 
-/* order_hardlinks for spilled runs: one pass over the merge finds which
+/* hardlink_swaps for spilled runs: one pass over the merge finds which
  * hardlink entries won their path and the data entries of their targets;
- * the rewritten entries are then looked up while the blobs are cut. */
+ * the replacements are then looked up while the blobs are cut. */
 static int plan_hardlinks(struct lb_mwriter *w, struct lb_entry **datas, struct swap **swaps, size_t *nswaps)
 {
-	size_t nh = w->nhls, swcap = 0;
+	size_t nh = w->nhls;
 	if (nh == 0)
 		return 0;
 	qsort(w->hls, nh, sizeof(*w->hls), hl_path_cmp);
@@ -1001,8 +1059,7 @@ static int plan_hardlinks(struct lb_mwriter *w, struct lb_entry **datas, struct 
 			r = decode_bytes(rd->rec, rd->len, &data[t - targets]);
 	}
 	merge_free(&m);
-	/* The live hardlinks, grouped by target, as in order_hardlinks
-	 * (shallow copies: w->hls owns the strings). */
+	/* The live hardlinks (shallow copies: w->hls owns the strings). */
 	struct hl *hls = calloc(nh, sizeof(*hls));
 	size_t n = 0;
 	if (!hls && r == 0)
@@ -1010,38 +1067,9 @@ static int plan_hardlinks(struct lb_mwriter *w, struct lb_entry **datas, struct 
 	for (size_t i = 0; hls && i < nh; i++)
 		if (w->hls[i].live)
 			hls[n++] = w->hls[i];
-	if (r == 0 && n)
-		qsort(hls, n, sizeof(*hls), hl_cmp);
-	for (size_t g = 0; r == 0 && g < n;) {
-		size_t end = g + 1;
-		while (end < n && strcmp(hls[end].e.link, hls[g].e.link) == 0)
-			end++;
-		const char *target = hls[g].e.link;
-		const char **t = bsearch(&target, targets, nt, sizeof(*targets),
-					 path_ptr_cmp);
-		struct lb_entry *d = t ? &data[t - targets] : NULL;
-		if (lb_path_cmp(hls[g].e.path, target) < 0 && d && d->path && d->type == LB_FT_REG) {
-			char *first = hls[g].e.path;
-			char *tpath = d->path;
-			d->path = first;
-			r = swap_add(swaps, nswaps, &swcap, d);
-			d->path = tpath;
-			struct lb_entry link = hls[g].e;
-			link.path = tpath;
-			link.link = first;
-			if (r == 0)
-				r = swap_add(swaps, nswaps, &swcap, &link);
-			for (size_t k = g + 1; r == 0 && k < end; k++) {
-				char *old = hls[k].e.link;
-				hls[k].e.link = first;
-				r = swap_add(swaps, nswaps, &swcap, &hls[k].e);
-				hls[k].e.link = old;
-			}
-		}
-		g = end;
-	}
-	if (r == 0 && *nswaps)
-		qsort(*swaps, *nswaps, sizeof(**swaps), swap_cmp);
+	struct spill_targets st = { .targets = targets, .data = data, .n = nt };
+	if (r == 0)
+		r = hardlink_swaps(hls, n, spill_target_data, &st, swaps, nswaps);
 	free(hls);
 	free(targets);
 	*datas = data;
@@ -1068,9 +1096,7 @@ static int finish_spilled(struct lb_mwriter *w, struct cutter *c)
 		}
 		merge_free(&m);
 	}
-	for (size_t i = 0; i < nswaps; i++)
-		free(swaps[i].rec);
-	free(swaps);
+	swaps_free(swaps, nswaps);
 	for (size_t i = 0; data && i < ndata; i++)
 		lb_entry_clear(&data[i]);
 	free(data);
