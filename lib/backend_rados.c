@@ -208,6 +208,20 @@ static void settle_pending(struct rados_backend *rb)
 	}
 }
 
+/* Waits on cv (made with a CLOCK_MONOTONIC condattr) for at most ns. */
+static void wait_mono(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000LL);
+	ts.tv_nsec += (long)(ns % 1000000000LL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* Why a write may not start now, or NULL. */
 static const char *cannot_write(struct rados_backend *rb, char *doubt, size_t dlen)
 {
@@ -241,18 +255,10 @@ static int owner_ok(struct rados_backend *rb, const char *name)
 		pthread_cond_signal(&rb->cv);
 		while ((why = cannot_write(rb, doubt, sizeof(doubt))) && rb->round < want && !rb->stopping &&
 		       !rb->taken_over) {
-			struct timespec ts;
 			int64_t left = deadline - lb_mono_ns();
 			if (left <= 0)
 				break;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)(left / 1000000000LL);
-			ts.tv_nsec += (long)(left % 1000000000LL);
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&rb->rounds, &rb->mu, &ts);
+			wait_mono(&rb->rounds, &rb->mu, left);
 		}
 	}
 	pthread_mutex_unlock(&rb->mu);
@@ -847,15 +853,7 @@ static void *renew_main(void *arg)
 		int64_t wait = rb->lost || rb->nunsettled || lb_mono_ns() + rb->timeout_ns >= rb->lock_until_ns
 				       ? 1000000000LL
 				       : rb->lease_ns / 6;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(wait / 1000000000LL);
-		ts.tv_nsec += (long)(wait % 1000000000LL);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&rb->cv, &rb->mu, &ts);
+		wait_mono(&rb->cv, &rb->mu, wait);
 		if (rb->stopping)
 			break;
 		int lost = rb->lost;
