@@ -25,8 +25,6 @@
 #define BATCH_TARGET (8u << 20)
 #define MAX_PENDING_FILES 4096
 
-/* Bytes of one backup batch buffer: a batch, plus room for the uncut tail
- * carried over and one write's worth. */
 /* The memory a backup's manifest may hold before it spills sorted runs to
  * a temporary file in the store's local directory: about 50,000 entries
  * (some 300 bytes each).  LUMBUNG_MANIFEST_BUDGET (bytes) overrides it for
@@ -41,6 +39,8 @@ static size_t manifest_budget(void)
 	return MANIFEST_BUDGET;
 }
 
+/* Bytes of one backup batch buffer: a batch, plus room for the uncut tail
+ * carried over and one write's worth. */
 static size_t batch_cap(const struct lb_store *s)
 {
 	return BATCH_TARGET + 2 * (size_t)s->p.chunk_max;
@@ -2250,16 +2250,17 @@ struct rf_state {
 	const struct lb_entry *cur; /* entry being split into items */
 	size_t chunk;               /* next chunk of cur */
 	uint64_t foff;              /* where it starts in cur's stream */
+	size_t target;              /* bytes of chunks a batch gathers */
 	int eof;
 };
 
-/* Fills a batch with up to BATCH_TARGET bytes of chunks, pulling entries. */
+/* Fills a batch with up to st->target bytes of chunks, pulling entries. */
 static int rf_gather(struct rf_state *st, struct rf_batch *b)
 {
 	b->n = 0;
 	b->fill = 0;
 	b->detail[0] = '\0';
-	while (b->fill < BATCH_TARGET) {
+	while (b->fill < st->target) {
 		if (!st->cur) {
 			if (st->eof)
 				break;
@@ -2335,18 +2336,27 @@ static int rf_deliver(struct rf_batch *b, lb_file_data_fn data, lb_file_done_fn 
 	return 0;
 }
 
+static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, lb_file_data_fn data,
+		      lb_file_done_fn done, lb_file_lost_fn lost, void *arg);
+
 int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
 			lb_file_done_fn done, void *arg)
 {
-	return lb_store_read_files_salvage(s, next, data, done, NULL, arg);
+	return read_files(s, BATCH_TARGET, next, data, done, NULL, arg);
 }
 
 int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
 				lb_file_done_fn done, lb_file_lost_fn lost, void *arg)
 {
+	return read_files(s, BATCH_TARGET, next, data, done, lost, arg);
+}
+
+static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, lb_file_data_fn data,
+		      lb_file_done_fn done, lb_file_lost_fn lost, void *arg)
+{
 	struct rf_batch bt[2];
 	memset(bt, 0, sizeof(bt));
-	struct rf_state st = { .next = next, .arg = arg };
+	struct rf_state st = { .next = next, .arg = arg, .target = target };
 	int r = 0, cur = 0;
 	for (int i = 0; i < 2; i++) {
 		bt[i].s = s;
@@ -2411,10 +2421,16 @@ static int one_done(void *arg, const struct lb_entry *e)
 	return 0;
 }
 
+/* A file read for a sink that does work of its own (a signature) reads
+ * less ahead: two chunks a batch keep the pool's threads busy, where a
+ * restore's 8 MiB batches made the daemon's peak memory (two batches of up
+ * to 12 MiB, held beside a backup's own buffers). */
+#define READ_FILE_TARGET (2u << 20)
+
 int lb_store_read_file(struct lb_store *s, const struct lb_entry *e, lb_sink_fn sink, void *arg)
 {
 	struct one_file o = { .e = e, .sink = sink, .arg = arg };
-	return lb_store_read_files(s, one_next, one_data, one_done, &o);
+	return read_files(s, READ_FILE_TARGET, one_next, one_data, one_done, NULL, &o);
 }
 
 static int tree_get(void *arg, const struct lb_id *id, uint32_t size, uint8_t **data)
