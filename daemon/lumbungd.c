@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -378,12 +379,17 @@ static void *conn_thread(void *arg)
 	session_run(c->d, c->fd, &c->id);
 	pthread_mutex_lock(&c->d->mu);
 	c->d->conn_fds[c->slot] = -1;
-	c->d->nconn--;
+	int idle = --c->d->nconn == 0;
 	pthread_cond_broadcast(&c->d->cv);
 	pthread_mutex_unlock(&c->d->mu);
 	close(c->fd);
 	identity_clear(&c->id);
 	free(c);
+	/* The last client gone: what its jobs freed goes back to the system
+	 * (glibc keeps freed heap for reuse otherwise: after a nightly backup
+	 * of the 1 GiB bench dataset the idle daemon held 112 MiB). */
+	if (idle)
+		malloc_trim(0);
 	return NULL;
 }
 
