@@ -224,6 +224,13 @@ mon warn on pool no redundancy = false
 mon warn on insecure global id reclaim allowed = false
 mon data avail warn = 1
 mon data avail crit = 1
+# A PG's read lease is 0.8 x this grace (16 s by default).  t0400 stops
+# the OSD for about 20 s; past its lease a PG turns "laggy" on resume,
+# and in Ceph 16 a PG with one OSD can stay laggy with every op parked
+# until the OSD restarts (ceph tracker 80404; seen in CI as "slow
+# requests ... delayed" for minutes).  With a single OSD no peer reports
+# failures, so a long grace changes nothing else.
+osd heartbeat grace = 120
 run dir = $dir/run
 crash dir = $dir/crash
 log file = $log/\$name.log
