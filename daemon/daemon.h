@@ -54,6 +54,7 @@ struct daemon {
 	int conn_fds[MAX_CONNECTIONS];
 	uid_t conn_uids[MAX_CONNECTIONS];
 	int nconn;
+	int64_t idle_since; /* lb_mono_ns() when the last connection ended; 0: trimmed */
 	int jobs_running;
 	struct active_job *jobs; /* running and queued, oldest first */
 	uint64_t next_ticket, next_run;
