@@ -1334,11 +1334,13 @@ static void backup_usage(FILE *f)
 		"lumbung backup --dataset dinkes/simpus --stdin-name simpus.sql).\n"
 		"\n"
 		"Files unchanged since the dataset's last snapshot (same size, mtime, ctime and\n"
-		"inode) are not read again.  A changed file of at least --delta-threshold\n"
-		"whose path is in the last snapshot crosses as a librsync delta against that\n"
-		"version; lumbungd checks the patched file's SHA-256 and asks for the whole\n"
-		"file when it differs.  Over --remote everything on the SSH channel is one\n"
-		"zstd stream each way; the far end runs 'lumbung agent' (see its --help).\n"
+		"inode) are not read again.  Over --remote, a changed file of at least\n"
+		"--delta-threshold whose path is in the last snapshot crosses as a librsync\n"
+		"delta against that version; lumbungd checks the patched file's SHA-256 and\n"
+		"asks for the whole file when it differs.  Everything on the SSH channel is\n"
+		"one zstd stream each way; the far end runs 'lumbung agent' (see its --help).\n"
+		"Local files go whole: on the appliance's own socket that is cheaper than a\n"
+		"delta (--delta makes one anyway, e.g. through a forwarded socket).\n"
 		"\n"
 		"  -d, --dataset TENANT/NAME  the dataset (TENANT may come from --tenant)\n"
 		"  -a, --archive FILE|-       read an archive instead of the filesystem\n"
@@ -1347,7 +1349,8 @@ static void backup_usage(FILE *f)
 		"      --ssh-command CMD      the ssh to run (default: ssh -o BatchMode=yes)\n"
 		"      --remote-lumbung PATH  lumbung on the OPD server (default: lumbung)\n"
 		"      --limit-rate RATE      cap the link, e.g. 10mbit, 512k, 2M (bytes/s)\n"
-		"      --no-delta             send changed files whole\n"
+		"      --no-delta             send changed files whole (--remote)\n"
+		"      --delta                send changed local files as deltas too\n"
 		"      --delta-threshold SIZE deltas for changed files from SIZE (default 64k)\n"
 		"  -t, --tag TAG              tag the snapshot (repeatable)\n"
 		"      --host NAME            host name recorded (default: this host, or the\n"
@@ -1368,7 +1371,7 @@ int backup_local(const struct common *co, const char *tenant, const char *name, 
 		client_close(&cl);
 		return rc;
 	}
-	struct job j = { .c = &cl, .progress = progress_wanted() && !co->json, .delta = o->delta,
+	struct job j = { .c = &cl, .progress = progress_wanted() && !co->json, .delta = o->delta > 0,
 			 .delta_min = o->delta_min };
 	lb_buf_init(&j.b);
 	lb_buf_init(&j.out);
@@ -1408,12 +1411,13 @@ int cmd_backup(int argc, char **argv)
 		{ "limit-rate", required_argument, NULL, 0x2004 },
 		{ "no-delta", no_argument, NULL, 0x2005 },
 		{ "delta-threshold", required_argument, NULL, 0x2006 },
+		{ "delta", no_argument, NULL, 0x2007 },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct common co = { 0 };
 	const char *dataset = NULL, *host = NULL, *remote = NULL;
 	struct backup_src src = { 0 };
-	struct backup_opts o = { .delta = 1, .delta_min = LB_DELTA_MIN_DEFAULT };
+	struct backup_opts o = { .delta = -1, .delta_min = LB_DELTA_MIN_DEFAULT };
 	const char *tags[64];
 	size_t ntags = 0;
 	int c;
@@ -1441,6 +1445,7 @@ int cmd_backup(int argc, char **argv)
 			}
 			break;
 		case 0x2005: o.delta = 0; break;
+		case 0x2007: o.delta = 1; break;
 		case 0x2006:
 			if (lb_parse_size(optarg, &o.delta_min) < 0) {
 				fprintf(stderr, "lumbung backup: --delta-threshold '%s' is not a size (e.g. 1M)\n", optarg);

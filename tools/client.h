@@ -104,7 +104,10 @@ struct backup_src {
 	pid_t command_pid;
 };
 struct backup_opts {
-	int delta;          /* librsync deltas for changed large files */
+	int delta;          /* librsync deltas for changed large files: 1 --delta,
+			     * 0 --no-delta, -1 the default (over --remote's link
+			     * only: on the local socket a whole file costs a copy,
+			     * a delta a signature, a rolling hash and a patch) */
 	uint64_t delta_min; /* from this size on */
 	uint64_t rate;      /* --remote: cap on the link in bytes/s (0 none) */
 	const char *ssh_command, *remote_lumbung;

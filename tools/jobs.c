@@ -308,7 +308,8 @@ int cmd_run(int argc, char **argv)
 		"(lumbung-generator(8)); run it by hand to back up a dataset now.\n"
 		"\n"
 		"  --limit-rate RATE   cap an ssh:// source's link (e.g. 10mbit, 512k)\n"
-		"  --no-delta          send changed files whole\n"
+		"  --no-delta          send an ssh:// source's changed files whole\n"
+		"  --delta             send a local source's changed files as deltas too\n"
 		"  --ssh-command CMD   the ssh for an ssh:// source (default: ssh -o\n"
 		"                      BatchMode=yes; keys and options in /root/.ssh/config)\n"
 		"  --tenant T, --socket PATH, --config FILE, --json\n"
@@ -320,11 +321,12 @@ int cmd_run(int argc, char **argv)
 		COMMON_OPTIONS,
 		{ "limit-rate", required_argument, NULL, 0x2004 },
 		{ "no-delta", no_argument, NULL, 0x2005 },
+		{ "delta", no_argument, NULL, 0x2007 },
 		{ "ssh-command", required_argument, NULL, 0x2002 },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct common co = { 0 };
-	struct backup_opts o = { .delta = 1, .delta_min = LB_DELTA_MIN_DEFAULT };
+	struct backup_opts o = { .delta = -1, .delta_min = LB_DELTA_MIN_DEFAULT };
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -339,6 +341,7 @@ int cmd_run(int argc, char **argv)
 			}
 			break;
 		case 0x2005: o.delta = 0; break;
+		case 0x2007: o.delta = 1; break;
 		case 0x2002: o.ssh_command = optarg; break;
 		case 'h': fputs(help, stdout); return EXIT_OK;
 		default:

@@ -266,7 +266,7 @@ int backup_remote(const struct common *co, const char *tenant, const char *name,
 	struct lb_buf b;
 	lb_buf_init(&b);
 	lb_buf_put_str(&b, u.path);
-	lb_buf_put_u8(&b, o->delta ? 1 : 0);
+	lb_buf_put_u8(&b, o->delta != 0 ? 1 : 0);
 	lb_buf_put_uv(&b, o->delta_min);
 	lb_buf_put_uv(&b, o->rate);
 	lb_buf_put_u8(&b, (uint8_t)have_parent);

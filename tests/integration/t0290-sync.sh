@@ -43,31 +43,31 @@ PY
 write_config
 check "lumbungd starts" start_daemon
 
-# ---- deltas on the local socket -------------------------------------------------
+# ---- deltas on the local socket (--delta; local files go whole by default) ------
 mkdir -p "$T/src/db"
 make_dump "$T/src/db/dump.sql" base
 seq 1 5000 >"$T/src/db/small.txt"
 size=$(stat -c %s "$T/src/db/dump.sql")
 check "first backup" sh -c "'$LUMBUNG' backup --dataset dinkes/db --json '$T/src/db' >'$T/b0.json'"
 make_dump "$T/src/db/dump.sql" update
-check "a dump with rows changed in place crosses as a delta" sh -c "'$LUMBUNG' backup --dataset dinkes/db --json '$T/src/db' >'$T/b1.json'"
+check "a dump with rows changed in place crosses as a delta" sh -c "'$LUMBUNG' backup --dataset dinkes/db --delta --json '$T/src/db' >'$T/b1.json'"
 check "one delta, one unchanged file" json "$T/b1.json" 'j["delta_files"] == 1 and j["unchanged_files"] == 1 and j["delta_refused"] == 0'
 check "the delta is a small part of the file" json "$T/b1.json" "j['bytes_sent'] * 10 < $size"
 rm -rf "$T/r1" && mkdir "$T/r1"
 check "the patched file restores bit-exact" sh -c "'$LUMBUNG' restore dinkes/db@latest --target '$T/r1' && cmp '$T/src/db/dump.sql' '$T/r1/dump.sql'"
 make_dump "$T/src/db/dump.sql" insert
-check "rows inserted in the middle cross as a delta too" sh -c "'$LUMBUNG' backup --dataset dinkes/db --json '$T/src/db' >'$T/b2.json' && python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j[\"delta_files\"] == 1 and j[\"bytes_sent\"] * 10 < $size, j' '$T/b2.json'"
+check "rows inserted in the middle cross as a delta too" sh -c "'$LUMBUNG' backup --dataset dinkes/db --delta --json '$T/src/db' >'$T/b2.json' && python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j[\"delta_files\"] == 1 and j[\"bytes_sent\"] * 10 < $size, j' '$T/b2.json'"
 rm -rf "$T/r2" && mkdir "$T/r2"
 check "and restore bit-exact" sh -c "'$LUMBUNG' restore dinkes/db@latest --target '$T/r2' && cmp '$T/src/db/dump.sql' '$T/r2/dump.sql'"
 make_dump "$T/src/db/dump.sql" update
-check "--no-delta sends the file whole" sh -c "'$LUMBUNG' backup --dataset dinkes/db --no-delta --json '$T/src/db' >'$T/b3.json'"
+check "without --delta a local backup sends the file whole" sh -c "'$LUMBUNG' backup --dataset dinkes/db --json '$T/src/db' >'$T/b3.json'"
 check "no delta, every byte sent" json "$T/b3.json" "j['delta_files'] == 0 and j['bytes_sent'] >= $size"
 rm -rf "$T/r3" && mkdir "$T/r3"
 check "the whole file restores bit-exact" sh -c "'$LUMBUNG' restore dinkes/db@latest --target '$T/r3' && cmp '$T/src/db/dump.sql' '$T/r3/dump.sql'"
 
 # A corrupted delta: the client flips a byte of what it sends.
 make_dump "$T/src/db/dump.sql" insert
-check "a corrupted delta is refused and the file sent whole" sh -c "LUMBUNG_TEST_FAULT=delta-corrupt '$LUMBUNG' backup --dataset dinkes/db --json '$T/src/db' >'$T/b4.json' 2>'$T/b4.err'"
+check "a corrupted delta is refused and the file sent whole" sh -c "LUMBUNG_TEST_FAULT=delta-corrupt '$LUMBUNG' backup --dataset dinkes/db --delta --json '$T/src/db' >'$T/b4.json' 2>'$T/b4.err'"
 check "the client says so" grep -q "lumbungd refused the delta" "$T/b4.err"
 check "counted as refused, bytes sent include the whole file" json "$T/b4.json" "j['delta_refused'] == 1 and j['delta_files'] == 0 and j['bytes_sent'] >= $size"
 rm -rf "$T/r4" && mkdir "$T/r4"
@@ -78,7 +78,7 @@ check "what was committed is the real file" sh -c "'$LUMBUNG' restore dinkes/db@
 stop_daemon
 LUMBUNG_TEST_FAULT=sig-collide start_daemon >/dev/null
 make_dump "$T/src/db/dump.sql" update
-check "a collision is caught by the SHA-256 check" sh -c "'$LUMBUNG' backup --dataset dinkes/db --json '$T/src/db' >'$T/b5.json' 2>'$T/b5.err'"
+check "a collision is caught by the SHA-256 check" sh -c "'$LUMBUNG' backup --dataset dinkes/db --delta --json '$T/src/db' >'$T/b5.json' 2>'$T/b5.err'"
 check "and the file is sent whole" json "$T/b5.json" "j['delta_refused'] == 1 and j['bytes_sent'] >= $size"
 check "lumbungd logs why" grep -q "SHA-256 differs" "$T/lumbungd.log"
 rm -rf "$T/r5" && mkdir "$T/r5"
@@ -137,6 +137,9 @@ check "the nightly pull sends the dump as a delta" sh -c "$(declare -f remote); 
 check "the link carried a small part of the dump" json "$T/s1.json" "j['delta_files'] == 1 and j['link_bytes'] * 10 < $size"
 rm -rf "$T/rs1" && mkdir "$T/rs1"
 check "and the patched dump restores bit-exact" sh -c "'$LUMBUNG' restore dinkes/opd@latest --target '$T/rs1' && cmp '$T/opd/app/dump.sql' '$T/rs1/dump.sql'"
+make_dump "$T/opd/app/dump.sql" insert
+check "--no-delta pulls the changed dump whole" sh -c "$(declare -f remote); LUMBUNG='$LUMBUNG' URL='$URL' SSHC='$SSHC' remote --no-delta >'$T/s1b.json'"
+check "no delta: the link carried the dump, compressed" json "$T/s1b.json" "j['delta_files'] == 0 and j['link_bytes'] * 10 > $size"
 check "a pull with nothing changed" sh -c "$(declare -f remote); LUMBUNG='$LUMBUNG' URL='$URL' SSHC='$SSHC' remote >'$T/s2.json'"
 check "costs only metadata on the link" json "$T/s2.json" "j['unchanged_files'] == j['files'] and j['bytes_read'] == 0 and j['link_bytes'] < 16384"
 check "the job record holds the link's bytes" sh -c "'$LUMBUNG' jobs --json | python3 -c 'import json,sys; j=json.load(sys.stdin); s=json.load(open(\"$T/s2.json\")); assert [x for x in j if x[\"dataset\"] == \"opd\" and x[\"bytes_sent\"] == s[\"link_bytes\"] and x[\"bytes_read\"] == 0], j'"
