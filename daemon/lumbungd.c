@@ -478,7 +478,8 @@ static void accept_one(struct daemon *d, int lfd)
 	if (pthread_create(&t, &attr, conn_thread, c) != 0) {
 		pthread_mutex_lock(&d->mu);
 		d->conn_fds[slot] = -1;
-		d->nconn--;
+		if (--d->nconn == 0)
+			d->idle_since = lb_mono_ns();
 		pthread_mutex_unlock(&d->mu);
 		close(fd);
 		identity_clear(&c->id);
@@ -726,6 +727,7 @@ int main(int argc, char **argv)
 		 cfg->daemon.socket, cfg->ntenants);
 	daemon_sample(&d);
 	notify("READY=1");
+	d.idle_since = lb_mono_ns(); /* what opening the store freed, too */
 	while (!got_term) {
 		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sig_pipe[0], POLLIN, 0 } };
 		int n = poll(p, 2, 1000);

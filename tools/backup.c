@@ -1418,6 +1418,7 @@ int cmd_backup(int argc, char **argv)
 	const char *dataset = NULL, *host = NULL, *remote = NULL;
 	struct backup_src src = { 0 };
 	struct backup_opts o = { .delta = -1, .delta_min = LB_DELTA_MIN_DEFAULT };
+	int threshold_given = 0;
 	const char *tags[64];
 	size_t ntags = 0;
 	int c;
@@ -1451,6 +1452,7 @@ int cmd_backup(int argc, char **argv)
 				fprintf(stderr, "lumbung backup: --delta-threshold '%s' is not a size (e.g. 1M)\n", optarg);
 				return EXIT_USAGE;
 			}
+			threshold_given = 1;
 			break;
 		case 'h': backup_usage(stdout); return EXIT_OK;
 		default:
@@ -1472,6 +1474,9 @@ int cmd_backup(int argc, char **argv)
 	}
 	if (o.rate && !remote)
 		fprintf(stderr, "lumbung backup: note: --limit-rate caps the SSH link of --remote only\n");
+	if (!remote && o.delta < 0 && threshold_given)
+		fprintf(stderr, "lumbung backup: note: local files go whole; --delta-threshold applies with --delta "
+			"or --remote\n");
 	if (remote)
 		return backup_remote(&co, tenant, name, host, tags, ntags, remote, &o);
 	src.paths = argv + optind;

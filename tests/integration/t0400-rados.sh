@@ -214,13 +214,18 @@ check "with a one-line reason" grep -qi "timed out" "$T/stall.out"
 # fresh lumbungd's lock); marking the OSD down makes it re-peer, which
 # is what an operator would do.  Lumbung's part is what follows.
 served() { timeout 10 $RADOS stat lock >/dev/null 2>&1 && timeout 10 $RADOS ls >/dev/null 2>&1; }
-i=0
-until served || [ $i -ge 3 ]; do i=$((i + 1)); done
-if ! served; then
+# wait_served SECONDS: true once served, false when SECONDS have passed
+wait_served() {
+	local deadline=$(($(date +%s) + $1))
+	until served; do
+		[ "$(date +%s)" -lt $deadline ] || return 1
+		sleep 1
+	done
+}
+if ! wait_served 30; then
 	diag "Ceph still holds ops back 30 s after the OSD resumed; marking osd.0 down to re-peer"
 	timeout 30 ceph -c "$C/ceph.conf" osd down 0 >/dev/null 2>&1
-	i=0
-	until served || [ $i -ge 12 ]; do i=$((i + 1)); sleep 1; done
+	wait_served 120 || diag "and a fresh client is still not served 120 s later"
 fi
 check "and the next backup works once the OSD is back" "$LUMBUNG" backup --dataset dinkes/app "$S"
 check "check --read-data is clean" "$LUMBUNG" check --read-data
