@@ -16,7 +16,7 @@ mibs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 
 # warm DIR: read every file once, so that the page cache holds the data
 warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null; }
 # tree_bytes DIR: the bytes of the regular files under DIR
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 clk_tck=$(getconf CLK_TCK)
 # proc_cpu PID: user + system seconds of the process (all its threads) so far

@@ -109,10 +109,10 @@ median() { [ $# -gt 0 ] || { echo -; return; }; printf '%s\n' "$@" | sort -g | a
 div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b + 0 > 0 && a != "-") printf f, a / b; else print "-" }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }   # KiB -> MiB
 # tenant_bytes DIR: the bytes of the 37 tenant directories (not .genstate.json)
-tenant_bytes() { (cd "$1" && find t* -type f -printf '%s\n') | awk '{ s += $1 } END { printf "%d\n", s }'; }
+tenant_bytes() { (cd "$1" && find t* -type f -printf '%s\n') | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 du_b() { du -sb "$1" | awk '{ print $1 }'; }
 # tenant_bytes_of DIR T: the bytes of the regular files under DIR/T
-tenant_bytes_of() { find "$1/$2" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+tenant_bytes_of() { find "$1/$2" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 # store_of TOOL: the name of its store or repository in the run directory
 store_of() { [ "$1" = lumbung ] && echo store || echo repo; }
 

@@ -159,7 +159,7 @@ say() { printf '%s [run-link] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now() { date +%s%N; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 warm() { find "$1" -type f -print0 | xargs -0 -r cat >/dev/null; }
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 du_b() { du -sb "$1" | cut -f1; }
 clk_tck=$(getconf CLK_TCK)
 proc_cpu() { awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
