@@ -111,8 +111,6 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }   # KiB -> MiB
 # tenant_bytes DIR: the bytes of the 37 tenant directories (not .genstate.json)
 tenant_bytes() { (cd "$1" && find t* -type f -printf '%s\n') | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 du_b() { du -sb "$1" | awk '{ print $1 }'; }
-# tenant_bytes_of DIR T: the bytes of the regular files under DIR/T
-tenant_bytes_of() { find "$1/$2" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 # store_of TOOL: the name of its store or repository in the run directory
 store_of() { [ "$1" = lumbung ] && echo store || echo repo; }
 
@@ -196,7 +194,7 @@ one=$(cd "$src" && find t19-* -type f -printf '%s %p\n' 2>/dev/null | sort -n | 
 one_bytes=$(stat -c %s "$src/$one")
 # the tenant restored alone: the largest at night 0
 big=$(cd "$src" && du -sb t* | sort -n | tail -1 | cut -f2)
-big_bytes=$(tenant_bytes_of "$src" "$big")
+big_bytes=$(tree_bytes "$src/$big")
 say "source: $src_desc: $src0 bytes in $nfiles0 files; one file: $one ($one_bytes bytes); tenant $big ($big_bytes bytes)"
 
 load_start=$(loadavg)
@@ -325,7 +323,7 @@ run_tool() {
 	check_all "$t" "$rt" "$rd/data"
 	rm -rf "$rt" && mkdir -p "$rt"
 	"${t}_restore_tenant" "$r" "$rd" "$rt"
-	add "$t" rt "$(mibs "$(tenant_bytes_of "$rd/data" "$big")" "$T")"
+	add "$t" rt "$(mibs "$(tree_bytes "$rd/data/$big")" "$T")"
 	diff -r "$rd/data/$big" "$rt/$big" >"$log/$t-$r-tenant-diff.log" 2>&1 || { say "$t: the tenant's restore differs from the data"; head -5 "$log/$t-$r-tenant-diff.log" >&2; exit 1; }
 	rm -rf "$rt"
 	mkdir "$rd/one"
