@@ -1,7 +1,8 @@
-/* codec.c - zstd per chunk with thread-local contexts. */
+/* codec.c - zstd per chunk with thread-local contexts, kept across threads. */
 #include "config.h"
 
 #include "codec.h"
+#include "pool.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -21,7 +22,7 @@ struct tls_codec {
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
-static void tls_free(void *p)
+static void tls_destroy(void *p)
 {
 	struct tls_codec *t = p;
 	if (!t)
@@ -34,7 +35,12 @@ static void tls_free(void *p)
 	free(t);
 }
 
-static void key_init(void) { pthread_key_create(&key, tls_free); }
+/* A thread's contexts, warm, go to the next thread (pool.h, keeps). */
+static struct lb_keep kept = LB_KEEP_INIT(tls_destroy);
+
+static void tls_exit(void *p) { lb_keep_give(&kept, p); }
+
+static void key_init(void) { pthread_key_create(&key, tls_exit); }
 
 static struct tls_codec *tls_get(void)
 {
@@ -42,6 +48,11 @@ static struct tls_codec *tls_get(void)
 	struct tls_codec *t = pthread_getspecific(key);
 	if (t)
 		return t;
+	t = lb_keep_take(&kept);
+	if (t) {
+		pthread_setspecific(key, t);
+		return t;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
@@ -50,7 +61,7 @@ static struct tls_codec *tls_get(void)
 	t->dcctx = ZSTD_createCCtx();
 	t->level = -1000;
 	if (!t->cctx || !t->dctx || !t->dcctx) {
-		tls_free(t);
+		tls_destroy(t);
 		return NULL;
 	}
 	pthread_setspecific(key, t);

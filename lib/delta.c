@@ -17,6 +17,7 @@
 #include "cdc.h"
 #include "codec.h"
 #include "index.h"
+#include "pool.h"
 #include "store_internal.h"
 #include "util.h"
 
@@ -82,38 +83,26 @@ struct lb_bcache {
 	struct link *links; /* LINK_SLOTS, direct-mapped */
 };
 
-/* Where a thread lays bases end to end for zstd (reused: allocating a few
- * MiB per chunk cost more than the decoding, in page faults). */
-static _Thread_local uint8_t *tl_prefix;
-static _Thread_local size_t tl_prefix_cap, tl_prefix_busy;
-static pthread_key_t prefix_key;
-static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
-static void prefix_free(void *p) { free(p); }
-static void prefix_key_init(void) { pthread_key_create(&prefix_key, prefix_free); }
+/* Where a thread lays bases end to end for zstd (reused, and kept across
+ * threads: allocating a few MiB per chunk cost more than the decoding, in
+ * page faults). */
+static struct lb_thread_buf prefix_tb = LB_THREAD_BUF_INIT;
+static _Thread_local uint8_t *tl_prefix; /* while in use */
 
 /* The thread's prefix buffer, or (when a nested rebuild already uses it) a
  * new one; release with prefix_put. */
 static uint8_t *prefix_get(size_t n)
 {
-	if (tl_prefix_busy)
+	if (tl_prefix)
 		return malloc(n ? n : 1);
-	if (n > tl_prefix_cap) {
-		pthread_once(&prefix_once, prefix_key_init);
-		uint8_t *p = realloc(tl_prefix, n);
-		if (!p)
-			return NULL;
-		tl_prefix = p;
-		tl_prefix_cap = n;
-		pthread_setspecific(prefix_key, p);
-	}
-	tl_prefix_busy = 1;
+	tl_prefix = lb_thread_buf(&prefix_tb, n);
 	return tl_prefix;
 }
 
 static void prefix_put(uint8_t *p)
 {
 	if (p == tl_prefix)
-		tl_prefix_busy = 0;
+		tl_prefix = NULL;
 	else
 		free(p);
 }

@@ -183,3 +183,110 @@ int lb_pool_run(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg)
 }
 
 unsigned lb_pool_size(const struct lb_pool *p) { return p->nthreads; }
+
+/* ---- keeps ------------------------------------------------------------------ */
+
+static pthread_mutex_t keeps_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lb_keep *keeps;
+
+void *lb_keep_take(struct lb_keep *k)
+{
+	void *p = NULL;
+	pthread_mutex_lock(&k->mu);
+	if (k->n)
+		p = k->v[--k->n];
+	pthread_mutex_unlock(&k->mu);
+	return p;
+}
+
+void lb_keep_give(struct lb_keep *k, void *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&keeps_mu);
+	if (!k->listed) {
+		k->next = keeps;
+		keeps = k;
+		k->listed = 1;
+	}
+	pthread_mutex_unlock(&keeps_mu);
+	pthread_mutex_lock(&k->mu);
+	int kept = k->n < LB_KEEP_SLOTS;
+	if (kept)
+		k->v[k->n++] = p;
+	pthread_mutex_unlock(&k->mu);
+	if (!kept)
+		k->destroy(p);
+}
+
+void lb_keep_drain_all(void)
+{
+	pthread_mutex_lock(&keeps_mu);
+	for (struct lb_keep *k = keeps; k; k = k->next) {
+		void *v[LB_KEEP_SLOTS];
+		pthread_mutex_lock(&k->mu);
+		unsigned n = k->n;
+		memcpy(v, k->v, n * sizeof(*v));
+		k->n = 0;
+		pthread_mutex_unlock(&k->mu);
+		for (unsigned i = 0; i < n; i++)
+			k->destroy(v[i]);
+	}
+	pthread_mutex_unlock(&keeps_mu);
+}
+
+/* ---- thread buffers --------------------------------------------------------- */
+
+struct tbuf {
+	uint8_t *p;
+	size_t cap;
+	struct lb_thread_buf *owner;
+};
+
+static void tbuf_destroy(void *arg)
+{
+	struct tbuf *b = arg;
+	free(b->p);
+	free(b);
+}
+
+/* At the thread's end. */
+static void tbuf_exit(void *arg)
+{
+	struct tbuf *b = arg;
+	lb_keep_give(&b->owner->keep, b);
+}
+
+uint8_t *lb_thread_buf(struct lb_thread_buf *tb, size_t n)
+{
+	if (n == 0)
+		n = 1;
+	if (!tb->ready) {
+		pthread_mutex_lock(&keeps_mu);
+		if (!tb->ready) {
+			tb->keep.destroy = tbuf_destroy;
+			if (pthread_key_create(&tb->key, tbuf_exit) != 0) {
+				pthread_mutex_unlock(&keeps_mu);
+				return NULL;
+			}
+			tb->ready = 1;
+		}
+		pthread_mutex_unlock(&keeps_mu);
+	}
+	struct tbuf *b = pthread_getspecific(tb->key);
+	if (!b) {
+		b = lb_keep_take(&tb->keep);
+		if (!b && !(b = calloc(1, sizeof(*b))))
+			return NULL;
+		b->owner = tb;
+		pthread_setspecific(tb->key, b);
+	}
+	if (n > b->cap) {
+		uint8_t *np = realloc(b->p, n);
+		if (!np)
+			return NULL;
+		b->p = np;
+		b->cap = n;
+	}
+	return b->p;
+}

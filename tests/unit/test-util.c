@@ -1,9 +1,12 @@
-/* test-util.c - lb_bulk_alloc: the backup's batch buffers. */
+/* test-util.c - lb_bulk_alloc: the backup's batch buffers; keeps and
+ * thread buffers: thread state that outlives its thread (pool.h). */
 #include "config.h"
 #include "tap.h"
 #include "ingest.h"
+#include "pool.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,9 +56,102 @@ static void test_time_ns(void)
 	tap_ok(lb_time_ns(-9223372037LL, 0) == INT64_MIN, "time_ns: before 1677 is held at the start");
 }
 
+static int destroyed;
+static void count_destroy(void *p)
+{
+	free(p);
+	destroyed++;
+}
+
+/* A keep holds LB_KEEP_SLOTS, hands back the last given first, destroys
+ * what does not fit, and drains. */
+static void test_keep(void)
+{
+	static struct lb_keep k = LB_KEEP_INIT(count_destroy);
+	int *v[LB_KEEP_SLOTS + 2];
+	for (int i = 0; i < LB_KEEP_SLOTS + 2; i++) {
+		v[i] = malloc(sizeof(int));
+		*v[i] = i;
+		lb_keep_give(&k, v[i]);
+	}
+	tap_ok(destroyed == 2, "a full keep destroys what is given beyond its %d slots (destroyed %d)",
+	       LB_KEEP_SLOTS, destroyed);
+	int *top = lb_keep_take(&k);
+	tap_ok(top == v[LB_KEEP_SLOTS - 1], "take hands back the state given last");
+	free(top);
+	lb_keep_drain_all();
+	tap_ok(destroyed == 2 + LB_KEEP_SLOTS - 1, "drain destroys every state kept (destroyed %d)", destroyed);
+	tap_ok(lb_keep_take(&k) == NULL, "and leaves the keep empty");
+	lb_keep_give(&k, NULL);
+	tap_ok(lb_keep_take(&k) == NULL, "giving NULL keeps nothing");
+}
+
+static struct lb_thread_buf tb = LB_THREAD_BUF_INIT;
+
+struct tb_arg {
+	size_t n;
+	uint8_t fill;    /* written over the buffer, when not 0 */
+	uint8_t *got;    /* the buffer */
+	uint8_t first;   /* its first byte as found */
+	pthread_barrier_t *both; /* when set: hold the buffer until the other thread has its own */
+};
+
+static void *tb_thread(void *arg)
+{
+	struct tb_arg *a = arg;
+	a->got = lb_thread_buf(&tb, a->n);
+	if (a->got) {
+		a->first = a->got[0];
+		/* The same thread asking again gets the same buffer. */
+		if (lb_thread_buf(&tb, a->n) != a->got)
+			a->got = NULL;
+		else if (a->fill)
+			memset(a->got, a->fill, a->n);
+	}
+	if (a->both)
+		pthread_barrier_wait(a->both);
+	return NULL;
+}
+
+static void run_thread(struct tb_arg *a)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, tb_thread, a) == 0)
+		pthread_join(t, NULL);
+}
+
+/* A thread's buffer goes, contents and all, to the next thread; two live
+ * threads never share one. */
+static void test_thread_buf(void)
+{
+	struct tb_arg a = { .n = 100000, .fill = 0x5a };
+	run_thread(&a);
+	uint8_t *first = a.got;
+	struct tb_arg b = { .n = 1000 };
+	run_thread(&b);
+	tap_ok(first && b.got == first && b.first == 0x5a,
+	       "a thread that ends leaves its buffer, warm, to the next thread");
+	pthread_barrier_t both;
+	pthread_barrier_init(&both, NULL, 2);
+	struct tb_arg c = { .n = 4096, .fill = 1, .both = &both }, d = { .n = 4096, .fill = 2, .both = &both };
+	pthread_t tc, td;
+	pthread_create(&tc, NULL, tb_thread, &c);
+	pthread_create(&td, NULL, tb_thread, &d);
+	pthread_join(tc, NULL);
+	pthread_join(td, NULL);
+	pthread_barrier_destroy(&both);
+	tap_ok(c.got && d.got && c.got != d.got, "two threads alive at once have buffers of their own");
+	struct tb_arg e = { .n = (size_t)3 << 20, .fill = 7 };
+	run_thread(&e);
+	tap_ok(e.got != NULL, "a kept buffer grows to what the next thread asks (and is written throughout)");
+	lb_keep_drain_all();
+}
+
 int main(void)
 {
 	test_time_ns();
+	test_keep();
+	test_thread_buf();
 	/* Sizes below, at and across the 2 MiB unit, and the batch size. */
 	static const size_t sizes[] = { 0, 1, 4096, (size_t)2 << 20, ((size_t)2 << 20) + 1, ((size_t)16 << 20) };
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
