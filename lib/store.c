@@ -1266,8 +1266,9 @@ struct batch {
 	struct lb_job *job; /* in flight on the pool */
 };
 
-/* A backup's two batch buffers come from the store's idle ones when it has
- * some (store_internal.h, bulk_mu), else are mapped fresh. */
+/* Batch buffers (a backup's two, a read's two) come from the store's idle
+ * ones when it has some (store_internal.h, bulk_mu), else are mapped
+ * fresh. */
 static void *batch_buf_get(struct lb_store *s)
 {
 	void *p = NULL;
@@ -1278,28 +1279,53 @@ static void *batch_buf_get(struct lb_store *s)
 	return p ? p : lb_bulk_alloc(batch_cap(s));
 }
 
-/* Gives back the buffers of an ending backup (NULLs ignored): kept while
- * another backup is alive, and all idle ones freed with the last. */
-static void batch_bufs_put(struct lb_store *s, void *a, void *b)
+static void bulk_enter(struct lb_store *s)
 {
-	void *give[2] = { a, b }, *drop[2 + LB_ARRAY_SIZE(s->bulk_idle)];
+	pthread_mutex_lock(&s->bulk_mu);
+	s->bulk_users++;
+	pthread_mutex_unlock(&s->bulk_mu);
+}
+
+/* Gives back a buffer of batch_get (NULL is ignored). */
+static void batch_buf_put(struct lb_store *s, void *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&s->bulk_mu);
+	int kept = s->nbulk_idle < (int)LB_ARRAY_SIZE(s->bulk_idle);
+	if (kept)
+		s->bulk_idle[s->nbulk_idle++] = p;
+	pthread_mutex_unlock(&s->bulk_mu);
+	if (!kept)
+		lb_bulk_free(p, batch_cap(s));
+}
+
+/* Frees idle buffers beyond keep when no backup or read is running. */
+static void bulk_shrink(struct lb_store *s, int leaving, int keep)
+{
+	void *drop[LB_ARRAY_SIZE(s->bulk_idle)];
 	int ndrop = 0;
 	pthread_mutex_lock(&s->bulk_mu);
-	int last = --s->bulk_users == 0;
-	for (int i = 0; i < 2; i++) {
-		if (!give[i])
-			continue;
-		if (!last && s->nbulk_idle < (int)LB_ARRAY_SIZE(s->bulk_idle))
-			s->bulk_idle[s->nbulk_idle++] = give[i];
-		else
-			drop[ndrop++] = give[i];
-	}
-	if (last)
-		while (s->nbulk_idle)
+	s->bulk_users -= leaving;
+	if (s->bulk_users == 0)
+		while (s->nbulk_idle > keep)
 			drop[ndrop++] = s->bulk_idle[--s->nbulk_idle];
 	pthread_mutex_unlock(&s->bulk_mu);
 	for (int i = 0; i < ndrop; i++)
 		lb_bulk_free(drop[i], batch_cap(s));
+}
+
+/* The last backup or read to end leaves two buffers, so that the next
+ * job (a night's backups one after another, a restore after a listing)
+ * starts on memory already faulted in; lb_store_trim frees them. */
+#define BULK_KEEP_IDLE 2
+
+static void bulk_leave(struct lb_store *s) { bulk_shrink(s, 1, BULK_KEEP_IDLE); }
+
+void lb_store_trim(struct lb_store *s)
+{
+	bulk_shrink(s, 0, 0);
+	lb_keep_drain_all();
 }
 
 struct lb_backup {
@@ -1357,9 +1383,7 @@ int lb_backup_begin(struct lb_store *s, const char *tenant, const char *dataset,
 	b->counted = lb_idset_new();
 	pthread_mutex_init(&b->mu, NULL);
 	int ok = b->tenant && b->dataset && b->host && b->mw && b->counted;
-	pthread_mutex_lock(&s->bulk_mu);
-	s->bulk_users++;
-	pthread_mutex_unlock(&s->bulk_mu);
+	bulk_enter(s);
 	for (int i = 0; i < 2; i++) {
 		b->bt[i].cap = batch_cap(s);
 		b->bt[i].buf = batch_buf_get(s);
@@ -2111,7 +2135,9 @@ void lb_backup_free(struct lb_backup *b)
 			lb_job_wait(b->s->pool, b->bt[i].job);
 		free(b->bt[i].items);
 	}
-	batch_bufs_put(b->s, b->bt[0].buf, b->bt[1].buf);
+	batch_buf_put(b->s, b->bt[0].buf);
+	batch_buf_put(b->s, b->bt[1].buf);
+	bulk_leave(b->s);
 	for (size_t i = 0; i < b->nfiles; i++)
 		pend_file_clear(&b->files[i]);
 	free(b->files);
@@ -2140,33 +2166,14 @@ void lb_backup_free(struct lb_backup *b)
 
 /* ---- reading ------------------------------------------------------------------ */
 
-static _Thread_local uint8_t *scratch;
-static _Thread_local size_t scratch_cap;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p) { free(p); }
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
-
-static uint8_t *get_scratch(size_t n)
-{
-	if (n <= scratch_cap)
-		return scratch;
-	pthread_once(&scratch_once, scratch_init);
-	uint8_t *p = realloc(scratch, n);
-	if (!p)
-		return NULL;
-	scratch = p;
-	scratch_cap = n;
-	pthread_setspecific(scratch_key, p);
-	return p;
-}
+/* A thread's buffer for the stored form of a chunk. */
+static struct lb_thread_buf scratch_tb = LB_THREAD_BUF_INIT;
 
 int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
 			  uint8_t *dst)
 {
 	char hex[LB_ID_HEX], pname[96];
-	uint8_t *sc = get_scratch(lb_blob_buf_size(pe));
+	uint8_t *sc = lb_thread_buf(&scratch_tb, lb_blob_buf_size(pe));
 	if (!sc)
 		return -ENOMEM;
 	struct lb_blob blob;
@@ -2218,6 +2225,7 @@ struct rf_batch {
 	size_t n, cap;
 	uint8_t *buf;
 	size_t bufcap, fill;
+	int bulk; /* buf is a batch buffer of the store's (batch_buf_get) */
 	struct lb_job *job;
 	char detail[256];
 	pthread_mutex_t mu;
@@ -2245,6 +2253,7 @@ static void rf_job(void *arg, size_t i)
 }
 
 struct rf_state {
+	struct lb_store *s;
 	lb_next_file_fn next;
 	void *arg;
 	const struct lb_entry *cur; /* entry being split into items */
@@ -2282,13 +2291,21 @@ static int rf_gather(struct rf_state *st, struct rf_batch *b)
 		if (st->cur->nchunks > 0) {
 			size_t size = st->cur->chunks[st->chunk].size;
 			if (b->fill + size > b->bufcap) {
-				/* Grow only while the batch is not in flight. */
+				/* A chunk larger than the store's own (from another
+				 * store's parameters): grow, only while the batch is
+				 * not in flight. */
 				size_t ncap = LB_MAX(b->bufcap * 2, b->fill + size);
-				uint8_t *nb = realloc(b->buf, ncap);
+				uint8_t *nb = malloc(ncap);
 				if (!nb)
 					return -ENOMEM;
+				memcpy(nb, b->buf, b->fill);
+				if (b->bulk)
+					batch_buf_put(st->s, b->buf);
+				else
+					free(b->buf);
 				b->buf = nb;
 				b->bufcap = ncap;
+				b->bulk = 0;
 			}
 			it->chunk = st->chunk++;
 			it->foff = st->foff;
@@ -2351,16 +2368,27 @@ int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_fil
 	return read_files(s, BATCH_TARGET, next, data, done, lost, arg);
 }
 
+#define RF_FIRST_BATCH (1u << 20)
+
 static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, lb_file_data_fn data,
 		      lb_file_done_fn done, lb_file_lost_fn lost, void *arg)
 {
 	struct rf_batch bt[2];
 	memset(bt, 0, sizeof(bt));
-	struct rf_state st = { .next = next, .arg = arg, .target = target };
+	/* The first batches are small, so that the first bytes go out soon: a
+	 * file is written while the rest of it is decoded. */
+	size_t full = LB_MIN(target, (size_t)BATCH_TARGET);
+	struct rf_state st = { .s = s, .next = next, .arg = arg, .target = LB_MIN(full, (size_t)RF_FIRST_BATCH) };
 	int r = 0, cur = 0;
+	bulk_enter(s);
 	for (int i = 0; i < 2; i++) {
 		bt[i].s = s;
 		pthread_mutex_init(&bt[i].mu, NULL);
+		bt[i].buf = batch_buf_get(s);
+		bt[i].bufcap = batch_cap(s);
+		bt[i].bulk = 1;
+		if (!bt[i].buf)
+			r = -ENOMEM;
 	}
 	/* Batch cur is gathered and submitted while batch !cur, submitted
 	 * before it, is delivered: the pool always has work ahead. */
@@ -2379,14 +2407,19 @@ static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, l
 		if (bt[cur].n == 0)
 			break;
 		cur = !cur;
+		st.target = LB_MIN(full, 2 * st.target);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (bt[i].job)
 			lb_job_wait(s->pool, bt[i].job);
 		free(bt[i].items);
-		free(bt[i].buf);
+		if (bt[i].bulk)
+			batch_buf_put(s, bt[i].buf);
+		else
+			free(bt[i].buf);
 		pthread_mutex_destroy(&bt[i].mu);
 	}
+	bulk_leave(s);
 	return r;
 }
 

@@ -49,6 +49,10 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out);
 int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, struct lb_store **out);
 /* Closes the store; uncommitted backups must be freed first. */
 void lb_store_close(struct lb_store *s);
+/* Frees the working memory that jobs leave for the next ones (idle batch
+ * buffers, threads' codec contexts and decode buffers): for a daemon with
+ * nothing to do.  Safe while jobs run; they keep theirs. */
+void lb_store_trim(struct lb_store *s);
 
 /* Whether opening rebuilt the index from the packs (a rados store whose
  * local index cache was missing or not the pool's), and what it found. */

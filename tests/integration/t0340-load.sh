@@ -84,4 +84,18 @@ diag "daemon VmRSS $rss0 kB before, $rss1 kB after $N concurrent backups, a rest
 if ! grep -q asan "/proc/$PID/maps"; then
 	check "the daemon's memory stays bounded (+$((rss1 - rss0)) kB < 65536 kB)" test $((rss1 - rss0)) -lt 65536
 fi
+# Ten seconds without clients, lumbungd frees what the jobs left for the
+# next ones (idle batch buffers, kept thread state, glibc's free heap) and
+# says so; under AddressSanitizer its allocator decides what is resident.
+idle_lines() { grep "idle: working memory given back" "$T/lumbungd.log"; }
+seen=$(idle_lines | wc -l)
+new_idle_line() { [ "$(idle_lines | wc -l)" -gt "$seen" ]; }
+check "idle, lumbungd gives its working memory back" wait_for new_idle_line
+line=$(idle_lines | tail -1)
+diag "${line#*info: }"
+if ! grep -q asan "/proc/$PID/maps"; then
+	before=$(echo "$line" | sed -n 's/.*resident \([0-9]*\) -> \([0-9]*\) MiB.*/\1/p')
+	after=$(echo "$line" | sed -n 's/.*resident \([0-9]*\) -> \([0-9]*\) MiB.*/\2/p')
+	check "and its resident memory falls (${before:-?} -> ${after:-?} MiB)" test "${after:-x}" -lt "${before:-0}"
+fi
 done_testing
