@@ -72,15 +72,15 @@ struct lb_store {
 	unsigned delta_radix;  /* of the skip-delta rule */
 	struct lb_bcache *bcache;
 
-	/* Batch buffers of ended backups and reads, kept for the next ones
-	 * (store.c, batch_buf_get): a queue of backups behind max_jobs, or a
-	 * restore after a backup, reuses memory already faulted in instead of
-	 * faulting and zeroing 32 MiB each.  When the last job ends two stay;
-	 * lb_store_trim (an idle daemon) frees them. */
+	/* Batch buffers of ended backups, kept for the next ones (store.c,
+	 * batch_buf_get): a queue of backups behind max_jobs reuses memory
+	 * already faulted in instead of faulting and zeroing 32 MiB each.
+	 * When the last backup ends two stay; lb_store_trim (an idle daemon)
+	 * frees them. */
 	pthread_mutex_t bulk_mu;
 	void *bulk_idle[8];
 	int nbulk_idle;
-	int bulk_users; /* backups and reads alive */
+	int bulk_users; /* backups alive */
 };
 
 /* ---- delta.c ---- */
