@@ -50,7 +50,10 @@ static struct tls_codec *tls_get(void)
 		return t;
 	t = lb_keep_take(&kept);
 	if (t) {
-		pthread_setspecific(key, t);
+		if (pthread_setspecific(key, t) != 0) {
+			lb_keep_give(&kept, t);
+			return NULL;
+		}
 		return t;
 	}
 	t = calloc(1, sizeof(*t));
@@ -60,11 +63,10 @@ static struct tls_codec *tls_get(void)
 	t->dctx = ZSTD_createDCtx();
 	t->dcctx = ZSTD_createCCtx();
 	t->level = -1000;
-	if (!t->cctx || !t->dctx || !t->dcctx) {
+	if (!t->cctx || !t->dctx || !t->dcctx || pthread_setspecific(key, t) != 0) {
 		tls_destroy(t);
 		return NULL;
 	}
-	pthread_setspecific(key, t);
 	return t;
 }
 

@@ -279,7 +279,10 @@ uint8_t *lb_thread_buf(struct lb_thread_buf *tb, size_t n)
 		if (!b && !(b = calloc(1, sizeof(*b))))
 			return NULL;
 		b->owner = tb;
-		pthread_setspecific(tb->key, b);
+		if (pthread_setspecific(tb->key, b) != 0) {
+			lb_keep_give(&tb->keep, b);
+			return NULL;
+		}
 	}
 	if (n > b->cap) {
 		uint8_t *np = realloc(b->p, n);

@@ -49,6 +49,8 @@ struct lb_keep {
 	struct lb_keep *next; /* in the list of keeps drained together */
 	int listed;
 };
+/* Keeps and thread buffers must be static: a keep, once given to, stays
+ * in the list that lb_keep_drain_all walks. */
 #define LB_KEEP_INIT(destroy) { PTHREAD_MUTEX_INITIALIZER, { NULL }, 0, (destroy), NULL, 0 }
 
 /* The state given last, or NULL when the keep is empty. */

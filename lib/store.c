@@ -1288,7 +1288,7 @@ static void bulk_enter(struct lb_store *s)
 	pthread_mutex_unlock(&s->bulk_mu);
 }
 
-/* Gives back a buffer of batch_get (NULL is ignored). */
+/* Gives back a buffer of batch_buf_get (NULL is ignored). */
 static void batch_buf_put(struct lb_store *s, void *p)
 {
 	if (!p)
@@ -1302,7 +1302,7 @@ static void batch_buf_put(struct lb_store *s, void *p)
 		lb_bulk_free(p, batch_cap(s));
 }
 
-/* Frees idle buffers beyond keep when no backup or read is running. */
+/* Frees idle buffers beyond keep when no backup is running. */
 static void bulk_shrink(struct lb_store *s, int leaving, int keep)
 {
 	void *drop[LB_ARRAY_SIZE(s->bulk_idle)];
@@ -2379,8 +2379,10 @@ static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, l
 		pthread_mutex_init(&bt[i].mu, NULL);
 		bt[i].buf = malloc(batch_cap(s));
 		bt[i].bufcap = batch_cap(s);
-		if (!bt[i].buf)
+		if (!bt[i].buf) {
+			lb_set_error("out of memory for the read's batch buffers");
 			r = -ENOMEM;
+		}
 	}
 	/* Batch cur is gathered and submitted while batch !cur, submitted
 	 * before it, is delivered: the pool always has work ahead. */

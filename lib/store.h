@@ -50,8 +50,9 @@ int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, stru
 /* Closes the store; uncommitted backups must be freed first. */
 void lb_store_close(struct lb_store *s);
 /* Frees the working memory that jobs leave for the next ones (idle batch
- * buffers, threads' codec contexts and decode buffers): for a daemon with
- * nothing to do.  Safe while jobs run; they keep theirs. */
+ * buffers; the codec contexts and decode buffers of ended threads, pool.h):
+ * for a daemon with nothing to do.  Safe while jobs run; they and the
+ * pool's workers keep theirs. */
 void lb_store_trim(struct lb_store *s);
 
 /* Whether opening rebuilt the index from the packs (a rados store whose

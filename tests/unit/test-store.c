@@ -14,7 +14,8 @@
  * storing only tree blobs; persistence across close and reopen; two backups
  * of overlapping data running at once in two threads without any chunk
  * stored twice (with default and with small chunks); an abandoned backup
- * leaving no snapshot; invalid tenant and dataset names; and lb_store_check
+ * leaving no snapshot; the batch buffers ended backups leave, freed by
+ * lb_store_trim; invalid tenant and dataset names; and lb_store_check
  * on a clean store and after one flipped byte in a pack, naming the damaged
  * file. */
 #include "config.h"
@@ -26,6 +27,7 @@
 #include "pack.h"
 #include "snapshot.h"
 #include "store.h"
+#include "store_internal.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -1242,6 +1244,12 @@ int main(void)
 	test_refused(s);
 	test_find(s);
 	test_concurrent(s, "default chunks", 8u << 20, 2u << 20, 1000);
+	/* The last backup to end leaves two batch buffers for the next;
+	 * lb_store_trim (an idle daemon) frees them. */
+	tap_ok(s->nbulk_idle == 2 && s->bulk_users == 0, "after the backups end, two batch buffers stay (%d)",
+	       s->nbulk_idle);
+	lb_store_trim(s);
+	tap_ok(s->nbulk_idle == 0, "and lb_store_trim frees them (%d left)", s->nbulk_idle);
 	test_small_store();
 
 	/* Everything survives close and reopen. */

@@ -144,7 +144,9 @@ static void test_thread_buf(void)
 	struct tb_arg e = { .n = (size_t)3 << 20, .fill = 7 };
 	run_thread(&e);
 	tap_ok(e.got != NULL, "a kept buffer grows to what the next thread asks (and is written throughout)");
+	tap_ok(tb.keep.n > 0, "ended threads' buffers wait in the keep (%u)", tb.keep.n);
 	lb_keep_drain_all();
+	tap_ok(lb_keep_take(&tb.keep) == NULL, "drain frees the thread buffers kept");
 }
 
 int main(void)
