@@ -55,7 +55,7 @@ done
 LUMBUNGD=$bld/daemon/lumbungd
 LUMBUNG=$bld/tools/lumbung
 W=$(mktemp -d "${TMPDIR:-/tmp}/lb-load-XXXXXX")
-trap 'kill "${dpid:-}" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+trap 'kill "${dpid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$out"
 tick=$(getconf CLK_TCK)
 
