@@ -367,8 +367,8 @@ static void reload(struct daemon *d)
 }
 
 /* Once no client has been connected for IDLE_TRIM_NS, what the last jobs
- * left goes back to the system: the store's idle batch buffers and kept
- * thread state (lb_store_trim), and the heap glibc keeps freed for reuse;
+ * left goes back to the system: the cache of rebuilt delta bases and the
+ * kept thread state (lb_store_trim), and the heap glibc keeps freed for reuse;
  * after a nightly backup of the 1 GiB bench dataset the idle daemon held
  * 85 MiB.  Not at once, so that back-to-back jobs (a night's timers, a
  * restore after a listing) do not fault their buffers in again each

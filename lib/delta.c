@@ -189,6 +189,37 @@ void lb_bcache_free(struct lb_bcache *c)
 	free(c);
 }
 
+uint64_t lb_bcache_held(struct lb_bcache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->bytes + c->spare_bytes;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+void lb_bcache_trim(struct lb_bcache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < BC_BUCKETS; i++) {
+		struct bc_entry **p = &c->tab[i];
+		while (*p) {
+			struct bc_entry *e = *p;
+			if (e->ready && e->refs == 0) {
+				*p = e->next;
+				c->bytes -= e->size;
+				entry_free(e);
+			} else {
+				p = &e->next;
+			}
+		}
+	}
+	for (unsigned i = 0; i < c->nspare; i++)
+		free(c->spare[i]);
+	c->nspare = 0;
+	c->spare_bytes = 0;
+	pthread_mutex_unlock(&c->mu);
+}
+
 void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses)
 {
 	pthread_mutex_lock(&c->mu);

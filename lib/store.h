@@ -49,10 +49,10 @@ int lb_store_open(const char *path, unsigned threads, struct lb_store **out);
 int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, struct lb_store **out);
 /* Closes the store; uncommitted backups must be freed first. */
 void lb_store_close(struct lb_store *s);
-/* Frees the working memory that jobs leave for the next ones (idle batch
- * buffers; the codec contexts and decode buffers of ended threads, pool.h):
- * for a daemon with nothing to do.  Safe while jobs run; they and the
- * pool's workers keep theirs. */
+/* Frees the working memory that jobs leave for the next ones (the cache
+ * of rebuilt delta bases; the codec contexts and decode buffers of ended
+ * threads, pool.h): for a daemon with nothing to do.  Safe while jobs run;
+ * they and the pool's workers keep theirs. */
 void lb_store_trim(struct lb_store *s);
 
 /* Whether opening rebuilt the index from the packs (a rados store whose

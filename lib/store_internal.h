@@ -72,21 +72,25 @@ struct lb_store {
 	unsigned delta_radix;  /* of the skip-delta rule */
 	struct lb_bcache *bcache;
 
-	/* Batch buffers of ended backups, kept for the next ones (store.c,
-	 * batch_buf_get): a queue of backups behind max_jobs reuses memory
-	 * already faulted in instead of faulting and zeroing 32 MiB each.
-	 * When the last backup ends two stay; lb_store_trim (an idle daemon)
-	 * frees them. */
+	/* Batch buffers of ended backups, kept for the ones still running or
+	 * queued (store.c, batch_buf_get): a queue of backups behind max_jobs
+	 * reuses memory already faulted in instead of faulting and zeroing
+	 * 32 MiB each.  The last backup to end frees them. */
 	pthread_mutex_t bulk_mu;
 	void *bulk_idle[8];
 	int nbulk_idle;
-	int bulk_users; /* backups alive */
+	int bulk_users; /* buffers handed out */
 };
 
 /* ---- delta.c ---- */
 struct lb_bcache *lb_bcache_new(uint64_t cap);
 void lb_bcache_free(struct lb_bcache *c);
 void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses);
+/* Bytes of rebuilt bases and spare buffers the cache holds. */
+uint64_t lb_bcache_held(struct lb_bcache *c);
+/* Drops every base no reader holds, and the spare buffers (an idle
+ * daemon: lb_store_trim). */
+void lb_bcache_trim(struct lb_bcache *c);
 /* Decodes chunk id into dst (size bytes), rebuilding delta chains; the
  * caller checks the result against the id. */
 int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size);

@@ -100,7 +100,7 @@ if ! grep -q asan "/proc/$PID/maps"; then
 	check "the daemon's memory stays bounded (+$((rss1 - rss0)) kB < 65536 kB)" test $((rss1 - rss0)) -lt 65536
 fi
 # Ten seconds without clients, lumbungd frees what the jobs left for the
-# next ones (idle batch buffers, kept thread state, glibc's free heap) and
+# next ones (the delta base cache, kept thread state, glibc's free heap) and
 # says so; under AddressSanitizer its allocator decides what is resident.
 check "idle, lumbungd gives its working memory back" wait_idle
 line=$(idle_lines | tail -1)

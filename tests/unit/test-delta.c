@@ -276,6 +276,18 @@ static void test_chain_cap(unsigned radix, unsigned cap, int nights)
 		cold &= reads_back(s, snap[k], "db/kepegawaian.sql", data[k], len[k]);
 	tap_ok(cold, "radix %u: after reopening (cold cache) every depth reads back bit-exact", radix);
 
+	/* An idle daemon's trim empties the cache of rebuilt bases; reads after
+	 * it rebuild them. */
+	uint64_t held = lb_bcache_held(s->bcache), h0, m0, h1, m1;
+	lb_store_trim(s);
+	uint64_t after = lb_bcache_held(s->bcache);
+	lb_bcache_stats(s->bcache, &h0, &m0);
+	int again = reads_back(s, snap[nights - 1], "db/kepegawaian.sql", data[nights - 1], len[nights - 1]);
+	lb_bcache_stats(s->bcache, &h1, &m1);
+	tap_ok(held > 0 && after == 0 && again && m1 > m0,
+	       "radix %u: lb_store_trim empties the base cache (%llu -> %llu bytes), and reads rebuild", radix,
+	       (unsigned long long)held, (unsigned long long)after);
+
 	/* With deltas turned off a changed file is stored plainly. */
 	lb_store_set_delta(s, 0, 0);
 	size_t l9;

@@ -1216,6 +1216,31 @@ static void test_check(struct lb_store *s)
 	tap_ok(r == 0 && res.errors == 0, "after repairing the byte check is clean again");
 }
 
+/* Backups queued behind others take the batch buffers ended ones left
+ * (no fresh mapping to fault in); the last to end frees them all. */
+static void test_batch_reuse(struct lb_store *s)
+{
+	struct lb_backup *a = NULL, *b = NULL, *c = NULL;
+	if (lb_backup_begin(s, "opd-a", "reuse", NULL, &a) < 0 || lb_backup_begin(s, "opd-b", "reuse", NULL, &b) < 0) {
+		tap_ok(0, "two backups begin: %s", lb_error_detail());
+		return;
+	}
+	lb_backup_free(a);
+	int left = s->nbulk_idle;
+	if (lb_backup_begin(s, "opd-c", "reuse", NULL, &c) < 0) {
+		tap_ok(0, "a third backup begins: %s", lb_error_detail());
+		return;
+	}
+	int taken = s->nbulk_idle == 0;
+	tap_ok(left == 2 && taken, "an ended backup's two batch buffers wait for the next, which takes them (%d)",
+	       left);
+	lb_backup_free(b);
+	left = s->nbulk_idle;
+	lb_backup_free(c);
+	tap_ok(left == 2 && s->nbulk_idle == 0 && s->bulk_users == 0,
+	       "the last backup to end frees them all (%d kept while one ran, %d after)", left, s->nbulk_idle);
+}
+
 int main(void)
 {
 	snprintf(topdir, sizeof(topdir), "%s", tap_tmpdir("store"));
@@ -1244,12 +1269,7 @@ int main(void)
 	test_refused(s);
 	test_find(s);
 	test_concurrent(s, "default chunks", 8u << 20, 2u << 20, 1000);
-	/* The last backup to end leaves two batch buffers for the next;
-	 * lb_store_trim (an idle daemon) frees them. */
-	tap_ok(s->nbulk_idle == 2 && s->bulk_users == 0, "after the backups end, two batch buffers stay (%d)",
-	       s->nbulk_idle);
-	lb_store_trim(s);
-	tap_ok(s->nbulk_idle == 0, "and lb_store_trim frees them (%d left)", s->nbulk_idle);
+	test_batch_reuse(s);
 	test_small_store();
 
 	/* Everything survives close and reopen. */
