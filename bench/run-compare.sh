@@ -128,6 +128,7 @@ timed() {
 	shift 3
 	tf=$log/$tool-$run-$step.time
 	sync
+	printf '%s\t%s\t%s\t%s\n' "$tool" "$run" "$step" "$(prefault "$prefault_gib")" >>"$log/prefault.tsv"
 	[ -n "${DPID:-}" ] && d0=$(proc_cpu "$DPID")
 	t0=$(now)
 	/usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$log/$tool-$run-$step.log" 2>&1 || rc=$?
@@ -174,6 +175,9 @@ else
 fi
 src0=$(tenant_bytes "$src")
 nfiles0=$(cd "$src" && find t* -type f | wc -l)
+# Memory touched just before every timed step (common.sh, prefault): one
+# and a half times night 0, enough for a restore of everything to tmpfs.
+prefault_gib=$(awk -v b="$src0" 'BEGIN { g = b * 1.5 / 1073741824; printf "%d", (g == int(g)) ? g : int(g) + 1 }')
 # Restores of everything go to a page-cache target, as the issue states it:
 # tmpfs (/dev/shm) when it has room, else the run directory.  The same
 # target for every tool.  LUMBUNG_BENCH_RESTORE_DIR overrides.
@@ -517,6 +521,13 @@ rel_out=${out#"$top"/}
 	echo ""
 	echo "Restores of everything and of the tenant go to ${RESTORE_BASE:-the run directory} (tmpfs when /dev/shm has room: the"
 	echo "issue's page-cache target), the same for every tool."
+	echo ""
+	echo "Before every timed step $prefault_gib GiB of free memory are written once and freed (bench/common.sh,"
+	echo "prefault), so that each step finds the same warm machine: in a virtual machine that hands free"
+	echo "pages back to its host, the first write to each page costs a host fault (here about 3 s per GiB,"
+	echo "against 0.4 s), and without this the step that first fills the page cache or the tmpfs target"
+	echo "pays it.  Touching took $(awk -F'\t' '{ split($4, a, " "); s += a[2]; if (a[3] > m) m = a[3] } END { printf "%.0f s in all, the slowest GiB %.2f s", s, m }' "$log/prefault.tsv")"
+	echo "(\`logs/prefault.tsv\`: tool, run, step, GiB, seconds, slowest GiB)."
 } >"$out/compare.md"
 
 if [ "$publish" = 1 ]; then
