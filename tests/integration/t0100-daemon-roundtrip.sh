@@ -10,6 +10,12 @@
 [ "$(id -u)" -eq 0 ] || skip_all "needs root for devices, ownership and ACLs"
 command -v mtree >/dev/null || skip_all "mtree (mtree-netbsd) not installed"
 check "lumbungd starts and answers" start_daemon
+# librados is loaded only for a store in a Ceph pool (lib/backend_rados.c).
+if [ -z "${LUMBUNG_TEST_RADOS:-}" ]; then
+	check "a daemon of a local store maps no Ceph library" sh -c "! grep -E 'librados|libceph' /proc/$DAEMON_PID/maps"
+else
+	check "a daemon of a store in a pool loaded librados" grep -q librados "/proc/$DAEMON_PID/maps"
+fi
 
 # Every kind of entry and metadata.
 S=$T/src

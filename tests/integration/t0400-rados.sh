@@ -53,6 +53,7 @@ rados_config "$T/cache"
 
 # ---- backup and restore -------------------------------------------------------
 check "lumbungd creates the store in the pool and answers" start_daemon
+check "it loaded librados for the pool" grep -q librados "/proc/$DAEMON_PID/maps"
 check "the log says where the store is" grep -q "created a new store at rados:lumbung" "$T/lumbungd.log"
 S=$T/src
 make_tree "$S" 3
