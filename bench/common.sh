@@ -1,5 +1,5 @@
 # common.sh - helpers shared by the bench scripts that source it
-# (run-rados.sh, run-curve.sh).  Sourced after `set -eu`; the script's own
+# (run-rados.sh, run-curve.sh, run-compare.sh, run-load.sh).  Sourced after `set -eu`; the script's own
 # name tags its log lines, and its header comment (line 2 up to `set -eu`)
 # is its --help.
 
