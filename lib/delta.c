@@ -68,7 +68,7 @@ struct link {
  * allocation is a fresh mapping (lumbungd maps every buffer of 256 KiB and
  * more on its own), and faulting its pages in cost more than decoding into
  * them.  Up to three quarters of the cache's size are kept (BC_SPARE_PART):
- * with a quarter, the night-7 backup of the bench's 1 GiB set cost 8% more
+ * with half, the night-7 backup of the bench's 1 GiB set cost 8% more
  * CPU than when glibc kept every freed buffer in its arenas; with three
  * quarters, as much as then (2.84 against 2.77 CPU seconds, medians of 4
  * alternated runs) at a peak 18 MiB lower (100 against 118 MiB). */
