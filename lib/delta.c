@@ -64,27 +64,23 @@ struct link {
 
 
 
-/* Buffers of evicted entries, kept for the next ones: a fresh 1 MiB
- * allocation is a fresh mapping (lumbungd maps every buffer of 256 KiB and
- * more on its own), and faulting its pages in cost more than decoding into
- * them.  Up to three quarters of the cache's size are kept (BC_SPARE_PART):
- * with half, the night-7 backup of the bench's 1 GiB set cost 8% more
- * CPU than when glibc kept every freed buffer in its arenas; with three
- * quarters, as much as then (2.84 against 2.77 CPU seconds, medians of 4
- * alternated runs) at a peak 18 MiB lower (100 against 118 MiB). */
-#define BC_SPARE 64
-#define BC_SPARE_PART(cap) ((cap) / 4 * 3)
+/* The cache's size counts every buffer it owns: those of rebuilt bases,
+ * pinned or not, and of bases being rebuilt.  A new base takes the buffer
+ * of the least recently used one when the cache is full, resized in place
+ * (realloc of a mapped block is an mremap: only the pages it grows by are
+ * new), rather than a fresh one: lumbungd maps every block of 256 KiB and
+ * more on its own, and faulting a fresh buffer's pages in costs more than
+ * decoding into them.  Buffers are rounded up to BC_ROUND.  Only the bases
+ * pinned at once (a backup's encoders and the chains under their bases)
+ * can push it past its size, and the next release evicts back down. */
+#define BC_ROUND (64u << 10)
 
 struct lb_bcache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct bc_entry *tab[BC_BUCKETS];
-	uint64_t bytes, cap, tick;
+	uint64_t bytes, cap, tick; /* bytes: the buffers of the entries in tab */
 	uint64_t hits, misses;
-	uint8_t *spare[BC_SPARE];
-	uint32_t spare_cap[BC_SPARE];
-	unsigned nspare;
-	uint64_t spare_bytes; /* kept under BC_SPARE_PART(cap) */
 	pthread_mutex_t link_mu;
 	struct link *links; /* LINK_SLOTS, direct-mapped */
 };
@@ -138,41 +134,47 @@ static void entry_free(struct bc_entry *e)
 	free(e);
 }
 
-/* Frees an entry, keeping its buffer for reuse (mu held). */
-static void entry_recycle(struct lb_bcache *c, struct bc_entry *e)
-{
-	if (e->data && c->nspare < BC_SPARE && c->spare_bytes + e->cap <= BC_SPARE_PART(c->cap)) {
-		c->spare[c->nspare] = e->data;
-		c->spare_cap[c->nspare++] = e->cap;
-		c->spare_bytes += e->cap;
-		e->data = NULL;
-	}
-	entry_free(e);
-}
+static void unlink_entry(struct lb_bcache *c, struct bc_entry *e);
+static struct bc_entry *lru_victim(struct lb_bcache *c);
 
-/* A buffer of at least n bytes: a spare one when it fits. */
-static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap)
+/* A buffer of at least n bytes for a base; *cap gets its size.  When
+ * charged, it counts in the cache's size (an entry in the table): the
+ * least recently used bases make room, and the first one's buffer is
+ * reused. */
+static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap, int charged)
 {
-	pthread_mutex_lock(&c->mu);
-	for (unsigned i = 0; i < c->nspare; i++) {
-		if (c->spare_cap[i] >= n) {
-			uint8_t *p = c->spare[i];
-			*cap = c->spare_cap[i];
-			c->spare_bytes -= *cap;
-			c->spare[i] = c->spare[--c->nspare];
-			c->spare_cap[i] = c->spare_cap[c->nspare];
-			pthread_mutex_unlock(&c->mu);
-			return p;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	/* Rounded up, so that chunks of about the same size reuse it (n is
-	 * at most LB_CDC_MAX_MAX: checked by the callers). */
-	uint64_t c64 = ((uint64_t)n + (256u << 10) - 1) & ~(uint64_t)((256u << 10) - 1);
+	/* n is at most LB_CDC_MAX_MAX: checked by the callers. */
+	uint64_t c64 = ((uint64_t)n + BC_ROUND - 1) & ~(uint64_t)(BC_ROUND - 1);
 	if (c64 == 0 || c64 > UINT32_MAX)
 		return NULL;
+	uint8_t *reuse = NULL;
+	if (charged) {
+		pthread_mutex_lock(&c->mu);
+		struct bc_entry *v;
+		while (c->bytes + c64 > c->cap && (v = lru_victim(c))) {
+			unlink_entry(c, v);
+			c->bytes -= v->cap;
+			if (!reuse) {
+				reuse = v->data;
+				v->data = NULL;
+			}
+			entry_free(v);
+		}
+		c->bytes += c64;
+		pthread_mutex_unlock(&c->mu);
+	}
+	uint8_t *p = reuse ? realloc(reuse, c64) : malloc(c64);
+	if (!p) {
+		free(reuse);
+		if (charged) {
+			pthread_mutex_lock(&c->mu);
+			c->bytes -= c64;
+			pthread_mutex_unlock(&c->mu);
+		}
+		return NULL;
+	}
 	*cap = (uint32_t)c64;
-	return malloc(*cap);
+	return p;
 }
 
 void lb_bcache_free(struct lb_bcache *c)
@@ -186,8 +188,6 @@ void lb_bcache_free(struct lb_bcache *c)
 			entry_free(e);
 		}
 	}
-	for (unsigned i = 0; i < c->nspare; i++)
-		free(c->spare[i]);
 	free(c->links);
 	pthread_mutex_destroy(&c->link_mu);
 	pthread_mutex_destroy(&c->mu);
@@ -198,7 +198,7 @@ void lb_bcache_free(struct lb_bcache *c)
 uint64_t lb_bcache_held(struct lb_bcache *c)
 {
 	pthread_mutex_lock(&c->mu);
-	uint64_t n = c->bytes + c->spare_bytes;
+	uint64_t n = c->bytes;
 	pthread_mutex_unlock(&c->mu);
 	return n;
 }
@@ -212,17 +212,13 @@ void lb_bcache_trim(struct lb_bcache *c)
 			struct bc_entry *e = *p;
 			if (e->ready && e->refs == 0) {
 				*p = e->next;
-				c->bytes -= e->size;
+				c->bytes -= e->cap;
 				entry_free(e);
 			} else {
 				p = &e->next;
 			}
 		}
 	}
-	for (unsigned i = 0; i < c->nspare; i++)
-		free(c->spare[i]);
-	c->nspare = 0;
-	c->spare_bytes = 0;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -251,20 +247,25 @@ static void unlink_entry(struct lb_bcache *c, struct bc_entry *e)
 		*p = e->next;
 }
 
+/* The least recently used base no reader holds, or NULL (mu held). */
+static struct bc_entry *lru_victim(struct lb_bcache *c)
+{
+	struct bc_entry *victim = NULL;
+	for (size_t i = 0; i < BC_BUCKETS; i++)
+		for (struct bc_entry *e = c->tab[i]; e; e = e->next)
+			if (e->ready && e->refs == 0 && (!victim || e->tick < victim->tick))
+				victim = e;
+	return victim;
+}
+
 /* Drops the least recently used unpinned entries until the cache fits. */
 static void evict_locked(struct lb_bcache *c)
 {
-	while (c->bytes > c->cap) {
-		struct bc_entry *victim = NULL;
-		for (size_t i = 0; i < BC_BUCKETS; i++)
-			for (struct bc_entry *e = c->tab[i]; e; e = e->next)
-				if (e->ready && e->refs == 0 && (!victim || e->tick < victim->tick))
-					victim = e;
-		if (!victim)
-			return;
+	struct bc_entry *victim;
+	while (c->bytes > c->cap && (victim = lru_victim(c))) {
 		unlink_entry(c, victim);
-		c->bytes -= victim->size;
-		entry_recycle(c, victim);
+		c->bytes -= victim->cap;
+		entry_free(victim);
 	}
 }
 
@@ -330,7 +331,7 @@ static void base_release(struct lb_store *s, struct base_ref *r)
  * against its id here: a reader checks the chunk it rebuilds on top of it,
  * which a wrong base cannot pass, and a writer checks each base it makes a
  * delta against (base_verify) once. */
-static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
+static int base_build(struct lb_store *s, struct bc_entry *e, int depth, int charged)
 {
 	struct lb_pack_id pid;
 	struct lb_pack_entry pe;
@@ -346,7 +347,7 @@ static int base_build(struct lb_store *s, struct bc_entry *e, int depth)
 	e->size = pe.raw;
 	e->pack = pid;
 	e->offset = pe.offset;
-	e->data = buf_alloc(s->bcache, pe.raw, &e->cap);
+	e->data = buf_alloc(s->bcache, pe.raw, &e->cap, charged);
 	if (!e->data)
 		return -ENOMEM;
 	struct idvec cl = { 0 };
@@ -366,7 +367,7 @@ static void drop_bad_locked(struct lb_bcache *c, struct bc_entry *e)
 		return;
 	unlink_entry(c, e);
 	e->unlinked = 1;
-	c->bytes -= e->size;
+	c->bytes -= e->cap;
 }
 
 /* Checks a pinned base against its id once; a base that fails leaves the
@@ -443,7 +444,7 @@ static int base_get(struct lb_store *s, const struct lb_id *id, int depth, struc
 			/* Another thread rebuilds it and this one holds bases of
 			 * its own: rebuild a private copy rather than wait. */
 			pthread_mutex_unlock(&c->mu);
-			int r = base_build(s, n, depth);
+			int r = base_build(s, n, depth, 0);
 			if (r < 0) {
 				entry_free(n);
 				return r;
@@ -457,16 +458,16 @@ static int base_get(struct lb_store *s, const struct lb_id *id, int depth, struc
 		*p = n;
 		pthread_mutex_unlock(&c->mu);
 		tl_loading++;
-		int r = base_build(s, n, depth);
+		int r = base_build(s, n, depth, 1);
 		tl_loading--;
 		pthread_mutex_lock(&c->mu);
 		if (r < 0) {
 			unlink_entry(c, n);
+			c->bytes -= n->cap;
 			entry_free(n);
 		} else {
 			n->ready = 1;
 			n->tick = ++c->tick;
-			c->bytes += n->size;
 			out->e = n;
 		}
 		pthread_cond_broadcast(&c->cv);

@@ -86,10 +86,9 @@ struct lb_store {
 struct lb_bcache *lb_bcache_new(uint64_t cap);
 void lb_bcache_free(struct lb_bcache *c);
 void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses);
-/* Bytes of rebuilt bases and spare buffers the cache holds. */
+/* Bytes of buffers the cache holds (rebuilt bases and bases being rebuilt). */
 uint64_t lb_bcache_held(struct lb_bcache *c);
-/* Drops every base no reader holds, and the spare buffers (an idle
- * daemon: lb_store_trim). */
+/* Drops every base no reader holds (an idle daemon: lb_store_trim). */
 void lb_bcache_trim(struct lb_bcache *c);
 /* Decodes chunk id into dst (size bytes), rebuilding delta chains; the
  * caller checks the result against the id. */

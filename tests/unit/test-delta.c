@@ -857,6 +857,63 @@ static void test_unindexed_deltas(void)
 	free(d1);
 }
 
+/* ---- the base cache stays within its size -------------------------------------- */
+
+/* Chunks of 16-256 KiB, so that the cache's buffers differ in size and a
+ * new base often takes a smaller or larger buffer than the one it evicts. */
+static void test_cache_bound(void)
+{
+	rm_rf(storedir);
+	struct lb_store_params p;
+	lb_store_params_default(&p);
+	p.chunk_min = 16384;
+	p.chunk_avg = 65536;
+	p.chunk_max = 262144;
+	p.pack_size = 4u << 20;
+	if (lb_store_create(storedir, &p) < 0)
+		exit(99);
+	struct lb_store *s = open_store();
+	lb_store_set_delta(s, 1, 8);
+	enum { N = 6 };
+	char *data[N];
+	size_t len[N];
+	struct lb_snapshot *snap[N];
+	for (int k = 0; k < N; k++) {
+		data[k] = dump(11, 40000, (unsigned)k * 3, &len[k]);
+		struct file f = { "db/simpeg.sql", data[k], len[k] };
+		if (backup(s, "opd", "db", &f, 1, &snap[k], NULL) < 0)
+			exit(99);
+	}
+	lb_store_close(s);
+
+	/* Cold, with a cache of 512 KiB: a few bases of a chain at a time. */
+	const uint64_t cap = 512u << 10;
+	s = open_store();
+	lb_bcache_free(s->bcache);
+	s->bcache = lb_bcache_new(cap);
+	int all_back = 1;
+	uint64_t over = 0;
+	for (int k = N - 1; k >= 0; k--) {
+		all_back &= reads_back(s, snap[k], "db/simpeg.sql", data[k], len[k]);
+		uint64_t held = lb_bcache_held(s->bcache);
+		if (held > cap && held > over)
+			over = held;
+	}
+	uint64_t hits, misses, held = lb_bcache_held(s->bcache);
+	lb_bcache_stats(s->bcache, &hits, &misses);
+	tap_ok(all_back && misses > 0, "a 512 KiB base cache rebuilds every night bit-exact (%llu misses, %llu hits)",
+	       (unsigned long long)misses, (unsigned long long)hits);
+	tap_ok(over == 0 && held > 0,
+	       "between reads the base cache holds no more than its size, spare buffers included (%llu bytes, "
+	       "most %llu over)",
+	       (unsigned long long)held, (unsigned long long)over);
+	lb_store_close(s);
+	for (int k = 0; k < N; k++) {
+		free(data[k]);
+		lb_snapshot_free(snap[k]);
+	}
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -873,6 +930,7 @@ int main(void)
 	test_concurrent_gc();
 	test_gc_races();
 	test_unindexed_deltas();
+	test_cache_bound();
 	rm_rf(topdir);
 	return tap_done();
 }
