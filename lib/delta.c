@@ -80,6 +80,7 @@ struct lb_bcache {
 	pthread_cond_t cv;
 	struct bc_entry *tab[BC_BUCKETS];
 	uint64_t bytes, cap, tick; /* bytes: the buffers of the entries in tab */
+	uint64_t full;             /* cap when no backup runs */
 	uint64_t hits, misses;
 	pthread_mutex_t link_mu;
 	struct link *links; /* LINK_SLOTS, direct-mapped */
@@ -123,7 +124,7 @@ struct lb_bcache *lb_bcache_new(uint64_t cap)
 	pthread_cond_init(&c->cv, NULL);
 	pthread_mutex_init(&c->link_mu, NULL);
 	c->links = calloc(LINK_SLOTS, sizeof(*c->links));
-	c->cap = cap;
+	c->cap = c->full = cap;
 	return c;
 }
 
@@ -220,6 +221,24 @@ void lb_bcache_trim(struct lb_bcache *c)
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
+}
+
+static void evict_locked(struct lb_bcache *c);
+
+void lb_bcache_backups(struct lb_bcache *c, int running)
+{
+	pthread_mutex_lock(&c->mu);
+	c->cap = running ? LB_BCACHE_BACKUP_PART(c->full) : c->full;
+	evict_locked(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t lb_bcache_cap(struct lb_bcache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->cap;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses)

@@ -1284,7 +1284,8 @@ static void *batch_buf_get(struct lb_store *s)
 {
 	void *p = NULL;
 	pthread_mutex_lock(&s->bulk_mu);
-	s->bulk_users++;
+	if (s->bulk_users++ == 0)
+		lb_bcache_backups(s->bcache, 1);
 	if (s->nbulk_idle)
 		p = s->bulk_idle[--s->nbulk_idle];
 	pthread_mutex_unlock(&s->bulk_mu);
@@ -1307,9 +1308,11 @@ static void batch_bufs_put(struct lb_store *s, void **bufs, int n)
 		else
 			drop[ndrop++] = bufs[i];
 	}
-	if (s->bulk_users == 0)
+	if (s->bulk_users == 0) {
 		while (s->nbulk_idle > 0)
 			drop[ndrop++] = s->bulk_idle[--s->nbulk_idle];
+		lb_bcache_backups(s->bcache, 0);
+	}
 	pthread_mutex_unlock(&s->bulk_mu);
 	for (int i = 0; i < ndrop; i++)
 		lb_bulk_free(drop[i], batch_cap(s));

@@ -1221,11 +1221,14 @@ static void test_check(struct lb_store *s)
 static void test_batch_reuse(struct lb_store *s)
 {
 	struct lb_backup *a = NULL, *b = NULL, *c = NULL;
+	uint64_t idle_cap = lb_bcache_cap(s->bcache);
 	if (lb_backup_begin(s, "opd-a", "reuse", NULL, &a) < 0 || lb_backup_begin(s, "opd-b", "reuse", NULL, &b) < 0) {
 		tap_ok(0, "two backups begin: %s", lb_error_detail());
 		return;
 	}
+	uint64_t busy_cap = lb_bcache_cap(s->bcache);
 	lb_backup_free(a);
+	uint64_t one_left_cap = lb_bcache_cap(s->bcache);
 	int left = s->nbulk_idle;
 	if (lb_backup_begin(s, "opd-c", "reuse", NULL, &c) < 0) {
 		tap_ok(0, "a third backup begins: %s", lb_error_detail());
@@ -1239,6 +1242,11 @@ static void test_batch_reuse(struct lb_store *s)
 	lb_backup_free(c);
 	tap_ok(left == 2 && s->nbulk_idle == 0 && s->bulk_users == 0,
 	       "the last backup to end frees them all (%d kept while one ran, %d after)", left, s->nbulk_idle);
+	tap_ok(idle_cap == LB_DELTA_CACHE && busy_cap == LB_DELTA_CACHE / 4 * 3 && one_left_cap == busy_cap &&
+		       lb_bcache_cap(s->bcache) == LB_DELTA_CACHE,
+	       "the base cache keeps 3/4 of its size while backups run, all of it after (%llu, %llu, %llu, %llu)",
+	       (unsigned long long)idle_cap, (unsigned long long)busy_cap, (unsigned long long)one_left_cap,
+	       (unsigned long long)lb_bcache_cap(s->bcache));
 }
 
 int main(void)
