@@ -22,13 +22,12 @@
 #include <time.h>
 
 #define PT_BUCKETS 65536u
-/* A backup hands its chunks to the workers in batches of about this many
- * bytes, two per backup: one filled while the other is worked on.  8 MiB
- * made the night-7 peak of the bench's 1 GiB set 6 MiB higher at the same
- * speed (bench/RESULTS.md).  Reads deliver in batches of up to
- * READ_TARGET. */
+/* Backups and reads hand chunks to the workers in batches of about this
+ * many bytes, two at a time: one filled (or delivered) while the other is
+ * worked on.  8 MiB made the peak of the bench's 1 GiB set 5-6 MiB higher
+ * in a nightly backup and in a restore of everything, at the same speed
+ * (bench/RESULTS.md). */
 #define BATCH_TARGET (4u << 20)
-#define READ_TARGET (8u << 20)
 #define MAX_PENDING_FILES 4096
 
 /* The memory a backup's manifest may hold before it spills sorted runs to
@@ -2347,13 +2346,13 @@ static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, l
 int lb_store_read_files(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
 			lb_file_done_fn done, void *arg)
 {
-	return read_files(s, READ_TARGET, next, data, done, NULL, arg);
+	return read_files(s, BATCH_TARGET, next, data, done, NULL, arg);
 }
 
 int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_file_data_fn data,
 				lb_file_done_fn done, lb_file_lost_fn lost, void *arg)
 {
-	return read_files(s, READ_TARGET, next, data, done, lost, arg);
+	return read_files(s, BATCH_TARGET, next, data, done, lost, arg);
 }
 
 #define RF_FIRST_BATCH (1u << 20)
@@ -2365,7 +2364,7 @@ static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, l
 	memset(bt, 0, sizeof(bt));
 	/* The first batches are small, so that the first bytes go out soon: a
 	 * file is written while the rest of it is decoded. */
-	size_t full = LB_MIN(target, (size_t)READ_TARGET);
+	size_t full = LB_MIN(target, (size_t)BATCH_TARGET);
 	struct rf_state st = { .next = next, .arg = arg, .target = LB_MIN(full, (size_t)RF_FIRST_BATCH) };
 	int r = 0, cur = 0;
 	for (int i = 0; i < 2; i++) {
@@ -2434,8 +2433,8 @@ static int one_done(void *arg, const struct lb_entry *e)
 
 /* A file read for a sink that does work of its own (a signature) reads
  * less ahead: two chunks a batch keep the pool's threads busy, where a
- * restore's 8 MiB batches made the daemon's peak memory (two batches of up
- * to 12 MiB, held beside a backup's own buffers). */
+ * restore's batches (8 MiB then) made the daemon's peak memory (two
+ * batches of up to 12 MiB, held beside a backup's own buffers). */
 #define READ_FILE_TARGET (2u << 20)
 
 int lb_store_read_file(struct lb_store *s, const struct lb_entry *e, lb_sink_fn sink, void *arg)
