@@ -37,6 +37,7 @@ struct bc_entry {
 	struct lb_pack_id pack; /* the blob it was rebuilt from: a chunk */
 	uint32_t offset;        /* collected and stored again may differ */
 	uint32_t ncl;
+	uint64_t prov; /* provenance (prov_blob): what it was decoded from */
 	int ready;    /* else being rebuilt by its owner */
 	_Atomic int verified; /* checked against its id (else only rebuilt); read unlocked */
 	int unlinked; /* found bad: out of the table, freed at its last release */
@@ -60,6 +61,7 @@ struct link {
 	uint32_t skip, len;
 	unsigned nbases;
 	struct lb_id bases[LB_BLOB_MAX_BASES];
+	uint64_t vprov; /* a base of this provenance passed base_verify; 0: none */
 };
 
 
@@ -82,6 +84,7 @@ struct lb_bcache {
 	uint64_t bytes, cap, tick; /* bytes: the buffers of the entries in tab */
 	uint64_t full;             /* cap when no backup runs */
 	uint64_t hits, misses;
+	uint64_t checked, trusted; /* bases hashed by base_verify, and taken on their provenance */
 	pthread_mutex_t link_mu;
 	struct link *links; /* LINK_SLOTS, direct-mapped */
 };
@@ -241,6 +244,14 @@ uint64_t lb_bcache_cap(struct lb_bcache *c)
 	return n;
 }
 
+void lb_bcache_verify_stats(struct lb_bcache *c, uint64_t *checked, uint64_t *trusted)
+{
+	pthread_mutex_lock(&c->mu);
+	*checked = c->checked;
+	*trusted = c->trusted;
+	pthread_mutex_unlock(&c->mu);
+}
+
 void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses)
 {
 	pthread_mutex_lock(&c->mu);
@@ -320,7 +331,67 @@ static void idvec_unique(struct idvec *x)
 /* ---- rebuilding ------------------------------------------------------------------ */
 
 static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
-		   struct idvec *closure);
+		   struct idvec *closure, uint64_t *prov);
+
+/* ---- provenance --------------------------------------------------------------------
+ *
+ * Before a backup makes a delta against a base it checks the base against
+ * its id (base_verify): a base decoded wrong would make a delta that only
+ * that wrong base decodes.  Hashing every base each time it is rebuilt
+ * was an eighth of a nightly backup's CPU, and most are the same chunks,
+ * from the same blobs, as the night before (bench/RESULTS.md).  A rebuilt
+ * chunk's provenance is a digest of the blob it was decoded from (pack and
+ * offset) and, for a delta, of its bases' provenances in order.  Every
+ * blob is CRC-checked as it is read and decoding is deterministic, so two
+ * rebuilds of the same provenance are the same bytes: once a base of some
+ * provenance passed the check, a base rebuilt with that provenance is
+ * taken as checked.  A chunk stored again elsewhere (a collection moved
+ * it, or a base of it) has another provenance and is hashed again.  The
+ * provenances that passed are kept in the link cache's slots, so they
+ * last as long as the daemon, within its size. */
+
+static uint64_t prov_mix(uint64_t h, uint64_t v)
+{
+	uint64_t z = h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t prov_blob(const struct lb_pack_id *pid, uint32_t offset)
+{
+	uint64_t a, b;
+	memcpy(&a, pid->b, sizeof(a));
+	memcpy(&b, pid->b + sizeof(a), sizeof(b));
+	uint64_t h = prov_mix(prov_mix(prov_mix(0, a), b), offset);
+	return h ? h : 1; /* 0 means none */
+}
+
+static struct link *link_slot(struct lb_bcache *c, const struct lb_id *id)
+{
+	uint32_t h;
+	memcpy(&h, id->b + 4, sizeof(h));
+	return c->links ? &c->links[h % LINK_SLOTS] : NULL;
+}
+
+/* 1 when a base of this id and provenance passed base_verify before. */
+static int prov_checked(struct lb_bcache *c, const struct lb_id *id, uint64_t prov)
+{
+	pthread_mutex_lock(&c->link_mu);
+	struct link *l = link_slot(c, id);
+	int ok = l && l->valid && l->vprov == prov && lb_id_cmp(&l->id, id) == 0;
+	pthread_mutex_unlock(&c->link_mu);
+	return ok;
+}
+
+static void prov_passed(struct lb_bcache *c, const struct lb_id *id, uint64_t prov)
+{
+	pthread_mutex_lock(&c->link_mu);
+	struct link *l = link_slot(c, id);
+	if (l && l->valid && lb_id_cmp(&l->id, id) == 0)
+		l->vprov = prov;
+	pthread_mutex_unlock(&c->link_mu);
+}
 
 /* A base's plaintext, pinned in the cache (or private when another thread
  * is rebuilding it and this one may not wait). */
@@ -370,7 +441,7 @@ static int base_build(struct lb_store *s, struct bc_entry *e, int depth, int cha
 	if (!e->data)
 		return -ENOMEM;
 	struct idvec cl = { 0 };
-	int r = rebuild(s, &e->id, e->data, pe.raw, depth, &cl);
+	int r = rebuild(s, &e->id, e->data, pe.raw, depth, &cl, &e->prov);
 	if (r < 0) {
 		free(cl.v);
 		return r;
@@ -394,22 +465,31 @@ static void drop_bad_locked(struct lb_bcache *c, struct bc_entry *e)
 static int base_verify(struct lb_store *s, struct base_ref *r)
 {
 	struct bc_entry *e = r->e;
+	struct lb_bcache *c = s->bcache;
 	if (e->verified)
 		return 0;
-	struct lb_id got;
-	lb_sha256(e->data, e->size, &got);
-	int ok = lb_id_cmp(&got, &e->id) == 0;
+	int trusted = prov_checked(c, &e->id, e->prov), ok = 1;
+	if (!trusted) {
+		struct lb_id got;
+		lb_sha256(e->data, e->size, &got);
+		ok = lb_id_cmp(&got, &e->id) == 0;
+		if (ok)
+			prov_passed(c, &e->id, e->prov);
+	}
+	pthread_mutex_lock(&c->mu);
+	if (trusted)
+		c->trusted++;
+	else
+		c->checked++;
 	if (!r->private_copy) {
-		struct lb_bcache *c = s->bcache;
-		pthread_mutex_lock(&c->mu);
 		if (ok)
 			e->verified = 1;
 		else
 			drop_bad_locked(c, e);
-		pthread_mutex_unlock(&c->mu);
 	} else {
 		e->verified = ok;
 	}
+	pthread_mutex_unlock(&c->mu);
 	if (!ok) {
 		char hex[LB_ID_HEX];
 		lb_set_error("base chunk %s: content does not match its id", lb_id_hex(&e->id, hex));
@@ -555,7 +635,7 @@ static int read_delta_blob(struct lb_store *s, const struct lb_pack_id *pid, con
  * blob in messages.  With closure set, adds every chunk decoded on the way. */
 static int decode_delta(struct lb_store *s, const char *where, const uint8_t *bases, unsigned nbases,
 			const uint8_t *payload, uint32_t stored, uint8_t *dst, uint32_t size, int depth,
-			struct idvec *closure)
+			struct idvec *closure, uint64_t *prov)
 {
 	struct base_ref refs[LB_BLOB_MAX_BASES];
 	unsigned got = 0;
@@ -571,6 +651,8 @@ static int decode_delta(struct lb_store *s, const char *where, const uint8_t *ba
 			break;
 		}
 		got++;
+		if (prov)
+			*prov = prov_mix(i ? *prov : 0, refs[i].e->prov);
 		if (closure) {
 			r = idvec_push(closure, &bid);
 			for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
@@ -605,7 +687,7 @@ static int decode_delta(struct lb_store *s, const char *where, const uint8_t *ba
 /* Decodes chunk id (size bytes) into dst; its id is not checked here.
  * With closure set, adds every chunk decoded on the way (id excluded). */
 static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
-		   struct idvec *closure)
+		   struct idvec *closure, uint64_t *prov)
 {
 	struct lb_pack_id pid;
 	struct lb_pack_entry pe;
@@ -625,6 +707,8 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 			     pe.offset, pe.raw, size);
 		return -EBADMSG;
 	}
+	if (prov)
+		*prov = prov_blob(&pid, pe.offset);
 	if (pe.codec != LB_CODEC_ZSTD_DELTA)
 		return lb_store_decode_plain(s, &pid, &pe, dst);
 	uint8_t *bb;
@@ -634,7 +718,11 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 		return r;
 	char where[200];
 	snprintf(where, sizeof(where), "chunk %s in pack %s at offset %u", lb_id_hex(id, hex), pname, pe.offset);
-	r = decode_delta(s, where, blob.bases, blob.nbases, blob.payload, blob.stored, dst, size, depth, closure);
+	uint64_t bprov = 0;
+	r = decode_delta(s, where, blob.bases, blob.nbases, blob.payload, blob.stored, dst, size, depth, closure,
+			 prov ? &bprov : NULL);
+	if (prov)
+		*prov = prov_mix(*prov, bprov);
 	free(bb);
 	return r;
 }
@@ -648,12 +736,12 @@ int lb_store_decode_delta_blob(struct lb_store *s, const struct lb_pack_entry *e
 	}
 	/* In a pack read whole, the base ids lie just before the payload. */
 	const uint8_t *bases = payload - (size_t)e->nbases * LB_ID_LEN;
-	return decode_delta(s, where, bases, e->nbases, payload, e->stored, dst, e->raw, 0, NULL);
+	return decode_delta(s, where, bases, e->nbases, payload, e->stored, dst, e->raw, 0, NULL, NULL);
 }
 
 int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size)
 {
-	return rebuild(s, id, dst, size, 0, NULL);
+	return rebuild(s, id, dst, size, 0, NULL, NULL);
 }
 
 /* ---- links ------------------------------------------------------------------------ */
@@ -822,10 +910,8 @@ static int link_get(struct lb_store *s, const struct lb_id *id, struct link *out
 		return -1;
 	/* A cached entry counts only for the very blob the index names now:
 	 * a chunk collected and stored again may be encoded differently. */
-	uint32_t h;
-	memcpy(&h, id->b + 4, sizeof(h));
 	pthread_mutex_lock(&c->link_mu);
-	struct link *slot = c->links ? &c->links[h % LINK_SLOTS] : NULL;
+	struct link *slot = link_slot(c, id);
 	if (slot && slot->valid && lb_id_cmp(&slot->id, id) == 0 && slot->offset == pe.offset &&
 	    memcmp(slot->pack.b, pid.b, LB_PACK_ID_LEN) == 0) {
 		*out = *slot;

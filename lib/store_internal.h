@@ -86,6 +86,9 @@ struct lb_store {
 struct lb_bcache *lb_bcache_new(uint64_t cap);
 void lb_bcache_free(struct lb_bcache *c);
 void lb_bcache_stats(struct lb_bcache *c, uint64_t *hits, uint64_t *misses);
+/* Bases a backup hashed before making a delta against them, and bases it
+ * took as checked because one of the same provenance was (lib/delta.c). */
+void lb_bcache_verify_stats(struct lb_bcache *c, uint64_t *checked, uint64_t *trusted);
 /* Bytes of buffers the cache holds (rebuilt bases and bases being rebuilt). */
 uint64_t lb_bcache_held(struct lb_bcache *c);
 /* Drops every base no reader holds (an idle daemon: lb_store_trim). */

@@ -857,6 +857,71 @@ static void test_unindexed_deltas(void)
 	free(d1);
 }
 
+/* ---- bases checked once per provenance ----------------------------------------- */
+
+/* Versions 1-4 are made against version 0's chunks, 5-7 against version
+ * 4's (the skip rule).  Before night 7, night 0's snapshot goes and a
+ * collection moves version 0's chunks, which the deltas still build on,
+ * to a new pack; version 4's chunks stay where they are. */
+static void test_provenance(void)
+{
+	new_store();
+	struct lb_store *s = open_store();
+	lb_store_set_delta(s, 1, 8);
+	enum { N = 8 };
+	char *a[N], *b;
+	size_t la[N], lb;
+	struct lb_snapshot *snap[N];
+	uint64_t checked[N], trusted[N];
+	int back = 1, moved = 0, stayed = 0;
+	b = dump(32, 3000, 0, &lb); /* night 0 only: its garbage makes the pack worth repacking */
+	for (int k = 0; k < N; k++) {
+		a[k] = dump(31, 3000, (unsigned)k * 20, &la[k]);
+		struct file f[2] = { { "db/simpeg.sql", a[k], la[k] }, { "db/lama.sql", b, lb } };
+		if (k == 7) {
+			struct lb_pack_id p0, p0after, p4, p4after;
+			struct lb_pack_entry e;
+			struct lb_id id0, id4;
+			int found = first_chunk(s, snap[0], "db/simpeg.sql", &id0, &p0, &e) &&
+				    first_chunk(s, snap[4], "db/simpeg.sql", &id4, &p4, &e);
+			struct lb_gc_options go = { .repack_below = 100 };
+			struct lb_gc_stats gs;
+			int r = lb_store_forget(s, snap[0]) == 0 ? lb_store_gc(s, &go, &gs) : -1;
+			struct lb_index *idx = lb_store_index(s);
+			moved = found && r == 0 && lb_index_lookup(idx, &id0, &p0after, &e) &&
+				memcmp(p0.b, p0after.b, LB_PACK_ID_LEN) != 0;
+			stayed = found && r == 0 && lb_index_lookup(idx, &id4, &p4after, &e) &&
+				 memcmp(p4.b, p4after.b, LB_PACK_ID_LEN) == 0;
+		}
+		lb_store_trim(s); /* every base rebuilt from the store */
+		if (backup(s, "opd", "db", f, k == 0 ? 2 : 1, &snap[k], NULL) < 0)
+			exit(99);
+		lb_bcache_verify_stats(s->bcache, &checked[k], &trusted[k]);
+		tap_diag("night %d: bases hashed %llu, taken on their provenance %llu (in all)", k,
+			 (unsigned long long)checked[k], (unsigned long long)trusted[k]);
+		for (int j = k == 7; j <= k; j++)
+			back &= reads_back(s, snap[j], "db/simpeg.sql", a[j], la[j]);
+	}
+	tap_ok(checked[0] == 0 && checked[1] > 0 && trusted[1] == 0,
+	       "night 1 hashes every base its deltas are made against (%llu)", (unsigned long long)checked[1]);
+	tap_ok(trusted[2] > 0, "night 2, on plain bases from the same blobs, takes %llu as checked",
+	       (unsigned long long)trusted[2]);
+	tap_ok(checked[5] > checked[4] && trusted[6] > trusted[5],
+	       "night 6, on delta bases of the same provenance as night 5's, takes %llu as checked",
+	       (unsigned long long)(trusted[6] - trusted[5]));
+	tap_ok(moved && stayed, "a collection moved version 0's chunks to a new pack, and not version 4's");
+	tap_ok(trusted[7] == trusted[6] && checked[7] > checked[6],
+	       "night 7, on the same blobs of version 4 whose bases moved, hashes them again (%llu) and trusts none",
+	       (unsigned long long)(checked[7] - checked[6]));
+	tap_ok(back && check_clean(s), "every night reads back bit-exact, and check --read-data is clean");
+	lb_store_close(s);
+	for (int k = 0; k < N; k++) {
+		free(a[k]);
+		lb_snapshot_free(snap[k]);
+	}
+	free(b);
+}
+
 /* ---- the base cache stays within its size -------------------------------------- */
 
 /* Chunks of 16-256 KiB, so that the cache's buffers differ in size and a
@@ -931,6 +996,7 @@ int main(void)
 	test_gc_races();
 	test_unindexed_deltas();
 	test_cache_bound();
+	test_provenance();
 	rm_rf(topdir);
 	return tap_done();
 }
