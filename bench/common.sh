@@ -22,6 +22,34 @@ clk_tck=$(getconf CLK_TCK)
 # proc_cpu PID: user + system seconds of the process (all its threads) so far
 proc_cpu() { awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# start_lumbungd LUMBUNGD LUMBUNG DIR LOG: a lumbungd on a fresh local
+# store in DIR/store (zstd:3, max_jobs 4, one tenant "bench"), its socket
+# in DIR, its output appended to LOG; sets DPID and LUMBUNG_SOCKET and
+# returns once it answers
+start_lumbungd() {
+	local d=$3 i=0
+	cat >"$d/lumbung.conf" <<CONF
+[store]
+path = $d/store
+compression = zstd:3
+[daemon]
+socket = $d/sock
+max_jobs = 4
+log_level = info
+[tenant bench]
+name = Benchmark
+CONF
+	export LUMBUNG_SOCKET=$d/sock
+	"$1" --config "$d/lumbung.conf" --foreground >>"$4" 2>&1 &
+	DPID=$!
+	until "$2" version >/dev/null 2>&1; do
+		kill -0 "$DPID" 2>/dev/null || { say "lumbungd exited at start"; tail -5 "$4" >&2; exit 1; }
+		i=$((i + 1))
+		[ $i -lt 400 ] || { say "lumbungd did not answer within 20 s"; exit 1; }
+		sleep 0.05
+	done
+}
+
 # the daemon the script started, in $DPID: stopped and waited for
 DPID=
 stop_daemon() {

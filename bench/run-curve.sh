@@ -119,29 +119,7 @@ jnum() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.ar
 put() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$tsv"; }
 
 # start_daemon DIR: a fresh store in DIR/store, the socket in DIR
-start_daemon() {
-	local d=$1 i=0
-	cat >"$d/lumbung.conf" <<CONF
-[store]
-path = $d/store
-compression = zstd:3
-[daemon]
-socket = $d/sock
-max_jobs = 4
-log_level = info
-[tenant bench]
-name = Benchmark
-CONF
-	export LUMBUNG_SOCKET=$d/sock
-	"$LUMBUNGD" --config "$d/lumbung.conf" --foreground >>"$log/lumbungd.log" 2>&1 &
-	DPID=$!
-	until "$LUMBUNG" version >/dev/null 2>&1; do
-		kill -0 "$DPID" 2>/dev/null || { say "lumbungd exited at start"; tail -5 "$log/lumbungd.log" >&2; exit 1; }
-		i=$((i + 1))
-		[ $i -lt 400 ] || { say "lumbungd did not answer within 20 s"; exit 1; }
-		sleep 0.05
-	done
-}
+start_daemon() { start_lumbungd "$LUMBUNGD" "$LUMBUNG" "$1" "$log/lumbungd.log"; }
 
 # timed SIZE RUN STEP CMD...: sync, run CMD under GNU time into
 # logs/SIZE-RUN-STEP.out; records STEP_s, STEP_client_kib and the daemon's

@@ -68,31 +68,12 @@ trap 'exit 143' TERM HUP INT
 
 # one_run BUILD: sets $line to "HWM0 ... HWMn CPU"
 one_run() {
-	local b=$1 r=$W/run i=0 out="" c1=0 n c
+	local b=$1 r=$W/run out="" c1=0 n c
 	rm -rf "$r"
 	mkdir -p "$r"
 	cp -a "$data" "$r/data"
-	cat >"$r/lumbung.conf" <<CONF
-[store]
-path = $r/store
-compression = zstd:3
-[daemon]
-socket = $r/sock
-max_jobs = 4
-log_level = info
-[tenant bench]
-name = Benchmark
-CONF
-	export LUMBUNG_SOCKET=$r/sock
 	prefault 3 >/dev/null
-	"$b/daemon/lumbungd" --config "$r/lumbung.conf" --foreground >>"$W/lumbungd.log" 2>&1 &
-	DPID=$!
-	until "$b/tools/lumbung" version >/dev/null 2>&1; do
-		kill -0 "$DPID" 2>/dev/null || { say "lumbungd exited at start"; tail -5 "$W/lumbungd.log" >&2; exit 1; }
-		i=$((i + 1))
-		[ $i -lt 400 ] || { say "lumbungd did not answer within 20 s"; exit 1; }
-		sleep 0.05
-	done
+	start_lumbungd "$b/daemon/lumbungd" "$b/tools/lumbung" "$r" "$W/lumbungd.log"
 	for n in $(seq 0 "$nights"); do
 		[ "$n" -gt 0 ] && python3 "$gen" --out "$r/data" --mutate "$n" >/dev/null 2>&1
 		warm "$r/data"

@@ -76,18 +76,21 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
 
 static void rm_rf(const char *dir) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
-static void new_store(void)
+/* A new store at storedir with chunks of min..max bytes (avg between). */
+static void new_store_sized(uint32_t min, uint32_t avg, uint32_t max, uint32_t pack_size)
 {
 	rm_rf(storedir);
 	struct lb_store_params p;
 	lb_store_params_default(&p);
-	p.chunk_min = 4096;
-	p.chunk_avg = 16384;
-	p.chunk_max = 65536;
-	p.pack_size = 1u << 20;
+	p.chunk_min = min;
+	p.chunk_avg = avg;
+	p.chunk_max = max;
+	p.pack_size = pack_size;
 	if (lb_store_create(storedir, &p) < 0)
 		exit(99);
 }
+
+static void new_store(void) { new_store_sized(4096, 16384, 65536, 1u << 20); }
 
 static struct lb_store *open_store(void)
 {
@@ -928,15 +931,7 @@ static void test_provenance(void)
  * new base often takes a smaller or larger buffer than the one it evicts. */
 static void test_cache_bound(void)
 {
-	rm_rf(storedir);
-	struct lb_store_params p;
-	lb_store_params_default(&p);
-	p.chunk_min = 16384;
-	p.chunk_avg = 65536;
-	p.chunk_max = 262144;
-	p.pack_size = 4u << 20;
-	if (lb_store_create(storedir, &p) < 0)
-		exit(99);
+	new_store_sized(16384, 65536, 262144, 4u << 20);
 	struct lb_store *s = open_store();
 	lb_store_set_delta(s, 1, 8);
 	enum { N = 6 };
