@@ -236,6 +236,21 @@ void lb_bcache_backups(struct lb_bcache *c, int running)
 	pthread_mutex_unlock(&c->mu);
 }
 
+int lb_bcache_consistent(struct lb_bcache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t sum = 0;
+	int building = 0;
+	for (size_t i = 0; i < BC_BUCKETS; i++)
+		for (struct bc_entry *e = c->tab[i]; e; e = e->next) {
+			sum += e->cap;
+			building |= !e->ready;
+		}
+	int ok = building || sum == c->bytes;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
 uint64_t lb_bcache_cap(struct lb_bcache *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -374,12 +389,14 @@ static struct link *link_slot(struct lb_bcache *c, const struct lb_id *id)
 	return c->links ? &c->links[h % LINK_SLOTS] : NULL;
 }
 
-/* 1 when a base of this id and provenance passed base_verify before. */
+/* 1 when a base of this id and provenance passed base_verify before (a
+ * provenance of 0, which a mix can give, never counts: it marks a slot
+ * nothing passed in). */
 static int prov_checked(struct lb_bcache *c, const struct lb_id *id, uint64_t prov)
 {
 	pthread_mutex_lock(&c->link_mu);
 	struct link *l = link_slot(c, id);
-	int ok = l && l->valid && l->vprov == prov && lb_id_cmp(&l->id, id) == 0;
+	int ok = l && l->valid && prov && l->vprov == prov && lb_id_cmp(&l->id, id) == 0;
 	pthread_mutex_unlock(&c->link_mu);
 	return ok;
 }

@@ -103,6 +103,9 @@ void lb_bcache_trim(struct lb_bcache *c);
 void lb_bcache_backups(struct lb_bcache *c, int running);
 /* The cache's size now. */
 uint64_t lb_bcache_cap(struct lb_bcache *c);
+/* 1 when the bytes the cache counts are the buffers of its entries (for
+ * tests; always 1 while a base is being rebuilt). */
+int lb_bcache_consistent(struct lb_bcache *c);
 /* Decodes chunk id into dst (size bytes), rebuilding delta chains; the
  * caller checks the result against the id. */
 int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size);
