@@ -138,8 +138,7 @@ static void entry_free(struct bc_entry *e)
 	free(e);
 }
 
-static void unlink_entry(struct lb_bcache *c, struct bc_entry *e);
-static struct bc_entry *lru_victim(struct lb_bcache *c);
+static void evict_locked(struct lb_bcache *c, uint64_t need, uint8_t **keep);
 
 /* A buffer of at least n bytes for a base; *cap gets its size.  When
  * charged, it counts in the cache's size (an entry in the table): the
@@ -154,16 +153,7 @@ static uint8_t *buf_alloc(struct lb_bcache *c, uint32_t n, uint32_t *cap, int ch
 	uint8_t *reuse = NULL;
 	if (charged) {
 		pthread_mutex_lock(&c->mu);
-		struct bc_entry *v;
-		while (c->bytes + c64 > c->cap && (v = lru_victim(c))) {
-			unlink_entry(c, v);
-			c->bytes -= v->cap;
-			if (!reuse) {
-				reuse = v->data;
-				v->data = NULL;
-			}
-			entry_free(v);
-		}
+		evict_locked(c, c64, &reuse);
 		c->bytes += c64;
 		pthread_mutex_unlock(&c->mu);
 	}
@@ -226,13 +216,11 @@ void lb_bcache_trim(struct lb_bcache *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void evict_locked(struct lb_bcache *c);
-
 void lb_bcache_backups(struct lb_bcache *c, int running)
 {
 	pthread_mutex_lock(&c->mu);
 	c->cap = running ? LB_BCACHE_BACKUP_PART(c->full) : c->full;
-	evict_locked(c);
+	evict_locked(c, 0, NULL);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -303,13 +291,19 @@ static struct bc_entry *lru_victim(struct lb_bcache *c)
 	return victim;
 }
 
-/* Drops the least recently used unpinned entries until the cache fits. */
-static void evict_locked(struct lb_bcache *c)
+/* Drops the least recently used unpinned entries until need more bytes
+ * fit in the cache (mu held).  With keep, the first one's buffer goes
+ * there instead of being freed. */
+static void evict_locked(struct lb_bcache *c, uint64_t need, uint8_t **keep)
 {
 	struct bc_entry *victim;
-	while (c->bytes > c->cap && (victim = lru_victim(c))) {
+	while (c->bytes + need > c->cap && (victim = lru_victim(c))) {
 		unlink_entry(c, victim);
 		c->bytes -= victim->cap;
+		if (keep && !*keep) {
+			*keep = victim->data;
+			victim->data = NULL;
+		}
 		entry_free(victim);
 	}
 }
@@ -428,7 +422,7 @@ static void base_release(struct lb_store *s, struct base_ref *r)
 		pthread_mutex_lock(&c->mu);
 		if (--r->e->refs == 0 && r->e->unlinked)
 			entry_free(r->e);
-		evict_locked(c);
+		evict_locked(c, 0, NULL);
 		pthread_mutex_unlock(&c->mu);
 	}
 	r->e = NULL;
@@ -657,6 +651,8 @@ static int decode_delta(struct lb_store *s, const char *where, const uint8_t *ba
 	struct base_ref refs[LB_BLOB_MAX_BASES];
 	unsigned got = 0;
 	int r = nbases <= LB_BLOB_MAX_BASES ? 0 : -EBADMSG;
+	if (prov)
+		*prov = 0;
 	for (unsigned i = 0; i < nbases && r == 0; i++) {
 		struct lb_id bid;
 		memcpy(bid.b, bases + (size_t)i * LB_ID_LEN, LB_ID_LEN);
@@ -669,7 +665,7 @@ static int decode_delta(struct lb_store *s, const char *where, const uint8_t *ba
 		}
 		got++;
 		if (prov)
-			*prov = prov_mix(i ? *prov : 0, refs[i].e->prov);
+			*prov = prov_mix(*prov, refs[i].e->prov);
 		if (closure) {
 			r = idvec_push(closure, &bid);
 			for (uint32_t k = 0; r == 0 && k < refs[i].e->ncl; k++)
