@@ -151,16 +151,19 @@ int lb_job_submit(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg, struct l
 	return 0;
 }
 
-void lb_job_wait(struct lb_pool *p, struct lb_job *j)
+void lb_job_wait_also(struct lb_pool *p, struct lb_job *j, struct lb_job *also)
 {
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		size_t item;
-		if (take_locked(p, j, &item)) {
+		struct lb_job *t = take_locked(p, j, &item);
+		if (!t && j->done < j->n && also)
+			t = take_locked(p, also, &item);
+		if (t) {
 			pthread_mutex_unlock(&p->mu);
-			j->fn(j->arg, item);
+			t->fn(t->arg, item);
 			pthread_mutex_lock(&p->mu);
-			finish_locked(p, j);
+			finish_locked(p, t);
 			continue;
 		}
 		if (j->done == j->n)
@@ -171,6 +174,8 @@ void lb_job_wait(struct lb_pool *p, struct lb_job *j)
 	pthread_mutex_unlock(&p->mu);
 	free(j);
 }
+
+void lb_job_wait(struct lb_pool *p, struct lb_job *j) { lb_job_wait_also(p, j, NULL); }
 
 int lb_pool_run(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg)
 {

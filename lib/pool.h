@@ -25,6 +25,10 @@ void lb_pool_free(struct lb_pool *p);
 int lb_job_submit(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg, struct lb_job **out);
 /* Works on the job until every item is done, then frees it. */
 void lb_job_wait(struct lb_pool *p, struct lb_job *job);
+/* The same, but once no item of job is left to take, works on items of
+ * `also` (a later job of the same caller, waited for after this one)
+ * instead of waiting idle for the last ones in other threads' hands. */
+void lb_job_wait_also(struct lb_pool *p, struct lb_job *job, struct lb_job *also);
 /* Submits and waits. */
 int lb_pool_run(struct lb_pool *p, size_t n, lb_job_fn fn, void *arg);
 /* Number of worker threads. */

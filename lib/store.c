@@ -1581,12 +1581,14 @@ static void chunk_job(void *arg, size_t i)
 		snprintf(it->errdetail, sizeof(it->errdetail), "%s", lb_error_detail());
 }
 
-/* Waits for a batch in flight, hands its chunk ids to their files, and
- * sends every finished file at the head of the queue to the manifest. */
-static int finish_batch(struct lb_backup *b, struct batch *bt)
+/* Waits for a batch in flight (working on `also`, the batch sent after it,
+ * once none of its own chunks is left to take), hands its chunk ids to
+ * their files, and sends every finished file at the head of the queue to
+ * the manifest. */
+static int finish_batch(struct lb_backup *b, struct batch *bt, struct lb_job *also)
 {
 	if (bt->job) {
-		lb_job_wait(b->s->pool, bt->job);
+		lb_job_wait_also(b->s->pool, bt->job, also);
 		bt->job = NULL;
 	}
 	int r = 0;
@@ -1633,25 +1635,30 @@ static int finish_batch(struct lb_backup *b, struct batch *bt)
 }
 
 /* Sends the batch being filled to the pool and switches to the other one
- * (after finishing it), carrying over the bytes not yet cut. */
+ * (after finishing it), carrying over the bytes not yet cut.  The batch
+ * goes to the pool first: while this thread waits for the other batch's
+ * last chunks, it and the workers start on this one, where waiting first
+ * left a core idle (bench/RESULTS.md, "Both cores through a backup"). */
 static int switch_batch(struct lb_backup *b)
 {
 	struct batch *cur = &b->bt[b->cur], *next = &b->bt[!b->cur];
-	int r = finish_batch(b, next);
-	if (r < 0)
-		return r;
-	size_t tail = cur->fill - cur->cut;
-	memcpy(next->buf, cur->buf + cur->cut, tail);
-	next->fill = tail;
-	next->cut = 0;
+	size_t fill = cur->fill;
 	cur->fill = cur->cut;
 	cur->s = b->s;
 	cur->b = b;
 	if (cur->nitems) {
-		r = lb_job_submit(b->s->pool, cur->nitems, chunk_job, cur, &cur->job);
+		int r = lb_job_submit(b->s->pool, cur->nitems, chunk_job, cur, &cur->job);
 		if (r < 0)
 			return r;
 	}
+	int r = finish_batch(b, next, cur->job);
+	if (r < 0)
+		return r;
+	/* The pool reads only the cut part of cur's buffer. */
+	size_t tail = fill - cur->cut;
+	memcpy(next->buf, cur->buf + cur->cut, tail);
+	next->fill = tail;
+	next->cut = 0;
 	b->cur = !b->cur;
 	return 0;
 }
@@ -1661,7 +1668,7 @@ static int drain(struct lb_backup *b)
 {
 	int r = switch_batch(b);
 	if (r == 0)
-		r = finish_batch(b, &b->bt[!b->cur]);
+		r = finish_batch(b, &b->bt[!b->cur], NULL);
 	return r;
 }
 
@@ -2372,14 +2379,15 @@ static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, l
 		pthread_mutex_init(&bt[i].mu, NULL);
 	}
 	/* Batch cur is gathered and submitted while batch !cur, submitted
-	 * before it, is delivered: the pool always has work ahead. */
+	 * before it, is delivered: the pool always has work ahead, and this
+	 * thread works on cur while the last chunks of !cur finish. */
 	while (r == 0) {
 		r = rf_gather(&st, &bt[cur]);
 		if (r == 0 && bt[cur].n > 0)
 			r = lb_job_submit(s->pool, bt[cur].n, rf_job, &bt[cur], &bt[cur].job);
 		struct rf_batch *prev = &bt[!cur];
 		if (prev->job) {
-			lb_job_wait(s->pool, prev->job);
+			lb_job_wait_also(s->pool, prev->job, bt[cur].job);
 			prev->job = NULL;
 			if (r == 0)
 				r = rf_deliver(prev, data, done, lost, arg);

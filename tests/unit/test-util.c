@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ASAN 1
@@ -149,9 +150,83 @@ static void test_thread_buf(void)
 	tap_ok(lb_keep_take(&tb.keep) == NULL, "drain frees the thread buffers kept");
 }
 
+/* ---- lb_job_wait_also ---- */
+
+struct also_state {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int started;       /* the blocker runs, in a worker */
+	size_t also_done;  /* items of the second job finished */
+	int saw_all;       /* the blocker saw them all finished before its deadline */
+	pthread_t waiter;
+	size_t by_waiter;  /* second job's items run by the waiting thread */
+};
+
+#define ALSO_ITEMS 3
+
+/* The first job's one item: held by a worker until the second job is done,
+ * or for 10 seconds if no one else works on it. */
+static void also_blocker(void *arg, size_t i)
+{
+	(void)i;
+	struct also_state *st = arg;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&st->mu);
+	st->started = 1;
+	pthread_cond_broadcast(&st->cv);
+	while (st->also_done < ALSO_ITEMS && pthread_cond_timedwait(&st->cv, &st->mu, &until) == 0)
+		;
+	st->saw_all = st->also_done == ALSO_ITEMS;
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void also_item(void *arg, size_t i)
+{
+	(void)i;
+	struct also_state *st = arg;
+	pthread_mutex_lock(&st->mu);
+	st->also_done++;
+	st->by_waiter += pthread_equal(pthread_self(), st->waiter) != 0;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* A thread waiting for a job whose last item another thread holds works on
+ * the job sent after it instead of sleeping: that is what keeps both cores
+ * of a backup busy between batches (store.c, switch_batch).  With plain
+ * waiting the blocker would hold its item until its deadline. */
+static void test_wait_also(void)
+{
+	struct lb_pool *p;
+	if (!tap_ok(lb_pool_new(1, &p) == 0, "a pool of one worker"))
+		return;
+	struct also_state st = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+				 .waiter = pthread_self() };
+	struct lb_job *first, *second;
+	int ok = lb_job_submit(p, 1, also_blocker, &st, &first) == 0;
+	/* Wait until the worker holds the first job's only item. */
+	pthread_mutex_lock(&st.mu);
+	while (ok && !st.started)
+		pthread_cond_wait(&st.cv, &st.mu);
+	pthread_mutex_unlock(&st.mu);
+	ok = ok && lb_job_submit(p, ALSO_ITEMS, also_item, &st, &second) == 0;
+	if (!tap_ok(ok, "two jobs submitted, the first's item running in the worker"))
+		return;
+	lb_job_wait_also(p, first, second);
+	tap_ok(st.saw_all && st.by_waiter == ALSO_ITEMS,
+	       "the waiting thread ran the second job's %d items while the first finished (ran %zu, first saw them: %d)",
+	       ALSO_ITEMS, st.by_waiter, st.saw_all);
+	lb_job_wait(p, second);
+	tap_ok(st.also_done == ALSO_ITEMS, "each of the second job's items ran once (%zu)", st.also_done);
+	lb_pool_free(p);
+}
+
 int main(void)
 {
 	test_time_ns();
+	test_wait_also();
 	test_keep();
 	test_thread_buf();
 	/* Sizes below, at and across the 2 MiB unit, and the batch size. */
