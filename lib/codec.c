@@ -13,7 +13,7 @@ struct tls_codec {
 	ZSTD_DCtx *dctx;
 	void *buf;
 	size_t cap;
-	int level;
+	int level, sums;
 	ZSTD_CCtx *dcctx; /* deltas: parameters change with every prefix */
 	void *dbuf;
 	size_t dcap;
@@ -70,6 +70,26 @@ static struct tls_codec *tls_get(void)
 	return t;
 }
 
+static _Atomic int checksums = 1;
+
+int lb_codec_checksums(int on)
+{
+	int was = checksums;
+	checksums = on;
+	return was;
+}
+
+int lb_zstd_checked(const void *src, size_t srclen)
+{
+	/* RFC 8878 3.1.1: the magic number, then the frame header
+	 * descriptor, whose bit 2 is the content checksum flag. */
+	const uint8_t *p = src;
+	if (srclen < 5 || lb_get32(p) != ZSTD_MAGICNUMBER || !(p[4] & 0x04))
+		return 0;
+	/* One frame, nothing after it that decoding would append unchecked. */
+	return ZSTD_findFrameCompressedSize(src, srclen) == srclen;
+}
+
 int lb_compress(int level, const void *src, size_t len, const void **out, size_t *outlen)
 {
 	struct tls_codec *t = tls_get();
@@ -83,16 +103,18 @@ int lb_compress(int level, const void *src, size_t len, const void **out, size_t
 		t->buf = nb;
 		t->cap = bound;
 	}
-	if (t->level != level) {
+	int sums = checksums;
+	if (t->level != level || t->sums != sums) {
 		ZSTD_CCtx_reset(t->cctx, ZSTD_reset_session_and_parameters);
 		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_compressionLevel, level);
-		/* The chunk id already protects the content; no frame checksum. */
-		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_checksumFlag, 0);
+		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_checksumFlag, sums);
 		ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_contentSizeFlag, 1);
 		t->level = level;
+		t->sums = sums;
 	}
 	size_t n = ZSTD_compress2(t->cctx, t->buf, t->cap, src, len);
-	if (ZSTD_isError(n) || n >= len) {
+	int fits = !ZSTD_isError(n) && (sums ? n <= len + LB_FRAME_SLACK(len) : n < len);
+	if (!fits) {
 		*out = src;
 		*outlen = len;
 		return LB_CODEC_RAW;
@@ -151,7 +173,7 @@ int lb_compress_delta(int level, const void *prefix, size_t plen, const void *sr
 	ZSTD_CCtx *c = t->dcctx;
 	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksums);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log(plen + len));
 	size_t n = ZSTD_CCtx_refPrefix(c, prefix, plen);

@@ -17,9 +17,31 @@ enum {
 
 /* Compresses src at the given zstd level.  On success sets *out to the stored
  * payload (a thread-local buffer valid until this thread's next call, or src
- * itself when compression does not shrink the chunk) and returns the codec
- * (LB_CODEC_RAW or LB_CODEC_ZSTD); returns -ENOMEM on failure. */
+ * itself when even zstd's stored blocks would not fit in LB_FRAME_SLACK
+ * over the chunk) and returns the codec (LB_CODEC_RAW or LB_CODEC_ZSTD);
+ * returns -ENOMEM on failure.
+ *
+ * Every frame (here and in lb_compress_delta) carries zstd's checksum of
+ * the plaintext (32 bits of XXH64), which decoding checks: a chunk decoded
+ * from such a frame is the one that was compressed, and readers need not
+ * hash it against its id again (doc/FORMAT.md, "Checking what is read").  An
+ * incompressible chunk goes into a frame of stored blocks for the same
+ * reason, at a few bytes' cost. */
 int lb_compress(int level, const void *src, size_t len, const void **out, size_t *outlen);
+
+/* What a frame of stored blocks may exceed its chunk by: 3 bytes per 128
+ * KiB block, the frame header and the checksum. */
+#define LB_FRAME_SLACK(len) ((len) / 4096 + 64)
+
+/* 1 when payload (of codec LB_CODEC_ZSTD, or a delta's frame) is exactly
+ * one zstd frame that carries a checksum of its content: decoding it
+ * without error then checked what it gave. */
+int lb_zstd_checked(const void *src, size_t srclen);
+
+/* For tests: 0 makes this process write frames without checksums and
+ * incompressible chunks raw, as stores written before December 2026 hold
+ * them; returns the previous setting. */
+int lb_codec_checksums(int on);
 
 /* Decodes a payload into dst, which must hold exactly raw_len bytes.
  * Returns 0, -EBADMSG when the payload is corrupt or decodes to another

@@ -340,7 +340,7 @@ static void idvec_unique(struct idvec *x)
 /* ---- rebuilding ------------------------------------------------------------------ */
 
 static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
-		   struct idvec *closure, uint64_t *prov);
+		   struct idvec *closure, uint64_t *prov, int *checked);
 
 /* ---- provenance --------------------------------------------------------------------
  *
@@ -452,11 +452,14 @@ static int base_build(struct lb_store *s, struct bc_entry *e, int depth, int cha
 	if (!e->data)
 		return -ENOMEM;
 	struct idvec cl = { 0 };
-	int r = rebuild(s, &e->id, e->data, pe.raw, depth, &cl, &e->prov);
+	int checked;
+	int r = rebuild(s, &e->id, e->data, pe.raw, depth, &cl, &e->prov, &checked);
 	if (r < 0) {
 		free(cl.v);
 		return r;
 	}
+	/* Not yet visible to other threads. */
+	e->verified = checked;
 	e->cl = cl.v;
 	e->ncl = (uint32_t)cl.n;
 	return 0;
@@ -646,8 +649,9 @@ static int read_delta_blob(struct lb_store *s, const struct lb_pack_id *pid, con
  * blob in messages.  With closure set, adds every chunk decoded on the way. */
 static int decode_delta(struct lb_store *s, const char *where, const uint8_t *bases, unsigned nbases,
 			const uint8_t *payload, uint32_t stored, uint8_t *dst, uint32_t size, int depth,
-			struct idvec *closure, uint64_t *prov)
+			struct idvec *closure, uint64_t *prov, int *checked)
 {
+	*checked = 0;
 	struct base_ref refs[LB_BLOB_MAX_BASES];
 	unsigned got = 0;
 	int r = nbases <= LB_BLOB_MAX_BASES ? 0 : -EBADMSG;
@@ -688,6 +692,9 @@ static int decode_delta(struct lb_store *s, const char *where, const uint8_t *ba
 					dst, size);
 	if (r == -EBADMSG && decoding)
 		lb_set_error("%s: cannot decode (corrupt delta payload)", where);
+	/* The frame's checksum covers what it decoded to, whatever the bases. */
+	if (r == 0)
+		*checked = lb_zstd_checked(payload + LB_DELTA_HDR, stored - LB_DELTA_HDR);
 	if (copied)
 		prefix_put((uint8_t *)prefix);
 	for (unsigned i = 0; i < got; i++)
@@ -700,8 +707,9 @@ static int decode_delta(struct lb_store *s, const char *where, const uint8_t *ba
 /* Decodes chunk id (size bytes) into dst; its id is not checked here.
  * With closure set, adds every chunk decoded on the way (id excluded). */
 static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size, int depth,
-		   struct idvec *closure, uint64_t *prov)
+		   struct idvec *closure, uint64_t *prov, int *checked)
 {
+	*checked = 0;
 	struct lb_pack_id pid;
 	struct lb_pack_entry pe;
 	char hex[LB_ID_HEX], pname[96];
@@ -723,7 +731,7 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 	if (prov)
 		*prov = prov_blob(&pid, pe.offset);
 	if (pe.codec != LB_CODEC_ZSTD_DELTA)
-		return lb_store_decode_plain(s, &pid, &pe, dst);
+		return lb_store_decode_plain(s, &pid, &pe, dst, checked);
 	uint8_t *bb;
 	struct lb_blob blob;
 	int r = read_delta_blob(s, &pid, &pe, &bb, &blob);
@@ -733,7 +741,7 @@ static int rebuild(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uin
 	snprintf(where, sizeof(where), "chunk %s in pack %s at offset %u", lb_id_hex(id, hex), pname, pe.offset);
 	uint64_t bprov = 0;
 	r = decode_delta(s, where, blob.bases, blob.nbases, blob.payload, blob.stored, dst, size, depth, closure,
-			 prov ? &bprov : NULL);
+			 prov ? &bprov : NULL, checked);
 	if (prov)
 		*prov = prov_mix(*prov, bprov);
 	free(bb);
@@ -749,12 +757,14 @@ int lb_store_decode_delta_blob(struct lb_store *s, const struct lb_pack_entry *e
 	}
 	/* In a pack read whole, the base ids lie just before the payload. */
 	const uint8_t *bases = payload - (size_t)e->nbases * LB_ID_LEN;
-	return decode_delta(s, where, bases, e->nbases, payload, e->stored, dst, e->raw, 0, NULL, NULL);
+	int checked;
+	return decode_delta(s, where, bases, e->nbases, payload, e->stored, dst, e->raw, 0, NULL, NULL, &checked);
 }
 
-int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size)
+int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size,
+			   int *checked)
 {
-	return rebuild(s, id, dst, size, 0, NULL, NULL);
+	return rebuild(s, id, dst, size, 0, NULL, NULL, checked);
 }
 
 /* ---- links ------------------------------------------------------------------------ */

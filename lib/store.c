@@ -2170,8 +2170,9 @@ void lb_backup_free(struct lb_backup *b)
 static struct lb_thread_buf scratch_tb = LB_THREAD_BUF_INIT;
 
 int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
-			  uint8_t *dst)
+			  uint8_t *dst, int *checked)
 {
+	*checked = 0;
 	char hex[LB_ID_HEX], pname[96];
 	uint8_t *sc = lb_thread_buf(&scratch_tb, lb_blob_buf_size(pe));
 	if (!sc)
@@ -2187,13 +2188,19 @@ int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, cons
 			     pname, pe->offset, r == -ENOTSUP ? "unknown codec" : "corrupt payload");
 		return r == -ENOMEM ? r : -EBADMSG;
 	}
+	*checked = pe->codec == LB_CODEC_ZSTD && lb_zstd_checked(blob.payload, blob.stored);
 	return 0;
 }
 
+/* A chunk whose frame checked it is not hashed again (codec.h): its blob's
+ * header names the id, its CRC covers the stored bytes, the frame's
+ * checksum the decoded ones.  Chunks stored raw or before frames carried
+ * checksums are hashed against their id. */
 int lb_store_read_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *buf, uint32_t size)
 {
-	int r = lb_store_rebuild_chunk(s, id, buf, size);
-	if (r < 0)
+	int checked;
+	int r = lb_store_rebuild_chunk(s, id, buf, size, &checked);
+	if (r < 0 || checked)
 		return r;
 	struct lb_id got;
 	lb_sha256(buf, size, &got);

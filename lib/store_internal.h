@@ -106,17 +106,20 @@ uint64_t lb_bcache_cap(struct lb_bcache *c);
 /* 1 when the bytes the cache counts are the buffers of its entries (for
  * tests; always 1 while a base is being rebuilt). */
 int lb_bcache_consistent(struct lb_bcache *c);
-/* Decodes chunk id into dst (size bytes), rebuilding delta chains; the
- * caller checks the result against the id. */
-int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size);
+/* Decodes chunk id into dst (size bytes), rebuilding delta chains.  Sets
+ * *checked to 1 when the frame it came from checked the result (codec.h,
+ * lb_zstd_checked); else the caller checks the result against the id. */
+int lb_store_rebuild_chunk(struct lb_store *s, const struct lb_id *id, uint8_t *dst, uint32_t size,
+			   int *checked);
 /* Decodes a delta blob as found in a pack read whole (check): the footer
  * entry e, its payload (the base ids just before it), through its own
  * bases.  The caller checks the result against the id. */
 int lb_store_decode_delta_blob(struct lb_store *s, const struct lb_pack_entry *e, const uint8_t *payload,
 			       uint8_t *dst, const char *where);
-/* Decodes a plain (codec 0 or 1) blob into dst (store.c). */
+/* Decodes a plain (codec 0 or 1) blob into dst (store.c); *checked as for
+ * lb_store_rebuild_chunk. */
 int lb_store_decode_plain(struct lb_store *s, const struct lb_pack_id *pid, const struct lb_pack_entry *pe,
-			  uint8_t *dst);
+			  uint8_t *dst, int *checked);
 /* The base ids a chunk names (none unless it is a delta); -ENOENT when the
  * index does not hold it, -EBADMSG when its blob is unreadable. */
 int lb_store_chunk_bases(struct lb_store *s, const struct lb_id *id, struct lb_id *bases, unsigned *n);

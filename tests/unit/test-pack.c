@@ -177,6 +177,62 @@ static struct lb_pack_id pack_id;
 static char pack_path[512];
 static uint64_t pack_size, footer_off;
 
+/* Frames carry zstd's checksum of their content, which decoding checks:
+ * what lets readers skip hashing a chunk against its id (codec.h). */
+static void test_frame_checksums(void)
+{
+	enum { N = 300000 };
+	uint8_t *rnd = xmalloc(N), *txt = xmalloc(N), *plain = xmalloc(N);
+	fill_random(rnd, N, 77);
+	fill_text(txt, N, 78);
+	const void *out;
+	size_t outlen;
+	int codec = lb_compress(3, txt, N, &out, &outlen);
+	tap_ok(codec == LB_CODEC_ZSTD && outlen < N / 2 && lb_zstd_checked(out, outlen),
+	       "a compressible chunk's frame carries a checksum (%zu -> %zu bytes)", (size_t)N, outlen);
+	codec = lb_compress(3, rnd, N, &out, &outlen);
+	int ok = codec == LB_CODEC_ZSTD && outlen > N && outlen <= N + LB_FRAME_SLACK(N) &&
+		 lb_zstd_checked(out, outlen);
+	tap_ok(ok, "an incompressible chunk goes into a checked frame of stored blocks (%zu -> %zu bytes)", (size_t)N,
+	       outlen);
+	if (ok) {
+		uint8_t *frame = xmemdup(out, outlen);
+		tap_ok(lb_decompress(LB_CODEC_ZSTD, frame, outlen, plain, N) == 0 && memcmp(plain, rnd, N) == 0,
+		       "it decodes to the chunk");
+		/* A byte in a stored block decodes as it is: only the checksum
+		 * can tell. */
+		frame[outlen / 2] ^= 0x01;
+		tap_ok(lb_decompress(LB_CODEC_ZSTD, frame, outlen, plain, N) == -EBADMSG,
+		       "one byte changed inside a stored block fails the frame's checksum: -EBADMSG");
+		frame[outlen / 2] ^= 0x01;
+		/* Another frame after it would decode unchecked. */
+		uint8_t *two = xmalloc(2 * outlen);
+		memcpy(two, frame, outlen);
+		memcpy(two + outlen, frame, outlen);
+		tap_ok(!lb_zstd_checked(two, 2 * outlen) && !lb_zstd_checked(frame, outlen - 1) &&
+		       !lb_zstd_checked(frame, 4),
+		       "two frames back to back, a cut frame or a bare magic number are not a checked frame");
+		free(two);
+		free(frame);
+	}
+	int was = lb_codec_checksums(0);
+	codec = lb_compress(3, txt, N, &out, &outlen);
+	int plain_unchecked = codec == LB_CODEC_ZSTD && !lb_zstd_checked(out, outlen);
+	codec = lb_compress(3, rnd, N, &out, &outlen);
+	tap_ok(plain_unchecked && codec == LB_CODEC_RAW && outlen == N,
+	       "with checksums off (the older format) frames carry none and incompressible chunks go raw");
+	void *dout;
+	size_t dlen;
+	lb_codec_checksums(1);
+	int dr = lb_compress_delta(3, txt, N / 2, txt + N / 4, N / 2, 12, &dout, &dlen);
+	tap_ok(dr == LB_CODEC_ZSTD_DELTA && lb_zstd_checked((uint8_t *)dout + 12, dlen - 12),
+	       "a delta's frame carries a checksum");
+	lb_codec_checksums(was);
+	free(rnd);
+	free(txt);
+	free(plain);
+}
+
 static void make_blobs(void)
 {
 	uint64_t seed = 99;
@@ -210,7 +266,11 @@ static void make_blobs(void)
 		} else {
 			const void *out;
 			size_t outlen;
+			/* Random data without frame checksums goes raw, as in
+			 * stores written before frames carried them. */
+			int was = lb_codec_checksums(i % 2);
 			b->codec = lb_compress(3, b->plain, b->plen, &out, &outlen);
+			lb_codec_checksums(was);
 			b->payload = xmemdup(out, outlen);
 			b->slen = outlen;
 		}
@@ -428,6 +488,7 @@ static void test_read(struct lb_backend *be)
 		       "raw payload of a wrong length is -EBADMSG");
 		free(plain);
 	}
+	test_frame_checksums();
 
 	/* An entry that does not match the blob header is refused. */
 	struct lb_pack_entry e = entry_of(&blobs[2]);

@@ -21,6 +21,8 @@
 #include "config.h"
 
 #include "buf.h"
+#include "codec.h"
+#include "crc32c.h"
 #include "hash.h"
 #include "index.h"
 #include "manifest.h"
@@ -1083,6 +1085,87 @@ static void test_small_store(void)
 	lb_store_close(s);
 }
 
+/* Changes one byte in the middle of a blob's payload and sets the blob's
+ * CRC to match, as a fault the CRC cannot see would. */
+static int forge_byte(const char *path, const struct lb_pack_entry *pe)
+{
+	size_t n = LB_BLOB_HEADER_SIZE + (size_t)pe->nbases * LB_ID_LEN + pe->stored;
+	uint8_t *b = xmalloc(n);
+	int fd = open(path, O_RDWR);
+	int ok = fd >= 0 && pread(fd, b, n, (off_t)pe->offset) == (ssize_t)n;
+	if (ok) {
+		b[n - pe->stored / 2] ^= 0x01;
+		uint32_t crc = lb_crc32c(0, b, 48);
+		crc = lb_crc32c(crc, b + LB_BLOB_HEADER_SIZE, n - LB_BLOB_HEADER_SIZE);
+		lb_put32(b + 48, crc);
+		ok = pwrite(fd, b, n, (off_t)pe->offset) == (ssize_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	return ok ? 0 : -1;
+}
+
+/* A restore skips hashing a chunk whose frame checked it (codec.h): a
+ * change the blob's CRC does not see must still fail the read, by the
+ * frame's checksum in a store written with them and by the id's hash in
+ * one written without (sums 0, as before December 2026). */
+static void test_frame_sums(int sums)
+{
+	char path[400], pname[96], ppath[600];
+	struct lb_store *s;
+	int was = lb_codec_checksums(sums);
+	struct lb_store_params p;
+	lb_store_params_default(&p);
+	snprintf(path, sizeof(path), "%s/sums%d", topdir, sums);
+	int r = lb_store_create(path, &p);
+	if (r == 0)
+		r = lb_store_open(path, 2, &s);
+	if (!tap_ok(r == 0, "create and open a store (frame checksums %s)", sums ? "on" : "off"))
+		return;
+	size_t len = 200000;
+	uint8_t *data = make_random(len, 4040 + (uint64_t)sums);
+	struct lb_backup *b;
+	struct lb_snapshot *snap = NULL;
+	r = lb_backup_begin(s, "acme", "sums", "host-1", &b);
+	if (r == 0) {
+		r = backup_data(b, "random.bin", 0, data, len);
+		if (r == 0)
+			r = lb_backup_commit(b, &snap);
+		lb_backup_free(b);
+	}
+	struct lb_entry e = { 0 };
+	if (r == 0)
+		r = lb_store_lookup(s, snap, "random.bin", &e) == 1 && e.nchunks == 1 ? 0 : -1;
+	struct lb_pack_id pid;
+	struct lb_pack_entry pe;
+	if (r == 0)
+		r = lb_index_lookup(lb_store_index(s), &e.chunks[0].id, &pid, &pe) ? 0 : -1;
+	int want = sums ? LB_CODEC_ZSTD : LB_CODEC_RAW;
+	tap_ok(r == 0 && pe.codec == want, "a random file is one chunk stored %s", sums ? "in a zstd frame" : "raw");
+	struct sinkbuf sb = { 0 };
+	if (r == 0)
+		r = lb_store_read_file(s, &e, sink, &sb);
+	tap_ok(r == 0 && sb.len == len && memcmp(sb.p, data, len) == 0, "it reads back");
+	free(sb.p);
+	memset(&sb, 0, sizeof(sb));
+	lb_pack_name(&pid, pname, sizeof(pname));
+	snprintf(ppath, sizeof(ppath), "%s/%s", path, pname);
+	r = r == 0 ? forge_byte(ppath, &pe) : -1;
+	lb_clear_error();
+	if (r == 0)
+		r = lb_store_read_file(s, &e, sink, &sb);
+	const char *why = sums ? "cannot decode" : "content does not match its id";
+	tap_ok(r == -EBADMSG && strstr(lb_error_detail(), why),
+	       "one byte changed under a matching CRC fails the read: \"%s\"", lb_error_detail());
+	free(sb.p);
+	lb_entry_clear(&e);
+	lb_snapshot_free(snap);
+	free(data);
+	lb_store_close(s);
+	lb_codec_checksums(was);
+}
+
 static void test_check(struct lb_store *s)
 {
 	struct lb_check_result res;
@@ -1279,6 +1362,8 @@ int main(void)
 	test_concurrent(s, "default chunks", 8u << 20, 2u << 20, 1000);
 	test_batch_reuse(s);
 	test_small_store();
+	test_frame_sums(1);
+	test_frame_sums(0);
 
 	/* Everything survives close and reopen. */
 	struct lb_snapshot **list;
