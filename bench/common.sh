@@ -22,8 +22,12 @@ clk_tck=$(getconf CLK_TCK)
 # proc_cpu PID: user + system seconds of the process (all its threads) so far
 proc_cpu() { awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# The compression of Lumbung's stores in the bench scripts: the default
+# (run-compare.sh --compression changes it).
+lb_compression=${lb_compression:-zstd:1}
+
 # start_lumbungd LUMBUNGD LUMBUNG DIR LOG: a lumbungd on a fresh local
-# store in DIR/store (zstd:3, max_jobs 4, one tenant "bench"), its socket
+# store in DIR/store ($lb_compression, max_jobs 4, one tenant "bench"), its socket
 # in DIR, its output appended to LOG; sets DPID and LUMBUNG_SOCKET and
 # returns once it answers
 start_lumbungd() {
@@ -31,7 +35,7 @@ start_lumbungd() {
 	cat >"$d/lumbung.conf" <<CONF
 [store]
 path = $d/store
-compression = zstd:3
+compression = $lb_compression
 [daemon]
 socket = $d/sock
 max_jobs = 4

@@ -2,7 +2,7 @@
 # run-compare.sh - Lumbung side by side with BorgBackup and restic.
 #
 #   bench/run-compare.sh [--size-mb N] [--nights N] [--runs R] [--out DIR]
-#                        [--data DIR] [--no-publish]
+#                        [--data DIR] [--compression zstd:N] [--no-publish]
 #
 # First the machine's raw limits on night 0 (cat of every file, tar | zstd -3
 # -T1 and -T2, openssl dgst -sha256 of every file).  Then for each tool
@@ -30,6 +30,8 @@
 #                 bench/out/full/night-0, copied once to DIR/night-0; otherwise
 #                 generated there with gen_dataset.py --tenants 37 --total-mb N
 #                 --seed 20240301
+#   --compression zstd:N   Lumbung's compression (default zstd:1, the store's
+#                 default; BorgBackup runs at zstd,3, restic at auto)
 #
 # Needs: make (daemon/lumbungd, tools/lumbung, tests/lbstore), borg, restic,
 # python3, GNU time (/usr/bin/time), diffutils, zstd, openssl.  Environment:
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--nights) nights=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--data) data=$2; shift 2 ;;
+	--compression) lb_compression=$2; shift 2 ;;
 	--no-publish) publish=0; shift ;;
 	-h|--help) usage 0 ;;
 	*) echo "run-compare.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
@@ -240,7 +243,7 @@ lumbung_setup() {
 	cat >"$rd/lumbung.conf" <<CONF
 [store]
 path = $rd/store
-compression = zstd:3
+compression = $lb_compression
 [daemon]
 socket = $sock
 max_jobs = 4
@@ -345,7 +348,7 @@ run_engine() {
 	local r=$1 rd=$out/runs/engine-$1
 	fresh "$rd"
 	warm "$rd/data"
-	timed engine "$r" n0 bash -c "'$LBSTORE' init '$rd/store' && '$LBSTORE' backup '$rd/store' bench all '$rd/data'"
+	timed engine "$r" n0 bash -c "'$LBSTORE' init '$rd/store' --level ${lb_compression#zstd:} && '$LBSTORE' backup '$rd/store' bench all '$rd/data'"
 	add engine n0 "$(mibs "$src0" "$T")"; add engine n0s "$T"; add engine rss "$RSS"
 	add engine store0 "$(div "$(du_b "$rd/store")" "$src0" %.3f)"
 	rm -rf "$rd"
@@ -424,6 +427,7 @@ rel_out=${out#"$top"/}
 	echo "- Data: $src_desc; night 0 = $(mib $((src0 / 1024))) MiB ($src0 bytes) in $nfiles0 files, 37 tenants; $nights nights of gen_dataset.py --mutate; night $nights = $srcN bytes."
 	echo "- Machine: $(nproc) CPUs, $cpu_model, $mem RAM, $(uname -sr), filesystem $fs."
 	echo "- Versions: $lbver (git $gitrev$gitdirty; binaries built $built); $borgver; $resticver."
+	echo "- Compression: Lumbung $lb_compression (deltas at zstd:3 or higher); BorgBackup zstd,3; restic auto."
 	echo "- Load average (1/5/15 min): $load_start at the start, $load_end at the end; $total_min min in all."
 	echo
 	echo "MiB/s are source bytes (regular files of the 37 tenant directories) per wall second;"
@@ -477,7 +481,7 @@ rel_out=${out#"$top"/}
 	echo "find t* -type f -print0 | xargs -0 openssl dgst -sha256 >/dev/null"
 	echo
 	echo "# Lumbung: lumbungd --config RUN/lumbung.conf --foreground (fresh per run; store RUN/store,"
-	echo "#   compression zstd:3, tenant bench), LUMBUNG_SOCKET=RUN/lumbungd.sock"
+	echo "#   compression $lb_compression, tenant bench), LUMBUNG_SOCKET=RUN/lumbungd.sock"
 	echo "lumbung backup --dataset bench/all RUN/data                        # every night, no-change"
 	echo "lumbung restore bench/all@latest --target RUN/restore              # restore all"
 	echo "lumbung restore bench/all@latest TENANT --target RUN/restore       # one tenant"
@@ -497,7 +501,7 @@ rel_out=${out#"$top"/}
 	echo "restic -r RUN/repo restore latest --target RUN/one --include /ONE   # the tree holds t01-.../, not RUN/data/t01-.../"
 	echo
 	echo "# engine only (night 0): timed together"
-	echo "tests/lbstore init RUN/store && tests/lbstore backup RUN/store bench all RUN/data"
+	echo "tests/lbstore init RUN/store --level ${lb_compression#zstd:} && tests/lbstore backup RUN/store bench all RUN/data"
 	echo '```'
 	echo
 	echo "Each tool's first restore of everything is compared with its data by \`diff -r\` (not"

@@ -6,7 +6,7 @@
 #                     [--data NIGHT0] [--nights N] [--out DIR]
 #
 # Each run of each build: a fresh lumbungd on a fresh local store (the
-# configuration of run-compare.sh: zstd:3, max_jobs 4), a fresh copy of
+# configuration of run-compare.sh: the default zstd:1, max_jobs 4), a fresh copy of
 # night 0, backed up; then N times (default 7) `gen_dataset.py --mutate K`
 # and night K backed up by the same daemon, the way the comparison runs
 # it.  After each night the daemon's VmHWM is read; CPU is lumbungd's user

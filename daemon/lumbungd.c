@@ -356,6 +356,7 @@ static void reload(struct daemon *d)
 	daemon_config_put(d, old);
 	log_set_level(c->daemon.log_level);
 	lb_store_set_delta(d->store, c->store.delta, (unsigned)c->store.delta_max_decode);
+	lb_store_set_level(d->store, c->store.zstd_level);
 	log_info("configuration reloaded: %zu tenants, %zu datasets", c->ntenants, c->ndatasets);
 	uint64_t qsum = lb_config_quota_sum(c);
 	if (c->store.capacity && qsum > c->store.capacity) {
@@ -717,6 +718,7 @@ int main(int argc, char **argv)
 				 (unsigned long long)rc, (unsigned long long)rp);
 	}
 	lb_store_set_delta(d.store, cfg->store.delta, (unsigned)cfg->store.delta_max_decode);
+	lb_store_set_level(d.store, cfg->store.zstd_level);
 	/* Records torn by a crash are cut before anything is appended after
 	 * them, in every record log. */
 	static const char *logs[] = { "audit", "jobs", "usage" };

@@ -538,7 +538,7 @@ int lb_config_load(const char *path, struct lb_config **out, char *err, size_t e
 		return -ENOMEM;
 	}
 	c->file = strdup(path);
-	c->store.zstd_level = 3;
+	c->store.zstd_level = 1;
 	c->store.gc_repack_below = 50;
 	c->store.delta = 1;
 	c->store.delta_max_decode = LB_DELTA_MAX_COST;

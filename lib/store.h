@@ -69,6 +69,10 @@ const struct lb_store_params *lb_store_get_params(const struct lb_store *s);
 #define LB_DELTA_MAX_COST 64
 #define LB_DELTA_CACHE (16u << 20) /* bytes of rebuilt bases kept, 3/4 while backups run (bench: 16 MiB restores as fast as 128) */
 void lb_store_set_delta(struct lb_store *s, int on, unsigned max_cost);
+/* The zstd level (1..19) of chunks stored from now on, in place of the one
+ * the store was created with (lumbung.conf's compression); deltas use it
+ * or 3, whichever is higher. */
+void lb_store_set_level(struct lb_store *s, int level);
 struct lb_backend *lb_store_backend(struct lb_store *s);
 struct lb_index *lb_store_index(struct lb_store *s);
 

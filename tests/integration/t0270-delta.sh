@@ -82,6 +82,23 @@ check "with delta = no the next night stores whole chunks (over a third of night
 check "and restores bit-exact" cmp "$T/out4/db/simpus.sql" "$T/night-4.sql"
 "$LUMBUNG" check --read-data >/dev/null 2>&1
 check "check --read-data is still clean" test $? -eq 0
+
+# compression is taken on reload too, for chunks stored afterwards: whole
+# chunks at zstd:19 against the default zstd:1 of night 4.
+sed -i 's/^\[store\]$/[store]\ncompression = zstd:19/' "$T/lumbung.conf"
+n=$(grep -c "configuration reloaded" "$T/lumbungd.log")
+kill -HUP "$DAEMON_PID"
+i=0
+while [ $i -lt 200 ] && [ "$(grep -c "configuration reloaded" "$T/lumbungd.log")" -le "$n" ]; do sleep 0.02; i=$((i + 1)); done
+dump 5
+cp "$T/src/db/simpus.sql" "$T/night-5.sql"
+"$LUMBUNG" backup --dataset dinkes/simpus "$T/src" --json >"$T/b5.json" 2>/dev/null
+s5=$(stored "$T/b5.json")
+diag "stored at zstd:19: $s5 bytes (night 4 at the default: $s4)"
+check "after a reload with compression = zstd:19 whole chunks are stored over 5% smaller" \
+	test $((s5 * 100)) -lt $((s4 * 95))
+"$LUMBUNG" restore dinkes/simpus@latest --target "$T/out5" >/dev/null 2>&1
+check "and restore bit-exact" cmp "$T/out5/db/simpus.sql" "$T/night-5.sql"
 stop_daemon
 
 # ---- kills in the middle of delta backups ---------------------------------------
