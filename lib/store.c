@@ -2381,42 +2381,57 @@ int lb_store_read_files_salvage(struct lb_store *s, lb_next_file_fn next, lb_fil
 }
 
 #define RF_FIRST_BATCH (1u << 20)
+/* Batches of a read in flight at once.  Three where there were two: a
+ * restore of everything 1522-1622 -> 1422-1509 ms and one file 86-96 ->
+ * 81-84 ms (bench/RESULTS.md, "Three read batches"), for 4 MiB more while
+ * a restore runs. */
+#define RF_DEPTH 3
 
 static int read_files(struct lb_store *s, size_t target, lb_next_file_fn next, lb_file_data_fn data,
 		      lb_file_done_fn done, lb_file_lost_fn lost, void *arg)
 {
-	struct rf_batch bt[2];
+	struct rf_batch bt[RF_DEPTH];
 	memset(bt, 0, sizeof(bt));
 	/* The first batches are small, so that the first bytes go out soon: a
 	 * file is written while the rest of it is decoded. */
 	size_t full = LB_MIN(target, (size_t)BATCH_TARGET);
 	struct rf_state st = { .next = next, .arg = arg, .target = LB_MIN(full, (size_t)RF_FIRST_BATCH) };
-	int r = 0, cur = 0;
-	for (int i = 0; i < 2; i++) {
+	int r = 0, gathered_all = 0;
+	size_t head = 0, inflight = 0; /* head: the oldest batch in flight */
+	for (int i = 0; i < RF_DEPTH; i++) {
 		bt[i].s = s;
 		pthread_mutex_init(&bt[i].mu, NULL);
 	}
-	/* Batch cur is gathered and submitted while batch !cur, submitted
-	 * before it, is delivered: the pool always has work ahead, and this
-	 * thread works on cur while the last chunks of !cur finish. */
-	while (r == 0) {
-		r = rf_gather(&st, &bt[cur]);
-		if (r == 0 && bt[cur].n > 0)
-			r = lb_job_submit(s->pool, bt[cur].n, rf_job, &bt[cur], &bt[cur].job);
-		struct rf_batch *prev = &bt[!cur];
-		if (prev->job) {
-			lb_job_wait_also(s->pool, prev->job, bt[cur].job);
-			prev->job = NULL;
-			if (r == 0)
-				r = rf_deliver(prev, data, done, lost, arg);
-			prev->n = 0;
+	/* Up to RF_DEPTH batches are in flight: while this thread hands the
+	 * oldest on (and waits on a slow reader), the pool decodes the ones
+	 * after it; waiting for the oldest, this thread works on the next. */
+	for (;;) {
+		while (r == 0 && !gathered_all && inflight < RF_DEPTH) {
+			struct rf_batch *b = &bt[(head + inflight) % RF_DEPTH];
+			r = rf_gather(&st, b);
+			if (r == 0 && b->n == 0)
+				gathered_all = 1;
+			if (r < 0 || gathered_all)
+				break;
+			r = lb_job_submit(s->pool, b->n, rf_job, b, &b->job);
+			if (r < 0)
+				break;
+			inflight++;
+			st.target = LB_MIN(full, 2 * st.target);
 		}
-		if (bt[cur].n == 0)
+		if (inflight == 0)
 			break;
-		cur = !cur;
-		st.target = LB_MIN(full, 2 * st.target);
+		struct rf_batch *old = &bt[head];
+		struct lb_job *also = inflight > 1 ? bt[(head + 1) % RF_DEPTH].job : NULL;
+		lb_job_wait_also(s->pool, old->job, also);
+		old->job = NULL;
+		if (r == 0)
+			r = rf_deliver(old, data, done, lost, arg);
+		old->n = 0;
+		head = (head + 1) % RF_DEPTH;
+		inflight--;
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < RF_DEPTH; i++) {
 		if (bt[i].job)
 			lb_job_wait(s->pool, bt[i].job);
 		free(bt[i].items);
