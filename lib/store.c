@@ -390,6 +390,8 @@ static int encode_chunk(struct lb_store *s, const void *data, size_t len, const 
 			unsigned *nb, const void **payload, size_t *stored)
 {
 	*nb = 0;
+	/* lb_store_set_level may change it on a reload meanwhile. */
+	int level = __atomic_load_n(&s->p.zstd_level, __ATOMIC_RELAXED);
 	if (ref && ref->nbases && s->delta) {
 		void *d;
 		size_t dlen;
@@ -408,7 +410,7 @@ static int encode_chunk(struct lb_store *s, const void *data, size_t len, const 
 		if (r == 0) {
 			const void *p;
 			size_t plen;
-			int codec = lb_compress(s->p.zstd_level, data, len, &p, &plen);
+			int codec = lb_compress(level, data, len, &p, &plen);
 			if (codec < 0)
 				return codec;
 			if (dsize < plen) {
@@ -423,7 +425,7 @@ static int encode_chunk(struct lb_store *s, const void *data, size_t len, const 
 		}
 		/* Chain too long, or a base unreadable or gone: store plainly. */
 	}
-	return lb_compress(s->p.zstd_level, data, len, payload, stored);
+	return lb_compress(level, data, len, payload, stored);
 }
 
 int lb_store_put_chunk(struct lb_store *s, int type, const struct lb_id *id, const void *data, size_t len,
@@ -1102,7 +1104,8 @@ const struct lb_store_params *lb_store_get_params(const struct lb_store *s) { re
 
 void lb_store_set_level(struct lb_store *s, int level)
 {
-	s->p.zstd_level = level;
+	/* Set on a reload while backups may be reading them. */
+	__atomic_store_n(&s->p.zstd_level, level, __ATOMIC_RELAXED);
 	/* A delta needs level 3's tables or better to find its matches in
 	 * the bases (level 1 stored night 7's deltas 5.5 times larger). */
 	s->delta_level = LB_MAX(level, 3);

@@ -68,7 +68,7 @@ struct lb_store {
 	_Atomic int delta;
 	_Atomic unsigned delta_max_cost;
 	uint64_t delta_margin; /* old bytes each side of a chunk's place */
-	int delta_level;       /* zstd level of deltas */
+	_Atomic int delta_level; /* zstd level of deltas */
 	unsigned delta_radix;  /* of the skip-delta rule */
 	struct lb_bcache *bcache;
 
