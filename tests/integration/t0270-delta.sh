@@ -89,7 +89,8 @@ sed -i 's/^\[store\]$/[store]\ncompression = zstd:19/' "$T/lumbung.conf"
 n=$(grep -c "configuration reloaded" "$T/lumbungd.log")
 kill -HUP "$DAEMON_PID"
 i=0
-while [ $i -lt 200 ] && [ "$(grep -c "configuration reloaded" "$T/lumbungd.log")" -le "$n" ]; do sleep 0.02; i=$((i + 1)); done
+while [ $i -lt 500 ] && [ "$(grep -c "configuration reloaded" "$T/lumbungd.log")" -le "$n" ]; do sleep 0.02; i=$((i + 1)); done
+check "the daemon took the reload" test "$(grep -c "configuration reloaded" "$T/lumbungd.log")" -gt "$n"
 dump 5
 cp "$T/src/db/simpus.sql" "$T/night-5.sql"
 "$LUMBUNG" backup --dataset dinkes/simpus "$T/src" --json >"$T/b5.json" 2>/dev/null
