@@ -360,16 +360,25 @@ static void test_savings(void)
 
 /* ---- a damaged base ------------------------------------------------------------ */
 
+/* The path of the pack that holds id, and its index entry; 0 or -1. */
+static int blob_at(struct lb_store *s, const struct lb_id *id, char *path, size_t len, struct lb_pack_entry *pe)
+{
+	struct lb_pack_id pid;
+	char name[96];
+	if (!lb_index_lookup(lb_store_index(s), id, &pid, pe))
+		return -1;
+	lb_pack_name(&pid, name, sizeof(name));
+	snprintf(path, len, "%s/%s", storedir, name);
+	return 0;
+}
+
 /* Flips a byte in the payload of the blob that holds id. */
 static int damage(struct lb_store *s, const struct lb_id *id)
 {
-	struct lb_pack_id pid;
 	struct lb_pack_entry pe;
-	if (!lb_index_lookup(lb_store_index(s), id, &pid, &pe))
+	char path[600];
+	if (blob_at(s, id, path, sizeof(path), &pe) < 0)
 		return -1;
-	char name[96], path[600];
-	lb_pack_name(&pid, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/%s", storedir, name);
 	int fd = open(path, O_RDWR);
 	if (fd < 0)
 		return -1;
@@ -386,13 +395,10 @@ static int damage(struct lb_store *s, const struct lb_id *id)
  * and sets the blob's CRC to match: a fault the CRC does not see. */
 static int forge(struct lb_store *s, const struct lb_id *id)
 {
-	struct lb_pack_id pid;
 	struct lb_pack_entry pe;
-	if (!lb_index_lookup(lb_store_index(s), id, &pid, &pe))
+	char path[600];
+	if (blob_at(s, id, path, sizeof(path), &pe) < 0)
 		return -1;
-	char name[96], path[600];
-	lb_pack_name(&pid, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/%s", storedir, name);
 	size_t n = LB_BLOB_HEADER_SIZE + (size_t)pe.nbases * LB_ID_LEN + pe.stored;
 	uint8_t *b = malloc(n);
 	int fd = open(path, O_RDWR);
