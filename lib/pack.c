@@ -301,6 +301,12 @@ int lb_pack_read_footer(struct lb_backend *be, const struct lb_pack_id *id,
 
 /* Checks a blob header against its entry (either form) and the crc over
  * header, base list and payload; fills *out. */
+uint32_t lb_blob_crc(const uint8_t *blob, size_t len)
+{
+	uint32_t crc = lb_crc32c(0, blob, 48);
+	return lb_crc32c(crc, blob + LB_BLOB_HEADER_SIZE, len - LB_BLOB_HEADER_SIZE);
+}
+
 static int check_blob(const char *name, const struct lb_pack_entry *e, const uint8_t *buf, struct lb_blob *out)
 {
 	char hex[LB_ID_HEX];
@@ -317,10 +323,7 @@ static int check_blob(const char *name, const struct lb_pack_entry *e, const uin
 			     lb_id_hex(&e->id, hex), name, e->offset);
 		return -EBADMSG;
 	}
-	size_t rest = lb_blob_buf_size(e) - LB_BLOB_HEADER_SIZE;
-	uint32_t crc = lb_crc32c(0, buf, 48);
-	crc = lb_crc32c(crc, buf + LB_BLOB_HEADER_SIZE, rest);
-	if (crc != lb_get32(buf + 48)) {
+	if (lb_blob_crc(buf, lb_blob_buf_size(e)) != lb_get32(buf + 48)) {
 		lb_set_error("chunk %s in pack %s at offset %u: checksum mismatch",
 			     lb_id_hex(&e->id, hex), name, e->offset);
 		return -EBADMSG;

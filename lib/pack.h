@@ -89,6 +89,10 @@ static inline size_t lb_blob_buf_size(const struct lb_pack_entry *e)
 {
 	return LB_BLOB_HEADER_SIZE + (size_t)lb_pack_entry_tail(e);
 }
+/* The CRC-32C a blob laid out whole in len bytes (header, base ids,
+ * payload) must carry at offset 48: over the header's first 48 bytes and
+ * everything after the header. */
+uint32_t lb_blob_crc(const uint8_t *blob, size_t len);
 
 /* A blob as read, resolved from either form of entry: payload and base
  * ids point into the caller's buffer. */

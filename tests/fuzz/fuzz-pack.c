@@ -34,9 +34,7 @@ static void fix_checksums(uint8_t *a, size_t size)
 			if (off + LB_BLOB_HEADER_SIZE + tail > foff)
 				continue;
 			uint8_t *b = a + off;
-			uint32_t crc = lb_crc32c(0, b, 48);
-			crc = lb_crc32c(crc, b + LB_BLOB_HEADER_SIZE, (size_t)tail);
-			lb_put32(b + 48, crc);
+			lb_put32(b + 48, lb_blob_crc(b, LB_BLOB_HEADER_SIZE + (size_t)tail));
 		}
 		lb_put32(t + 12, lb_crc32c(0, a + foff, (size_t)nb * LB_PACK_ENTRY_SIZE));
 	}

@@ -12,7 +12,6 @@
 
 #include "buf.h"
 #include "codec.h"
-#include "crc32c.h"
 #include "hash.h"
 #include "index.h"
 #include "manifest.h"
@@ -399,15 +398,13 @@ static int forge(struct lb_store *s, const struct lb_id *id)
 	char path[600];
 	if (blob_at(s, id, path, sizeof(path), &pe) < 0)
 		return -1;
-	size_t n = LB_BLOB_HEADER_SIZE + (size_t)pe.nbases * LB_ID_LEN + pe.stored;
+	size_t n = lb_blob_buf_size(&pe);
 	uint8_t *b = malloc(n);
 	int fd = open(path, O_RDWR);
 	int ok = b && fd >= 0 && pread(fd, b, n, (off_t)pe.offset) == (ssize_t)n;
 	if (ok) {
 		b[n - pe.stored / 2] ^= 0x40;
-		uint32_t crc = lb_crc32c(0, b, 48);
-		crc = lb_crc32c(crc, b + LB_BLOB_HEADER_SIZE, n - LB_BLOB_HEADER_SIZE);
-		lb_put32(b + 48, crc);
+		lb_put32(b + 48, lb_blob_crc(b, n));
 		ok = pwrite(fd, b, n, (off_t)pe.offset) == (ssize_t)n;
 	}
 	if (fd >= 0)

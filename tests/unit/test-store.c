@@ -22,7 +22,6 @@
 
 #include "buf.h"
 #include "codec.h"
-#include "crc32c.h"
 #include "hash.h"
 #include "index.h"
 #include "manifest.h"
@@ -1107,15 +1106,13 @@ static uint8_t *read_payload(const char *path, const struct lb_pack_entry *pe)
  * to match, as a fault the CRC cannot see would. */
 static int forge_byte(const char *path, const struct lb_pack_entry *pe, size_t pos)
 {
-	size_t n = LB_BLOB_HEADER_SIZE + (size_t)pe->nbases * LB_ID_LEN + pe->stored;
+	size_t n = lb_blob_buf_size(pe);
 	uint8_t *b = xmalloc(n);
 	int fd = open(path, O_RDWR);
 	int ok = fd >= 0 && pread(fd, b, n, (off_t)pe->offset) == (ssize_t)n;
 	if (ok) {
 		b[n - pe->stored + pos] ^= 0x01;
-		uint32_t crc = lb_crc32c(0, b, 48);
-		crc = lb_crc32c(crc, b + LB_BLOB_HEADER_SIZE, n - LB_BLOB_HEADER_SIZE);
-		lb_put32(b + 48, crc);
+		lb_put32(b + 48, lb_blob_crc(b, n));
 		ok = pwrite(fd, b, n, (off_t)pe->offset) == (ssize_t)n;
 	}
 	if (fd >= 0)
