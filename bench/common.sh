@@ -28,22 +28,24 @@ lb_compression=${lb_compression:-zstd:1}
 
 # start_lumbungd LUMBUNGD LUMBUNG DIR LOG: a lumbungd on a fresh local
 # store in DIR/store ($lb_compression, max_jobs 4, one tenant "bench"), its socket
-# in DIR, its output appended to LOG; sets DPID and LUMBUNG_SOCKET and
-# returns once it answers
+# in DIR (in a directory of its own under /tmp when DIR is too long for a
+# socket's name; stop_daemon removes it), its output appended to LOG; sets
+# DPID and LUMBUNG_SOCKET and returns once it answers
 start_lumbungd() {
-	local d=$3 i=0
+	local d=$3 i=0 sock=$3/sock
+	[ ${#sock} -lt 100 ] || sock=$(mktemp -d /tmp/lbsock-XXXXXX)/sock
 	cat >"$d/lumbung.conf" <<CONF
 [store]
 path = $d/store
 compression = $lb_compression
 [daemon]
-socket = $d/sock
+socket = $sock
 max_jobs = 4
 log_level = info
 [tenant bench]
 name = Benchmark
 CONF
-	export LUMBUNG_SOCKET=$d/sock
+	export LUMBUNG_SOCKET=$sock
 	"$1" --config "$d/lumbung.conf" --foreground >>"$4" 2>&1 &
 	DPID=$!
 	until "$2" version >/dev/null 2>&1; do
@@ -61,6 +63,7 @@ stop_daemon() {
 	kill -TERM "$DPID" 2>/dev/null || true
 	wait "$DPID" 2>/dev/null || true
 	DPID=
+	case ${LUMBUNG_SOCKET:-} in /tmp/lbsock-*) rm -rf "$(dirname "$LUMBUNG_SOCKET")" ;; esac
 }
 
 # prefault [GIB]: touches GIB GiB of free memory (all of MemFree but 1

@@ -237,30 +237,8 @@ trap 'stop_daemon' EXIT
 # RUN RD STEP NIGHT (timed, in the data directory), TOOL_teardown RUN RD; and
 # the restores TOOL_restore_all / _tenant / _one RUN RD TARGET.
 lumbung_setup() {
-	local r=$1 rd=$2 sock i
-	sock=$rd/lumbungd.sock
-	[ ${#sock} -lt 100 ] || sock=$(mktemp -d /tmp/lbcmp-XXXXXX)/lumbungd.sock
-	cat >"$rd/lumbung.conf" <<CONF
-[store]
-path = $rd/store
-compression = $lb_compression
-[daemon]
-socket = $sock
-max_jobs = 4
-log_level = info
-[tenant bench]
-name = Benchmark
-CONF
-	export LUMBUNG_SOCKET=$sock
-	"$LUMBUNGD" --config "$rd/lumbung.conf" --foreground >>"$log/lumbung-$r-lumbungd.log" 2>&1 &
-	DPID=$!
-	i=0
-	until "$LUMBUNG" version >"$log/lumbung-version.txt" 2>&1; do
-		kill -0 "$DPID" 2>/dev/null || { say "lumbungd exited at start"; tail -5 "$log/lumbung-$r-lumbungd.log" >&2; exit 1; }
-		i=$((i + 1))
-		[ $i -lt 200 ] || { say "lumbungd did not answer within 10 s"; exit 1; }
-		sleep 0.05
-	done
+	start_lumbungd "$LUMBUNGD" "$LUMBUNG" "$2" "$log/lumbung-$1-lumbungd.log"
+	"$LUMBUNG" version >"$log/lumbung-version.txt" 2>&1
 }
 lumbung_backup() { timed lumbung "$1" "$3" "$LUMBUNG" backup --dataset bench/all "$2/data"; }
 lumbung_restore_all() { timed lumbung "$1" restore-all "$LUMBUNG" restore bench/all@latest --target "$3"; }
@@ -269,7 +247,6 @@ lumbung_restore_one() { timed lumbung "$1" one-file "$LUMBUNG" restore bench/all
 lumbung_teardown() {
 	add lumbung rss_daemon "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
 	stop_daemon
-	case $LUMBUNG_SOCKET in /tmp/lbcmp-*) rm -rf "$(dirname "$LUMBUNG_SOCKET")" ;; esac
 	unset LUMBUNG_SOCKET
 }
 
@@ -481,7 +458,7 @@ rel_out=${out#"$top"/}
 	echo "find t* -type f -print0 | xargs -0 openssl dgst -sha256 >/dev/null"
 	echo
 	echo "# Lumbung: lumbungd --config RUN/lumbung.conf --foreground (fresh per run; store RUN/store,"
-	echo "#   compression $lb_compression, tenant bench), LUMBUNG_SOCKET=RUN/lumbungd.sock"
+	echo "#   compression $lb_compression, tenant bench), LUMBUNG_SOCKET=RUN/sock"
 	echo "lumbung backup --dataset bench/all RUN/data                        # every night, no-change"
 	echo "lumbung restore bench/all@latest --target RUN/restore              # restore all"
 	echo "lumbung restore bench/all@latest TENANT --target RUN/restore       # one tenant"
