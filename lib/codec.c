@@ -176,6 +176,16 @@ int lb_compress_delta(int level, const void *prefix, size_t plen, const void *sr
 	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksums);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log(plen + len));
+	if (level <= LB_DELTA_FAST_LEVEL) {
+		/* One hash table of 2^18 entries holds a position for most
+		 * 7-byte runs of a reference and chunk of a few MiB, so that
+		 * level 1's single-probe finder still finds the night before's
+		 * rows; level 3's two smaller tables lose some and probe twice.
+		 * Night 7 of the bench: 8% less wall time, stored bytes the
+		 * same (bench/RESULTS.md, "Deltas with one large table"). */
+		ZSTD_CCtx_setParameter(c, ZSTD_c_strategy, ZSTD_fast);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, 18);
+	}
 	/* Against the night before, matches are rows; those under 7 bytes cost
 	 * more to code than they save: nights 1-7 of the bench's deltas 2.8%
 	 * smaller than at level 3's 5, the same CPU (bench/RESULTS.md). */

@@ -48,8 +48,14 @@ int lb_codec_checksums(int on);
  * length, or -ENOTSUP for an unknown codec. */
 int lb_decompress(int codec, const void *src, size_t srclen, void *dst, size_t raw_len);
 
+/* Levels up to this one make deltas with the same parameters, tuned for a
+ * reference of a few MiB: level 1's match finder (ZSTD_fast) with a table
+ * large enough to remember the reference. */
+#define LB_DELTA_FAST_LEVEL 3
+
 /* Compresses src as a delta against prefix (the base chunks' plaintexts
- * back to back), the library side of `zstd --patch-from`.  Returns
+ * back to back), the library side of `zstd --patch-from`, at level (up to
+ * LB_DELTA_FAST_LEVEL: the tuned parameters above).  Returns
  * LB_CODEC_ZSTD_DELTA with *out in a thread-local buffer (its own, apart
  * from lb_compress's), or -ENOMEM / -EIO.  The frame starts after `reserve`
  * bytes left for the caller's use; *outlen counts them. */

@@ -357,6 +357,38 @@ static void test_savings(void)
 	tap_ok(smaller, "each night stores under a fifth of what plain chunks cost");
 }
 
+/* ---- how far back a delta finds matches ---------------------------------------- */
+
+/* A delta made at the writer's levels finds the night before's rows across
+ * a whole reference of 1.5 MiB: 2% of the rows changed (to other lengths,
+ * so that each change needs a fresh match) cost about their own bytes,
+ * and the delta stays under 4% of the chunk.  A match finder whose table
+ * forgets the start of the reference (zstd level 1's 2^13 entries) stores
+ * several times that. */
+static void test_delta_reach(void)
+{
+	size_t l0, l1;
+	char *d0 = dump(23, 40000, 0, &l0), *d1 = dump(23, 40000, 1, &l1);
+	size_t plen = 3u << 19, at = 1u << 18, len = 1u << 20;
+	if (l0 < plen || l1 < at + len)
+		exit(99);
+	uint8_t *back = malloc(len);
+	int ok = back != NULL, small = 1;
+	for (int level = 1; level <= LB_DELTA_FAST_LEVEL && ok; level++) {
+		void *out;
+		size_t outlen;
+		ok = lb_compress_delta(level, d0, plen, d1 + at, len, 0, &out, &outlen) == LB_CODEC_ZSTD_DELTA;
+		ok = ok && lb_decompress_delta(d0, plen, out, outlen, back, len) == 0 && memcmp(back, d1 + at, len) == 0;
+		tap_diag("level %d: delta of %zu bytes for a chunk of %zu", level, outlen, len);
+		small &= outlen * 25 < len;
+	}
+	tap_ok(ok, "deltas at levels 1 to %d decode back to the chunk", LB_DELTA_FAST_LEVEL);
+	tap_ok(small, "and find the unchanged rows across the whole 1.5 MiB reference (under 4%% of the chunk)");
+	free(back);
+	free(d0);
+	free(d1);
+}
+
 /* ---- a damaged base ------------------------------------------------------------ */
 
 /* The path of the pack that holds id, and its index entry; 0 or -1. */
@@ -1104,6 +1136,7 @@ int main(void)
 	test_chain_cap(4, 3, 24); /* the default radix: version 21 (111 in base 4) decodes 4 */
 	test_chain_cap(2, 4, 18); /* Subversion's: version 15 decodes 5 */
 	test_savings();
+	test_delta_reach();
 	test_damaged_base();
 	test_delta_checked();
 	test_charges();
