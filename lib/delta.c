@@ -911,13 +911,15 @@ int lb_store_ref_closure(struct lb_store *s, const struct lb_id *id)
  * Made each night against the night before, a dump's chunks would form
  * chains as long as the history: rebuilding tonight's version would decode
  * every version back to the last plain one, at backup (for the bases) and
- * at restore.  Instead, as in Subversion's skip-deltas but in base 4,
- * version n (counted from the last plain version, 0) is made against n
- * with its lowest non-zero base-4 digit cleared: 1-4 against 0, 5-7
- * against 4, 8 against 0, 9-11 against 8.  Rebuilding version n decodes
- * one version per non-zero digit, plus the plain one; a delta spans up to
- * three nights of change.  Base 2 stored 4% less over a week but restored
- * the newest night 10-15% slower (bench/RESULTS.md).
+ * at restore.  Instead, as in Subversion's skip-deltas but in base 8
+ * (LB_DELTA_RADIX), version n (counted from the last plain version, 0) is
+ * made against n with its lowest non-zero base-8 digit cleared: 1-8
+ * against 0, 9-15 against 8, 16 against 0, 17-23 against 16.  Rebuilding
+ * version n decodes one version per non-zero digit, plus the plain one
+ * (two for the first seven nights, at most three for 63); a delta spans
+ * up to seven nights of change.  Base 4 stored 26% less over a week and
+ * restored night 7 with 15% more CPU; base 2 less again and slower again
+ * (bench/RESULTS.md).
  *
  * The version it is made against lies on the chain of version n - 1, so
  * the backup finds it by following the previous version's base links

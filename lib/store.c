@@ -1028,7 +1028,7 @@ int lb_store_open_at(const struct lb_backend_conf *where, unsigned threads, stru
 		r = lb_cdc_init(&s->cdc, s->p.chunk_min, s->p.chunk_avg, s->p.chunk_max);
 	s->delta_margin = s->p.chunk_avg / 8;
 	lb_store_set_level(s, s->p.zstd_level);
-	s->delta_radix = 4;
+	s->delta_radix = LB_DELTA_RADIX;
 	if (r == 0)
 		r = lb_index_open(s->be, &s->idx);
 	if (r == 0)

@@ -69,7 +69,7 @@ struct lb_store {
 	_Atomic unsigned delta_max_cost;
 	uint64_t delta_margin; /* old bytes each side of a chunk's place */
 	_Atomic int delta_level; /* zstd level of deltas */
-	unsigned delta_radix;  /* of the skip-delta rule */
+	unsigned delta_radix;  /* of the skip-delta rule (LB_DELTA_RADIX) */
 	struct lb_bcache *bcache;
 
 	/* Batch buffers of ended backups, kept for the ones still running or
@@ -145,6 +145,7 @@ struct lb_delta_ref {
 void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t margin);
 /* The version version n is made against: n with its lowest non-zero digit
  * in base radix cleared (radix 2: Subversion's skip-deltas). */
+#define LB_DELTA_RADIX 8
 uint32_t lb_delta_skip_base(uint32_t n, unsigned radix);
 /* Compresses data as a delta against the reference; *out is the whole
  * payload (thread-local).  -E2BIG when rebuilding the result would decode

@@ -226,7 +226,11 @@ static void test_chain_cap(unsigned radix, unsigned cap, int nights)
 	 * version that would decode more than the cap is stored plainly, and
 	 * numbering starts again from it. */
 	lb_store_set_delta(s, 1, cap);
-	s->delta_radix = radix;
+	/* 0: the store's own rule, expected to be LB_DELTA_RADIX. */
+	if (radix)
+		s->delta_radix = radix;
+	else
+		radix = LB_DELTA_RADIX;
 	char *data[NIGHTS];
 	size_t len[NIGHTS];
 	struct lb_snapshot *snap[NIGHTS];
@@ -1000,6 +1004,7 @@ static void test_provenance(int sums)
 	new_store();
 	struct lb_store *s = open_store();
 	lb_store_set_delta(s, 1, 8);
+	s->delta_radix = 4; /* nights 5-7 on version 4's deltas, 1-4 on version 0 */
 	enum { N = 8 };
 	char *a[N], *b;
 	size_t la[N], lb;
@@ -1133,7 +1138,8 @@ int main(void)
 	if (!mkdtemp(topdir))
 		return 99;
 	snprintf(storedir, sizeof(storedir), "%s/store", topdir);
-	test_chain_cap(4, 3, 24); /* the default radix: version 21 (111 in base 4) decodes 4 */
+	test_chain_cap(0, 2, 12); /* the default, base 8: version 9 (11) decodes 3 */
+	test_chain_cap(4, 3, 24); /* version 21 (111 in base 4) decodes 4 */
 	test_chain_cap(2, 4, 18); /* Subversion's: version 15 decodes 5 */
 	test_savings();
 	test_delta_reach();
