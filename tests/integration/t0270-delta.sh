@@ -46,7 +46,7 @@ done
 s0=$(stored "$T/b0.json") s1=$(stored "$T/b1.json") s2=$(stored "$T/b2.json") s3=$(stored "$T/b3.json")
 diag "stored: night 0 $s0, nights 1-3 $s1 $s2 $s3 bytes"
 check "night 0 stored the compressed dump" test "$s0" -gt 500000
-# Night n is made against night n with its lowest base-4 digit cleared:
+# Night n is made against night n with its lowest base-8 digit cleared:
 # nights 1, 2 and 3 all against night 0, so night 3 spans three nights.
 check "each later night stored under a fifth of night 0 (deltas)" \
 	test $((s1 * 5)) -lt "$s0" -a $((s2 * 5)) -lt "$s0" -a $((s3 * 5)) -lt "$s0"

@@ -354,8 +354,8 @@ static void test_savings(void)
 	for (int k = 1; k < 4; k++) {
 		tap_diag("night %d: %llu bytes stored with deltas, %llu without", k,
 			 (unsigned long long)night_bytes[1][k], (unsigned long long)night_bytes[0][k]);
-		/* A night's delta spans up to three nights of change (the skip
-		 * rule in base 4: night 3 is made against night 0). */
+		/* Night 3's delta spans three nights of change (the skip rule
+		 * makes nights 1-7 against night 0). */
 		smaller &= night_bytes[1][k] * 5 < night_bytes[0][k];
 	}
 	tap_ok(smaller, "each night stores under a fifth of what plain chunks cost");
@@ -992,7 +992,7 @@ static void test_unindexed_deltas(void)
 /* ---- bases checked once per provenance ----------------------------------------- */
 
 /* Versions 1-4 are made against version 0's chunks, 5-7 against version
- * 4's (the skip rule).  Before night 7, night 0's snapshot goes and a
+ * 4's (the skip rule in base 4, set here).  Before night 7, night 0's snapshot goes and a
  * collection moves version 0's chunks, which the deltas still build on,
  * to a new pack; version 4's chunks stay where they are. */
 /* sums 0 writes the store as versions before frame checksums did, where
