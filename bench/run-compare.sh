@@ -404,7 +404,7 @@ rel_out=${out#"$top"/}
 	echo "- Data: $src_desc; night 0 = $(mib $((src0 / 1024))) MiB ($src0 bytes) in $nfiles0 files, 37 tenants; $nights nights of gen_dataset.py --mutate; night $nights = $srcN bytes."
 	echo "- Machine: $(nproc) CPUs, $cpu_model, $mem RAM, $(uname -sr), filesystem $fs."
 	echo "- Versions: $lbver (git $gitrev$gitdirty; binaries built $built); $borgver; $resticver."
-	echo "- Compression: Lumbung $lb_compression (deltas at zstd:3 or higher); BorgBackup zstd,3; restic auto."
+	echo "- Compression: Lumbung $lb_compression (deltas: tuned parameters up to zstd:3, the level above); BorgBackup zstd,3; restic auto."
 	echo "- Load average (1/5/15 min): $load_start at the start, $load_end at the end; $total_min min in all."
 	echo
 	echo "MiB/s are source bytes (regular files of the 37 tenant directories) per wall second;"
