@@ -1106,9 +1106,9 @@ void lb_store_set_level(struct lb_store *s, int level)
 {
 	/* Set on a reload while backups may be reading them. */
 	__atomic_store_n(&s->p.zstd_level, level, __ATOMIC_RELAXED);
-	/* A delta needs level 3's tables or better to find its matches in
-	 * the bases (level 1 stored night 7's deltas 5.5 times larger). */
-	s->delta_level = LB_MAX(level, 3);
+	/* Levels up to LB_DELTA_FAST_LEVEL make deltas with parameters of
+	 * their own (codec.h), all alike; higher ones with their own. */
+	s->delta_level = level;
 }
 
 void lb_store_set_delta(struct lb_store *s, int on, unsigned max_cost)

@@ -71,7 +71,7 @@ const struct lb_store_params *lb_store_get_params(const struct lb_store *s);
 void lb_store_set_delta(struct lb_store *s, int on, unsigned max_cost);
 /* The zstd level (1..19) of chunks stored from now on, in place of the one
  * the store was created with (lumbung.conf's compression); deltas use it
- * or 3, whichever is higher. */
+ * too (lb_compress_delta: the same parameters for levels 1 to 3). */
 void lb_store_set_level(struct lb_store *s, int level);
 struct lb_backend *lb_store_backend(struct lb_store *s);
 struct lb_index *lb_store_index(struct lb_store *s);

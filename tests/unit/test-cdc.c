@@ -251,6 +251,11 @@ static void test_by_the_book(uint32_t min, uint32_t avg, uint32_t max)
 		for (size_t avail = 1; avail <= 3 && pos + (size_t)max + avail <= n; avail++)
 			diff += lb_cdc_cut(&c, d + pos, (size_t)min + (size_t)avg / 2 + avail, avail & 1) !=
 				cut_by_the_book(&c, d + pos, (size_t)min + (size_t)avg / 2 + avail, avail & 1);
+		/* And a length anywhere from min + 1 to past max, either way. */
+		size_t any = (size_t)min + 1 + (size_t)d[(pos * 7919) % n] * 65599 % ((size_t)max + 2000 - min);
+		if (pos + any <= n)
+			for (int eof = 0; eof <= 1; eof++)
+				diff += lb_cdc_cut(&c, d + pos, any, eof) != cut_by_the_book(&c, d + pos, any, eof);
 		size_t a = lb_cdc_cut(&c, d + pos, n - pos, 1), b = cut_by_the_book(&c, d + pos, n - pos, 1);
 		diff += a != b;
 		cuts++;
@@ -404,6 +409,10 @@ int main(void)
 	test_by_the_book(4096, 16384, 65536);
 	test_by_the_book(2048, 8192, 32768);
 	test_by_the_book(256u << 10, 1u << 20, 4u << 20);
+	/* Bounds that are no powers of two: regions whose length leaves a
+	 * tail after the lanes. */
+	test_by_the_book(1500, 4096, 10007);
+	test_by_the_book(1357, 65536, 200003);
 
 	uint8_t *big = malloc(BIG_SIZE);
 	uint8_t *scratch = malloc(BIG_SIZE + 1);
