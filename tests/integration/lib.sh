@@ -169,6 +169,22 @@ start_daemon() {
 	return 1
 }
 
+# reload_and_wait PATTERN: sends the daemon SIGHUP and waits (bounded:
+# 10 s) until its log holds one more line matching PATTERN than before;
+# returns 1 if none came.  Counting, not grepping, so that a line from an
+# earlier reload does not count.
+reload_and_wait() {
+	_before=$(grep -c -- "$1" "$T/lumbungd.log" 2>/dev/null)
+	kill -HUP "$DAEMON_PID"
+	_i=0
+	while [ $_i -lt 500 ]; do
+		[ "$(grep -c -- "$1" "$T/lumbungd.log" 2>/dev/null)" -gt "${_before:-0}" ] 2>/dev/null && return 0
+		sleep 0.02
+		_i=$((_i + 1))
+	done
+	return 1
+}
+
 stop_daemon() {
 	[ -n "${DAEMON_PID:-}" ] || return 0
 	kill -TERM "$DAEMON_PID" 2>/dev/null

@@ -70,24 +70,18 @@ check "SIGTERM: nothing of the abandoned backup was committed" sh -c "! '$LUMBUN
 # SIGHUP: a broken configuration is refused, a valid one swapped in.
 cp "$T/lumbung.conf" "$T/good.conf"
 printf '[tenant baru]\nquota = 1G\nusrs = x\n' >>"$T/lumbung.conf"
-kill -HUP "$DAEMON_PID"
-i=0
-while [ $i -lt 200 ] && ! grep -q "reload refused" "$T/lumbungd.log"; do sleep 0.02; i=$((i + 1)); done
+reload_and_wait "reload refused"
 check "SIGHUP with a broken file: refused with file and line" grep -q "reload refused, keeping the running configuration: $T/lumbung.conf:$(wc -l <"$T/lumbung.conf"): unknown key 'usrs'" "$T/lumbungd.log"
 check "and the daemon keeps serving" "$LUMBUNG" snapshots
 "$LUMBUNG" backup --dataset baru/x "$T/src-dinkes" >/dev/null 2>&1
 check "the tenant of the refused file does not exist" test $? -ne 0
 cp "$T/good.conf" "$T/lumbung.conf"
 printf '[tenant baru]\nname = Tenant Baru\nquota = 1G\n' >>"$T/lumbung.conf"
-kill -HUP "$DAEMON_PID"
-i=0
-while [ $i -lt 200 ] && ! grep -q "configuration reloaded: 4 tenants" "$T/lumbungd.log"; do sleep 0.02; i=$((i + 1)); done
+reload_and_wait "configuration reloaded: 4 tenants"
 check "SIGHUP with a valid file: reloaded" grep -q "configuration reloaded: 4 tenants" "$T/lumbungd.log"
 check "the new tenant takes backups" sh -c "'$LUMBUNG' backup --dataset baru/x '$T/src-dinkes' >/dev/null 2>&1"
 sed -i "s|^path = $T/store\$|path = $T/elsewhere|" "$T/lumbung.conf"
-kill -HUP "$DAEMON_PID"
-i=0
-while [ $i -lt 200 ] && ! grep -q "store path changed" "$T/lumbungd.log"; do sleep 0.02; i=$((i + 1)); done
+reload_and_wait "store path changed"
 check "a reload cannot move the store: it says so" grep -q "reload: store path changed from '$T/store' to '$T/elsewhere'; it takes effect only on a restart" "$T/lumbungd.log"
 check "and keeps serving the store it has" sh -c "'$LUMBUNG' snapshots | grep -q baru/x"
 sed -i "s|^path = $T/elsewhere\$|path = $T/store|" "$T/lumbung.conf"

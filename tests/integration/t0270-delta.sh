@@ -69,9 +69,7 @@ check "check --read-data is clean, charges included" test $? -eq 0
 
 # Turned off in the configuration (a reload suffices): whole chunks again.
 sed -i 's/^\[store\]$/[store]\ndelta = no/' "$T/lumbung.conf"
-kill -HUP "$DAEMON_PID"
-i=0
-while [ $i -lt 200 ] && ! grep -q "configuration reloaded" "$T/lumbungd.log"; do sleep 0.02; i=$((i + 1)); done
+reload_and_wait "configuration reloaded"
 dump 4
 cp "$T/src/db/simpus.sql" "$T/night-4.sql"
 "$LUMBUNG" backup --dataset dinkes/simpus "$T/src" --json >"$T/b4.json" 2>/dev/null
@@ -86,11 +84,7 @@ check "check --read-data is still clean" test $? -eq 0
 # compression is taken on reload too, for chunks stored afterwards: whole
 # chunks at zstd:19 against the default zstd:1 of night 4.
 sed -i 's/^\[store\]$/[store]\ncompression = zstd:19/' "$T/lumbung.conf"
-n=$(grep -c "configuration reloaded" "$T/lumbungd.log")
-kill -HUP "$DAEMON_PID"
-i=0
-while [ $i -lt 500 ] && [ "$(grep -c "configuration reloaded" "$T/lumbungd.log")" -le "$n" ]; do sleep 0.02; i=$((i + 1)); done
-check "the daemon took the reload" test "$(grep -c "configuration reloaded" "$T/lumbungd.log")" -gt "$n"
+check "the daemon took the reload" reload_and_wait "configuration reloaded"
 dump 5
 cp "$T/src/db/simpus.sql" "$T/night-5.sql"
 "$LUMBUNG" backup --dataset dinkes/simpus "$T/src" --json >"$T/b5.json" 2>/dev/null
