@@ -299,14 +299,14 @@ int lb_pack_read_footer(struct lb_backend *be, const struct lb_pack_id *id,
 	return 0;
 }
 
-/* Checks a blob header against its entry (either form) and the crc over
- * header, base list and payload; fills *out. */
 uint32_t lb_blob_crc(const uint8_t *blob, size_t len)
 {
 	uint32_t crc = lb_crc32c(0, blob, 48);
 	return lb_crc32c(crc, blob + LB_BLOB_HEADER_SIZE, len - LB_BLOB_HEADER_SIZE);
 }
 
+/* Checks a blob header against its entry (either form) and the crc over
+ * header, base list and payload; fills *out. */
 static int check_blob(const char *name, const struct lb_pack_entry *e, const uint8_t *buf, struct lb_blob *out)
 {
 	char hex[LB_ID_HEX];

@@ -137,6 +137,9 @@ struct lb_delta_ref {
 	uint32_t version; /* of the chunk made against it (set by lb_store_delta_plan) */
 	struct lb_id bases[LB_BLOB_MAX_BASES];
 };
+/* The radix of the skip-delta rule a store uses unless told otherwise
+ * (delta.c's planning comment says why 8). */
+#define LB_DELTA_RADIX 8
 /* Turns a reference to the previous version's chunks into the one a new
  * chunk is made against, by the skip-delta rule (delta.c): version n is
  * made against n with its lowest non-zero digit in base delta_radix
@@ -145,7 +148,6 @@ struct lb_delta_ref {
 void lb_store_delta_plan(struct lb_store *s, struct lb_delta_ref *ref, uint64_t margin);
 /* The version version n is made against: n with its lowest non-zero digit
  * in base radix cleared (radix 2: Subversion's skip-deltas). */
-#define LB_DELTA_RADIX 8
 uint32_t lb_delta_skip_base(uint32_t n, unsigned radix);
 /* Compresses data as a delta against the reference; *out is the whole
  * payload (thread-local).  -E2BIG when rebuilding the result would decode
